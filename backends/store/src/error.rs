@@ -1,0 +1,30 @@
+use std::fmt;
+
+/// The errors a backend reports. The API maps each to one status; the text of `Unavailable` and
+/// `Other` goes to the log only, never to a response body.
+#[derive(Debug)]
+pub enum StoreError {
+    /// No user with that login id (404, or the legacy body).
+    NotFound,
+    /// The database cannot be reached, or the pool timed out (503 with `Retry-After`).
+    Unavailable(String),
+    /// The value does not fit the column (413); nothing was written.
+    TooLarge { max_chars: u64 },
+    /// Anything else: a bug or an unexpected database error (500).
+    Other(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("user not found"),
+            StoreError::Unavailable(detail) => write!(f, "storage unavailable: {detail}"),
+            StoreError::TooLarge { max_chars } => {
+                write!(f, "value longer than the column's {max_chars} characters")
+            }
+            StoreError::Other(detail) => write!(f, "storage error: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}

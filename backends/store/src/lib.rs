@@ -1,0 +1,98 @@
+//! The storage contract of ownid-bridge.
+//!
+//! The HTTP layer talks to one `Arc<dyn UserStore>` and never sees a driver type: every backend
+//! (SQLite, PostgreSQL, MySQL/MariaDB, MongoDB) lives in its own crate and maps its driver's errors
+//! onto the small [`StoreError`] enum, which the API turns into statuses.
+
+mod error;
+mod mapping;
+mod schema;
+
+pub mod conformance;
+
+pub use error::StoreError;
+pub use mapping::{Identifier, IdentifierError, UsersMapping};
+pub use schema::{SchemaCheck, SchemaReport, MIN_OWNID_DATA_CHARS};
+
+use async_trait::async_trait;
+
+/// What a session token needs to know about a user.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionUser {
+    /// The configured user-id column's value, or the login id when none is configured.
+    pub subject: String,
+    /// Extra claims copied from configured columns; a NULL column is left out.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a set did, so callers can tell an update from a creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOutcome {
+    Updated,
+    Created,
+}
+
+/// One user table (or collection) holding OwnID's data next to the company's users.
+///
+/// Constructors stay out of the trait so that it is object-safe: each backend has its own
+/// `connect` with its own options, and `ownid-bridge`'s `storage.rs` is the one place that picks.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// A short name for logs and `check` output, e.g. `"sqlite"`.
+    fn backend(&self) -> &'static str;
+
+    /// The stored ownIdData of a user: `Err(NotFound)` when there is no such user, `Ok(None)` when
+    /// the user has no data (NULL or the empty string).
+    async fn get_ownid_data(&self, login_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Overwrites the user's ownIdData. Without `create_missing`, a missing user is
+    /// `Err(NotFound)`; with it, the user is created atomically (an upsert, safe under concurrency).
+    /// A value longer than the column can hold is `Err(TooLarge)` and leaves the stored value as
+    /// it was.
+    async fn set_ownid_data(
+        &self,
+        login_id: &str,
+        ownid_data: &str,
+        create_missing: bool,
+    ) -> Result<SetOutcome, StoreError>;
+
+    /// The subject and extra claims for a session token, or `Err(NotFound)`.
+    async fn get_session_user(&self, login_id: &str) -> Result<SessionUser, StoreError>;
+
+    /// Adds a user with only a login id (the `users add` command and tests). Returns `false`
+    /// when the user already existed.
+    async fn create_user(&self, login_id: &str) -> Result<bool, StoreError>;
+
+    /// Cheap round trip to the database, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Reports the state of the table without changing anything (the `check` command).
+    async fn inspect(&self) -> Result<SchemaReport, StoreError>;
+
+    /// Creates what is missing: the demo table (when `create_table` and the table is absent), the
+    /// ownIdData column, a unique index on the login id. Returns a line per change made.
+    async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError>;
+}
+
+/// Connection-pool settings shared by the pooled backends (the YAML `storage.pool` section).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub connect_timeout: std::time::Duration,
+    /// How long a request waits for a free connection before it is answered 503.
+    pub acquire_timeout: std::time::Duration,
+    pub idle_timeout: Option<std::time::Duration>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 16,
+            min_connections: 0,
+            connect_timeout: std::time::Duration::from_secs(5),
+            acquire_timeout: std::time::Duration::from_secs(3),
+            idle_timeout: Some(std::time::Duration::from_secs(600)),
+        }
+    }
+}

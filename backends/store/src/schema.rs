@@ -1,0 +1,66 @@
+use std::fmt;
+
+/// OwnID asks for an ownIdData column of at least this many characters.
+pub const MIN_OWNID_DATA_CHARS: u64 = 5000;
+
+/// One line of `check`: what was looked at, whether it is right, and what was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaCheck {
+    pub name: String,
+    pub ok: bool,
+    /// A failed essential check (no table, no column) means the server cannot run at all; the
+    /// others (width, unique index) only degrade it, so `serve` warns instead of refusing.
+    pub essential: bool,
+    pub detail: String,
+}
+
+/// The state of the users table as `check` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchemaReport {
+    pub checks: Vec<SchemaCheck>,
+}
+
+impl SchemaReport {
+    /// Records a check the server cannot run without.
+    pub fn essential(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
+        self.record(name.into(), ok, true, detail.into());
+    }
+
+    /// Records a check whose failure degrades the server but does not stop it.
+    pub fn advisory(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
+        self.record(name.into(), ok, false, detail.into());
+    }
+
+    fn record(&mut self, name: String, ok: bool, essential: bool, detail: String) {
+        self.checks.push(SchemaCheck {
+            name,
+            ok,
+            essential,
+            detail,
+        });
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.checks.iter().all(|check| check.ok)
+    }
+
+    /// The failed checks, for a start-up error or a warning.
+    pub fn problems(&self) -> impl Iterator<Item = &SchemaCheck> {
+        self.checks.iter().filter(|check| !check.ok)
+    }
+
+    /// Whether the server can run at all on this table.
+    pub fn is_usable(&self) -> bool {
+        self.problems().all(|check| !check.essential)
+    }
+}
+
+impl fmt::Display for SchemaReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for check in &self.checks {
+            let mark = if check.ok { "ok  " } else { "FAIL" };
+            writeln!(f, "{mark} {}: {}", check.name, check.detail)?;
+        }
+        Ok(())
+    }
+}
