@@ -1,1 +1,11 @@
-pub fn x(){}
+//! ownid-bridge: the three signed endpoints OwnID's platform calls, served from a company's own
+//! user database.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod secret;
+pub mod session;
+pub mod signature;
+pub mod storage;

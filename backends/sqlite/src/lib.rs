@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ownid_bridge_store::{
-    Identifier, PoolSettings, SchemaReport, SessionUser, SetOutcome, StoreError, UserStore,
+    checks, Identifier, PoolSettings, SchemaReport, SessionUser, SetOutcome, StoreError, UserStore,
     UsersMapping, MIN_OWNID_DATA_CHARS,
 };
 use sqlx::sqlite::{
@@ -29,6 +29,9 @@ pub struct SqliteOptions {
     pub url: String,
     pub mapping: UsersMapping,
     pub pool: PoolSettings,
+    /// Create the database file when it does not exist (`check` passes false: it changes
+    /// nothing).
+    pub create_if_missing: bool,
 }
 
 /// The statements, built once from the mapping with every identifier quoted.
@@ -98,7 +101,7 @@ impl SqliteStore {
         }
         let connect = SqliteConnectOptions::from_str(&options.url)
             .map_err(|err| StoreError::Other(format!("invalid SQLite URL: {err}")))?
-            .create_if_missing(true)
+            .create_if_missing(options.create_if_missing)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.pool.acquire_timeout.max(Duration::from_secs(1)));
@@ -336,17 +339,17 @@ impl UserStore for SqliteStore {
         let mut report = SchemaReport::default();
         if !self.table_exists().await? {
             report.essential(
-                "table",
+                checks::TABLE,
                 false,
                 format!("table {} does not exist", m.table),
             );
             return Ok(report);
         }
-        report.essential("table", true, format!("table {} exists", m.table));
+        report.essential(checks::TABLE, true, format!("table {} exists", m.table));
         let columns = self.columns().await?;
-        let mut wanted = vec![("login_id column", &m.login_id)];
-        wanted.extend(m.user_id.iter().map(|c| ("user_id column", c)));
-        wanted.extend(m.claims.iter().map(|(_, c)| ("claim column", c)));
+        let mut wanted = vec![(checks::LOGIN_ID_COLUMN, &m.login_id)];
+        wanted.extend(m.user_id.iter().map(|c| (checks::USER_ID_COLUMN, c)));
+        wanted.extend(m.claims.iter().map(|(_, c)| (checks::CLAIM_COLUMN, c)));
         for (what, column) in wanted {
             let found = find_column(&columns, column).is_some();
             let state = if found { "present" } else { "missing" };
@@ -355,19 +358,23 @@ impl UserStore for SqliteStore {
         match find_column(&columns, &m.ownid_data) {
             None => {
                 report.essential(
-                    "ownid_data column",
+                    checks::OWNID_DATA_COLUMN,
                     false,
                     format!("{} missing", m.ownid_data),
                 );
             }
             Some(declared) => {
-                report.essential("ownid_data column", true, format!("{} present", m.ownid_data));
+                report.essential(
+                    checks::OWNID_DATA_COLUMN,
+                    true,
+                    format!("{} present", m.ownid_data),
+                );
                 let width = declared_width(declared);
                 self.capacity
                     .store(width.unwrap_or(UNLIMITED), Ordering::Relaxed);
                 match width {
                     Some(width) => report.advisory(
-                        "ownid_data width",
+                        checks::OWNID_DATA_WIDTH,
                         width >= MIN_OWNID_DATA_CHARS,
                         format!(
                             "declared {declared}: {width} characters (OwnID needs at least \
@@ -375,7 +382,7 @@ impl UserStore for SqliteStore {
                         ),
                     ),
                     None => report.advisory(
-                        "ownid_data width",
+                        checks::OWNID_DATA_WIDTH,
                         true,
                         format!("declared {declared:?}: no length limit"),
                     ),
@@ -384,7 +391,7 @@ impl UserStore for SqliteStore {
         }
         let unique = self.login_id_is_unique().await?;
         report.advisory(
-            "login_id unique index",
+            checks::LOGIN_ID_UNIQUE,
             unique,
             if unique {
                 format!("a unique index covers {}", m.login_id)

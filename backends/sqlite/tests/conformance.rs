@@ -15,6 +15,7 @@ fn open(mapping: UsersMapping) -> StoreFuture {
             url,
             mapping,
             pool: PoolSettings::default(),
+            create_if_missing: true,
         })
         .await
         .expect("open SQLite");
@@ -35,13 +36,17 @@ async fn a_value_wider_than_the_declared_column_is_too_large_and_nothing_changes
         url,
         mapping: UsersMapping::demo(),
         pool: PoolSettings::default(),
+        create_if_missing: true,
     };
     let store = SqliteStore::connect(options.clone()).await.unwrap();
     store.apply_schema(true).await.unwrap();
     // Rebuild the table with a narrow column, as an existing application might have it.
     drop(store);
     let pool = sqlx::SqlitePool::connect(&options.url).await.unwrap();
-    sqlx::query("DROP TABLE users").execute(&pool).await.unwrap();
+    sqlx::query("DROP TABLE users")
+        .execute(&pool)
+        .await
+        .unwrap();
     sqlx::query("CREATE TABLE users (login_id TEXT PRIMARY KEY, ownid_data VARCHAR(10))")
         .execute(&pool)
         .await
@@ -50,17 +55,30 @@ async fn a_value_wider_than_the_declared_column_is_too_large_and_nothing_changes
 
     let store = SqliteStore::connect(options).await.unwrap();
     let report = store.inspect().await.unwrap();
-    assert!(!report.is_ok(), "a 10-character column passed check:\n{report}");
+    assert!(
+        !report.is_ok(),
+        "a 10-character column passed check:\n{report}"
+    );
     assert!(report.is_usable());
     store.create_user("a@example.com").await.unwrap();
-    store.set_ownid_data("a@example.com", "0123456789", false).await.unwrap();
+    store
+        .set_ownid_data("a@example.com", "0123456789", false)
+        .await
+        .unwrap();
     let err = store
         .set_ownid_data("a@example.com", "0123456789x", false)
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::TooLarge { max_chars: 10 }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::TooLarge { max_chars: 10 }),
+        "{err:?}"
+    );
     assert_eq!(
-        store.get_ownid_data("a@example.com").await.unwrap().as_deref(),
+        store
+            .get_ownid_data("a@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("0123456789")
     );
 }
@@ -71,6 +89,7 @@ async fn in_memory_urls_are_refused_with_a_reason() {
         url: "sqlite::memory:".into(),
         mapping: UsersMapping::demo(),
         pool: PoolSettings::default(),
+        create_if_missing: true,
     })
     .await
     .err()

@@ -60,9 +60,15 @@ fn is_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
 pub async fn schema_is_created_and_idempotent(factory: &dyn StoreFactory) {
     let store = factory.open(UsersMapping::demo()).await;
     let before = store.inspect().await.expect("inspect an empty database");
-    assert!(!before.is_ok(), "an empty database must fail check:\n{before}");
+    assert!(
+        !before.is_ok(),
+        "an empty database must fail check:\n{before}"
+    );
     let changes = store.apply_schema(true).await.expect("apply_schema");
-    assert!(!changes.is_empty(), "apply_schema on an empty database changed nothing");
+    assert!(
+        !changes.is_empty(),
+        "apply_schema on an empty database changed nothing"
+    );
     let after = store.inspect().await.expect("inspect after schema");
     assert!(after.is_ok(), "check fails after schema:\n{after}");
     let again = store.apply_schema(true).await.expect("apply_schema twice");
@@ -72,7 +78,9 @@ pub async fn schema_is_created_and_idempotent(factory: &dyn StoreFactory) {
 
 pub async fn missing_user_is_not_found(factory: &dyn StoreFactory) {
     let store = fresh(factory, UsersMapping::demo()).await;
-    assert!(is_not_found(store.get_ownid_data("nobody@example.com").await));
+    assert!(is_not_found(
+        store.get_ownid_data("nobody@example.com").await
+    ));
     assert!(is_not_found(
         store
             .set_ownid_data("nobody@example.com", "data", false)
@@ -82,7 +90,9 @@ pub async fn missing_user_is_not_found(factory: &dyn StoreFactory) {
         store.get_session_user("nobody@example.com").await
     ));
     // A refused set must not have created the user as a side effect.
-    assert!(is_not_found(store.get_ownid_data("nobody@example.com").await));
+    assert!(is_not_found(
+        store.get_ownid_data("nobody@example.com").await
+    ));
 }
 
 pub async fn user_without_data_has_none(factory: &dyn StoreFactory) {
@@ -227,7 +237,11 @@ pub async fn concurrent_sets_on_distinct_users_all_persist(factory: &dyn StoreFa
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .set_ownid_data(&format!("many{i}@example.com"), &format!("value-{i}"), false)
+                    .set_ownid_data(
+                        &format!("many{i}@example.com"),
+                        &format!("value-{i}"),
+                        false,
+                    )
                     .await
             })
         })
@@ -271,5 +285,8 @@ pub async fn concurrent_sets_on_one_user_leave_one_written_value(factory: &dyn S
         .await
         .unwrap()
         .expect("a value after 50 sets");
-    assert!(written.contains(&stored), "stored {stored:?} was never written");
+    assert!(
+        written.contains(&stored),
+        "stored {stored:?} was never written"
+    );
 }

@@ -12,7 +12,7 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use mapping::{Identifier, IdentifierError, UsersMapping};
-pub use schema::{SchemaCheck, SchemaReport, MIN_OWNID_DATA_CHARS};
+pub use schema::{checks, SchemaCheck, SchemaReport, MIN_OWNID_DATA_CHARS};
 
 use async_trait::async_trait;
 

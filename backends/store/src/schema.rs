@@ -3,6 +3,17 @@ use std::fmt;
 /// OwnID asks for an ownIdData column of at least this many characters.
 pub const MIN_OWNID_DATA_CHARS: u64 = 5000;
 
+/// The names of the checks every backend reports, so callers can look one up.
+pub mod checks {
+    pub const TABLE: &str = "table";
+    pub const LOGIN_ID_COLUMN: &str = "login_id column";
+    pub const OWNID_DATA_COLUMN: &str = "ownid_data column";
+    pub const USER_ID_COLUMN: &str = "user_id column";
+    pub const CLAIM_COLUMN: &str = "claim column";
+    pub const OWNID_DATA_WIDTH: &str = "ownid_data width";
+    pub const LOGIN_ID_UNIQUE: &str = "login_id unique index";
+}
+
 /// One line of `check`: what was looked at, whether it is right, and what was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SchemaCheck {
@@ -47,6 +58,10 @@ impl SchemaReport {
     /// The failed checks, for a start-up error or a warning.
     pub fn problems(&self) -> impl Iterator<Item = &SchemaCheck> {
         self.checks.iter().filter(|check| !check.ok)
+    }
+
+    pub fn check(&self, name: &str) -> Option<&SchemaCheck> {
+        self.checks.iter().find(|check| check.name == name)
     }
 
     /// Whether the server can run at all on this table.

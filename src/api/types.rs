@@ -1,0 +1,159 @@
+//! Request and response bodies, as OwnID sends and expects them.
+
+use poem_openapi::types::Example;
+use poem_openapi::{Enum, Object, Union};
+
+/// The longest login id accepted, in characters, after normalization.
+pub const MAX_LOGIN_ID_CHARS: usize = 320;
+
+const EXAMPLE_LOGIN_ID: &str = "user@example.com";
+const EXAMPLE_OWNID_DATA: &str = "eyJkZXZpY2VzIjpbeyJpZCI6ImFiYyIsInB1YmxpY0tleSI6Ii4uLiJ9XX0=";
+
+/// `setOwnIDDataByLoginId`: store OwnID's data for a user.
+#[derive(Object, Debug, Clone)]
+#[oai(example)]
+pub struct SetOwnIdDataRequest {
+    /// The user's unique login identifier, usually an e-mail address or a phone number.
+    #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
+    pub login_id: String,
+    /// OwnID's opaque record of the user's enrolled devices (about 1–5 KB). Stored byte for
+    /// byte; a later set overwrites it.
+    #[oai(rename = "ownIdData")]
+    pub ownid_data: String,
+}
+
+impl Example for SetOwnIdDataRequest {
+    fn example() -> Self {
+        SetOwnIdDataRequest {
+            login_id: EXAMPLE_LOGIN_ID.into(),
+            ownid_data: EXAMPLE_OWNID_DATA.into(),
+        }
+    }
+}
+
+/// `getOwnIDDataByLoginId`: read OwnID's data for a user.
+#[derive(Object, Debug, Clone)]
+#[oai(example)]
+pub struct GetOwnIdDataRequest {
+    /// The user's unique login identifier, usually an e-mail address or a phone number.
+    #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
+    pub login_id: String,
+}
+
+impl Example for GetOwnIdDataRequest {
+    fn example() -> Self {
+        GetOwnIdDataRequest {
+            login_id: EXAMPLE_LOGIN_ID.into(),
+        }
+    }
+}
+
+/// Where the session will be used; it may select a different token lifetime.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum SessionTypeParam {
+    Browser,
+    Mobile,
+}
+
+/// `getSessionByLoginId`: issue a session token for a user OwnID has authenticated.
+#[derive(Object, Debug, Clone)]
+#[oai(example)]
+pub struct GetSessionRequest {
+    /// The user's unique login identifier, usually an e-mail address or a phone number.
+    #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
+    pub login_id: String,
+    /// `browser` or `mobile`; optional.
+    #[oai(rename = "sessionType")]
+    pub session_type: Option<SessionTypeParam>,
+}
+
+impl Example for GetSessionRequest {
+    fn example() -> Self {
+        GetSessionRequest {
+            login_id: EXAMPLE_LOGIN_ID.into(),
+            session_type: Some(SessionTypeParam::Browser),
+        }
+    }
+}
+
+/// The user's stored ownIdData.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(example)]
+pub struct OwnIdData {
+    /// The value last stored by `setOwnIDDataByLoginId`, exactly as sent. Non-empty in the
+    /// standard response mode; the legacy mode answers `""` for a user without data.
+    #[oai(rename = "ownIdData")]
+    pub ownid_data: String,
+}
+
+impl Example for OwnIdData {
+    fn example() -> Self {
+        OwnIdData {
+            ownid_data: EXAMPLE_OWNID_DATA.into(),
+        }
+    }
+}
+
+/// A session token. OwnID passes this whole object to the web page's `onLogin` callback.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(example)]
+pub struct SessionToken {
+    /// A signed JWT with `sub`, `iat`, `exp` and `jti` (and `iss`/`aud` when configured).
+    pub token: String,
+    /// When the token expires, in Unix seconds (the token's `exp`).
+    #[oai(rename = "expiresAt")]
+    pub expires_at: u64,
+}
+
+impl Example for SessionToken {
+    fn example() -> Self {
+        SessionToken {
+            token: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyQGV4YW1wbGUuY29tIn0.c2lnbmF0dXJl".into(),
+            expires_at: 1_717_003_600,
+        }
+    }
+}
+
+/// The legacy response mode's answer for an unknown user, sent with status 200.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+#[oai(example)]
+pub struct LegacyError {
+    /// Always 404.
+    #[oai(rename = "errorCode")]
+    pub error_code: u16,
+    /// Always `User not found`.
+    #[oai(rename = "errorMessage")]
+    pub error_message: String,
+}
+
+impl LegacyError {
+    pub fn user_not_found() -> Self {
+        LegacyError {
+            error_code: 404,
+            error_message: "User not found".into(),
+        }
+    }
+}
+
+impl Example for LegacyError {
+    fn example() -> Self {
+        LegacyError::user_not_found()
+    }
+}
+
+/// The 200 body of `getOwnIDDataByLoginId`: the data, or (legacy mode only) the not-found body.
+#[derive(Union, Debug, Clone, PartialEq, Eq)]
+#[oai(one_of)]
+pub enum OwnIdDataResult {
+    OwnIdData(OwnIdData),
+    LegacyError(LegacyError),
+}
+
+/// The 200 body of `getSessionByLoginId`: the token, or (legacy mode only) the not-found body.
+#[derive(Union, Debug, Clone, PartialEq, Eq)]
+#[oai(one_of)]
+pub enum SessionResult {
+    SessionToken(SessionToken),
+    LegacyError(LegacyError),
+}

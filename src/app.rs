@@ -1,0 +1,211 @@
+//! Builds the poem application from a configuration and a store, and runs it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ownid_bridge_store::UserStore;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::web::Json;
+use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
+
+use crate::api::spec;
+use crate::api::{ApiError, ApiState, OwnIdApi};
+use crate::config::Config;
+use crate::secret::Secret;
+use crate::session::SessionIssuer;
+use crate::signature::{SignatureCheck, SignatureRejected, SignatureVerifier};
+
+/// Everything `serve` derives from the configuration before it listens.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn UserStore>,
+    pub verifier: Arc<SignatureVerifier>,
+    pub sessions: Arc<SessionIssuer>,
+}
+
+/// Secrets generated because none were configured; printed once by `serve` for a local trial.
+#[derive(Debug, Default)]
+pub struct GeneratedSecrets {
+    pub shared_secret: Option<Secret>,
+    pub jwt_secret: bool,
+}
+
+impl App {
+    /// Checks the secrets and keys. Missing secrets are generated for this run and reported
+    /// back, so that the caller can print them; nothing here has a fixed default.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn UserStore>,
+    ) -> Result<(App, GeneratedSecrets), String> {
+        let mut generated = GeneratedSecrets::default();
+        let shared_secret = match &config.ownid.shared_secret {
+            Some(secret) => secret.clone(),
+            None => {
+                let secret = SignatureVerifier::generate_secret();
+                generated.shared_secret = Some(secret.clone());
+                secret
+            }
+        };
+        let verifier = SignatureVerifier::new(&shared_secret, config.ownid.max_clock_skew)?;
+        let jwt_secret = match (&config.session.secret, config.session.algorithm.is_hmac()) {
+            (Some(secret), _) => Some(secret.clone()),
+            (None, true) => {
+                generated.jwt_secret = true;
+                Some(SessionIssuer::generate_secret())
+            }
+            (None, false) => None,
+        };
+        let sessions = SessionIssuer::new(&config.session, jwt_secret.as_ref())?;
+        Ok((
+            App {
+                config,
+                store,
+                verifier: Arc::new(verifier),
+                sessions: Arc::new(sessions),
+            },
+            generated,
+        ))
+    }
+
+    /// The whole HTTP surface.
+    pub fn endpoint(&self) -> impl Endpoint + 'static {
+        let config = &self.config;
+        let state = Arc::new(ApiState {
+            store: self.store.clone(),
+            sessions: self.sessions.clone(),
+            responses: config.ownid.responses,
+            normalization: config.ownid.login_id_normalization,
+            max_ownid_data_chars: config.ownid.max_ownid_data_chars,
+            create_missing_users: config.ownid.create_missing_users,
+        });
+        let base_path = config.server.base_path.clone();
+        let service = spec::service(OwnIdApi::new(state), &base_path);
+        let document = spec::document(&service);
+        let docs_html = spec::swagger_ui_html(&service, &document);
+        let json = spec::to_json(&document);
+        let yaml = spec::to_yaml(&document);
+        let signature = SignatureCheck::new(self.verifier.clone(), config.server.max_body_bytes);
+
+        let mut route = Route::new()
+            .nest(base_path, service.with(signature))
+            .at("/openapi.json", get(static_body(json, "application/json")))
+            .at("/openapi.yaml", get(static_body(yaml, "application/yaml")))
+            .at(
+                "/docs",
+                get(static_body(docs_html, "text/html; charset=utf-8")),
+            )
+            .at("/healthz", get(healthz))
+            .at("/readyz", get(readyz.data(self.store.clone())));
+        if let Some(jwks) = self.sessions.jwks() {
+            let jwks = serde_json::to_string(jwks).expect("a JWKS serializes");
+            route = route.at(
+                config.session.jwks_path.clone(),
+                get(static_body(jwks, "application/jwk-set+json")),
+            );
+        }
+        route
+            .catch_all_error(|err| async move { crate::api::error_response(err) })
+            .around(log_request)
+    }
+}
+
+fn static_body(body: String, content_type: &'static str) -> impl Endpoint<Output = Response> {
+    poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type(content_type)
+            .body(body.clone())
+    })
+}
+
+#[handler]
+fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[handler]
+async fn readyz(store: poem::web::Data<&Arc<dyn UserStore>>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(5), store.ping()).await {
+        Ok(Ok(())) => Json(serde_json::json!({ "status": "ready", "storage": store.backend() }))
+            .into_response(),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            ApiError::unavailable().into_response()
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out after 5s");
+            ApiError::unavailable().into_response()
+        }
+    }
+}
+
+/// One log line per request: operation, status, latency and a request id (taken from
+/// `x-request-id` when the caller sends one, and echoed back). Bodies, signatures, tokens and
+/// ownIdData are never logged.
+async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| {
+            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut response = match next.call(req).await {
+        Ok(response) => response.into_response(),
+        Err(err) => crate::api::error_response(err),
+    };
+    let status = response.status();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let operation = path.rsplit('/').next().unwrap_or_default();
+    let rejected = response
+        .data::<SignatureRejected>()
+        .map(|SignatureRejected(reason)| reason.code());
+    if status.is_server_error() {
+        tracing::warn!(%request_id, %method, operation, status = status.as_u16(), latency_ms, rejected, "request");
+    } else {
+        tracing::info!(%request_id, %method, operation, status = status.as_u16(), latency_ms, rejected, "request");
+    }
+    if let Ok(value) = request_id.parse() {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    Ok(response)
+}
+
+/// Binds the configured address; the returned acceptor knows the real port (for `listen: ...:0`).
+pub async fn bind(listen: &str) -> std::io::Result<impl Acceptor> {
+    TcpListener::bind(listen.to_owned()).into_acceptor().await
+}
+
+/// Serves until SIGINT or SIGTERM, then lets in-flight requests finish within the timeout.
+pub async fn serve(
+    acceptor: impl Acceptor + 'static,
+    endpoint: impl Endpoint + 'static,
+    shutdown_timeout: Duration,
+) -> std::io::Result<()> {
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(shutdown_timeout))
+        .await
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,455 @@
+//! The command line: serve | check | schema | openapi | sign | users | config.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ownid_bridge_store::UserStore;
+use poem::listener::Acceptor;
+
+use crate::api::{spec, OwnIdApi};
+use crate::app::App;
+use crate::config::{Config, LogFormat};
+use crate::signature::{now_ms, SignatureVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::storage;
+
+/// The endpoints OwnID calls, served from your own user database.
+#[derive(Parser, Debug)]
+#[command(name = "ownid-bridge", version, about)]
+pub struct Cli {
+    /// YAML configuration file. Without one, the defaults (SQLite in the working directory)
+    /// and OWNID_BRIDGE__SECTION__KEY environment overrides apply.
+    #[arg(long, short, global = true, env = "OWNID_BRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default command).
+    Serve,
+    /// Validate the configuration and report the storage state without changing anything.
+    /// Exits 1 when something is wrong.
+    Check,
+    /// Create what the storage lacks: the demo table, the ownIdData column, a unique index on
+    /// the login id.
+    Schema,
+    /// Print the OpenAPI document.
+    Openapi {
+        #[arg(long, value_enum, default_value_t = SpecFormat::Yaml)]
+        format: SpecFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Build a correctly signed request with the configured shared secret: print a curl
+    /// command, or send it with --send and print the response.
+    Sign {
+        /// setOwnIDDataByLoginId, getOwnIDDataByLoginId or getSessionByLoginId.
+        operation: Operation,
+        /// The JSON body, sent byte for byte; `-` reads it from standard input.
+        body: String,
+        /// Send the request and print the response instead of a curl command.
+        #[arg(long)]
+        send: bool,
+        /// The server's base URL (default: from server.listen and server.base_path).
+        #[arg(long)]
+        url: Option<String>,
+        /// The ownid-timestamp to sign with, in Unix milliseconds (default: now).
+        #[arg(long)]
+        timestamp: Option<String>,
+    },
+    /// Manage users in the configured table (for trying the server locally).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Add users with only a login id (creating the demo table when it is allowed and missing).
+    Add {
+        #[arg(required = true)]
+        login_ids: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the example configuration, every key documented.
+    Example,
+    /// Print a new random secret (32 bytes, base64), usable as a shared or JWT secret.
+    Secret,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SpecFormat {
+    Json,
+    Yaml,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Operation {
+    #[value(name = "setOwnIDDataByLoginId")]
+    SetOwnIdDataByLoginId,
+    #[value(name = "getOwnIDDataByLoginId")]
+    GetOwnIdDataByLoginId,
+    #[value(name = "getSessionByLoginId")]
+    GetSessionByLoginId,
+}
+
+impl Operation {
+    pub fn path(self) -> &'static str {
+        match self {
+            Operation::SetOwnIdDataByLoginId => "setOwnIDDataByLoginId",
+            Operation::GetOwnIdDataByLoginId => "getOwnIDDataByLoginId",
+            Operation::GetSessionByLoginId => "getSessionByLoginId",
+        }
+    }
+}
+
+/// Exit code for a configuration or start-up error (1 is "check found a problem").
+const EXIT_CONFIG: u8 = 2;
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match run_command(cli).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+async fn run_command(cli: Cli) -> Result<ExitCode, String> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let config = || Config::load(cli.config.as_deref()).map_err(|err| err.to_string());
+    match command {
+        Command::Serve => serve(config()?).await,
+        Command::Check => check(config()?).await,
+        Command::Schema => schema(config()?).await,
+        Command::Openapi { format, output } => openapi(format, output),
+        Command::Sign {
+            operation,
+            body,
+            send,
+            url,
+            timestamp,
+        } => sign(config()?, operation, body, send, url, timestamp).await,
+        Command::Users {
+            command: UsersCommand::Add { login_ids },
+        } => add_users(config()?, login_ids).await,
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            print!("{}", crate::config::EXAMPLE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Secret,
+        } => {
+            println!("{}", SignatureVerifier::generate_secret().expose());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Opens the store and makes it ready to serve: creates the demo table when allowed and the
+/// table is missing, refuses a table the server cannot use, and warns about the rest.
+async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, String> {
+    let store = storage::open(&config.storage, true)
+        .await
+        .map_err(|err| format!("storage ({}): {err}", config.storage.url))?;
+    let mut report = store.inspect().await.map_err(|err| err.to_string())?;
+    let table_missing = report
+        .check(ownid_bridge_store::checks::TABLE)
+        .is_some_and(|check| !check.ok);
+    if table_missing && config.storage.creates_demo_table() {
+        for change in store.apply_schema(true).await.map_err(|e| e.to_string())? {
+            tracing::info!(change, "created the demo table");
+        }
+        report = store.inspect().await.map_err(|err| err.to_string())?;
+    }
+    if !report.is_usable() {
+        return Err(format!(
+            "the users table cannot be used as configured:\n{report}\
+             run `ownid-bridge check` for details and `ownid-bridge schema` to create what is \
+             missing"
+        ));
+    }
+    let unique = report
+        .check(ownid_bridge_store::checks::LOGIN_ID_UNIQUE)
+        .is_some_and(|check| check.ok);
+    if config.ownid.create_missing_users && !unique {
+        return Err(
+            "ownid.create_missing_users needs a unique index on the login-id column; run \
+             `ownid-bridge schema` to create it"
+                .into(),
+        );
+    }
+    for problem in report.problems() {
+        tracing::warn!(check = %problem.name, detail = %problem.detail, "storage check failed");
+    }
+    Ok(store)
+}
+
+async fn serve(config: Config) -> Result<ExitCode, String> {
+    init_tracing(&config);
+    let store = open_for_serving(&config).await?;
+    let (app, generated) = App::new(config, store)?;
+    let acceptor = crate::app::bind(&app.config.server.listen)
+        .await
+        .map_err(|err| format!("server.listen {}: {err}", app.config.server.listen))?;
+    let addr = acceptor
+        .local_addr()
+        .into_iter()
+        .find_map(|addr| addr.as_socket_addr().copied())
+        .ok_or("the listener has no socket address")?;
+    let base = format!("http://{addr}");
+    let config = &app.config;
+    println!(
+        "ownid-bridge {} listening on {base}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "  OwnID endpoints: {base}{}/{{setOwnIDDataByLoginId,getOwnIDDataByLoginId,getSessionByLoginId}}",
+        config.server.base_path
+    );
+    println!("  Swagger UI:      {base}/docs");
+    println!(
+        "  storage:         {} {}",
+        app.store.backend(),
+        config.storage.url
+    );
+    if let Some(secret) = &generated.shared_secret {
+        println!(
+            "  shared secret:   {}\n                   (generated for this run, for local trial only: \
+             set ownid.shared_secret to your OwnID application's secret)",
+            secret.expose()
+        );
+    }
+    if generated.jwt_secret {
+        println!(
+            "  JWT secret:      generated for this run (tokens stop verifying after a restart; \
+             set session.secret)"
+        );
+    }
+    tracing::info!(%addr, "listening");
+    let endpoint = app.endpoint();
+    crate::app::serve(acceptor, endpoint, app.config.server.shutdown_timeout)
+        .await
+        .map_err(|err| format!("server error: {err}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(config: Config) -> Result<ExitCode, String> {
+    println!("configuration: ok");
+    let mut ok = true;
+    match &config.ownid.shared_secret {
+        Some(secret) => match SignatureVerifier::new(secret, config.ownid.max_clock_skew) {
+            Ok(_) => println!("ok   shared secret: valid base64"),
+            Err(err) => {
+                ok = false;
+                println!("FAIL shared secret: {err}");
+            }
+        },
+        None => {
+            ok = false;
+            println!("FAIL shared secret: not configured (serve would generate one per run)");
+        }
+    }
+    let jwt_secret = config.session.secret.clone();
+    let needs_secret = config.session.algorithm.is_hmac() && jwt_secret.is_none();
+    if needs_secret {
+        ok = false;
+        println!(
+            "FAIL session key: session.secret not configured (serve would generate one per run)"
+        );
+    } else {
+        match crate::session::SessionIssuer::new(&config.session, jwt_secret.as_ref()) {
+            Ok(_) => println!("ok   session key: {:?} can sign", config.session.algorithm),
+            Err(err) => {
+                ok = false;
+                println!("FAIL session key: {err}");
+            }
+        }
+    }
+    match storage::open(&config.storage, false).await {
+        Ok(store) => {
+            println!("ok   storage: {} reachable", config.storage.url);
+            let report = store.inspect().await.map_err(|err| err.to_string())?;
+            print!("{report}");
+            ok &= report.is_ok();
+        }
+        Err(err) => {
+            ok = false;
+            println!("FAIL storage: {}: {err}", config.storage.url);
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn schema(config: Config) -> Result<ExitCode, String> {
+    let store = storage::open(&config.storage, true)
+        .await
+        .map_err(|err| format!("storage ({}): {err}", config.storage.url))?;
+    let changes = store
+        .apply_schema(true)
+        .await
+        .map_err(|err| err.to_string())?;
+    if changes.is_empty() {
+        println!("nothing to change");
+    }
+    for change in &changes {
+        println!("applied: {change}");
+    }
+    let report = store.inspect().await.map_err(|err| err.to_string())?;
+    print!("{report}");
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The document as committed under `openapi/`: the default base path.
+pub fn openapi_document(format: SpecFormat) -> String {
+    let base_path = crate::config::ServerConfig::default().base_path;
+    let service = spec::service(OwnIdApi::spec_only(), &base_path);
+    let document = spec::document(&service);
+    match format {
+        SpecFormat::Json => spec::to_json(&document),
+        SpecFormat::Yaml => spec::to_yaml(&document),
+    }
+}
+
+fn openapi(format: SpecFormat, output: Option<PathBuf>) -> Result<ExitCode, String> {
+    let text = openapi_document(format);
+    match output {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Quotes a value for a POSIX shell.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+fn default_base_url(config: &Config) -> String {
+    let listen = &config.server.listen;
+    // A wildcard bind address is not something to connect to.
+    let host_port = match listen.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => listen.clone(),
+    };
+    format!("http://{host_port}{}", config.server.base_path)
+}
+
+async fn sign(
+    config: Config,
+    operation: Operation,
+    body: String,
+    send: bool,
+    url: Option<String>,
+    timestamp: Option<String>,
+) -> Result<ExitCode, String> {
+    let secret = config.ownid.shared_secret.as_ref().ok_or(
+        "no shared secret configured: set OWNID_BRIDGE__OWNID__SHARED_SECRET (for a local trial, \
+         the value `serve` printed) or ownid.shared_secret in the config file",
+    )?;
+    let verifier = SignatureVerifier::new(secret, config.ownid.max_clock_skew)?;
+    let body = if body == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|err| format!("cannot read the body from standard input: {err}"))?;
+        text
+    } else {
+        body
+    };
+    let timestamp = timestamp.unwrap_or_else(|| now_ms().to_string());
+    let signature = verifier.sign(body.as_bytes(), &timestamp);
+    let base = url.unwrap_or_else(|| default_base_url(&config));
+    let url = format!("{}/{}", base.trim_end_matches('/'), operation.path());
+    if !send {
+        println!(
+            "curl -i -X POST {} \\\n  -H 'content-type: application/json' \\\n  -H '{TIMESTAMP_HEADER}: {timestamp}' \\\n  -H '{SIGNATURE_HEADER}: {signature}' \\\n  --data-raw {}",
+            shell_quote(&url),
+            shell_quote(&body)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(TIMESTAMP_HEADER, &timestamp)
+        .header(SIGNATURE_HEADER, &signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|err| format!("POST {url}: {err}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|err| format!("reading the response: {err}"))?;
+    println!("{status}");
+    if !text.is_empty() {
+        println!("{text}");
+    }
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn add_users(config: Config, login_ids: Vec<String>) -> Result<ExitCode, String> {
+    let store = open_for_serving(&config).await?;
+    for raw in login_ids {
+        let login_id = config.ownid.login_id_normalization.apply(&raw);
+        let added = store
+            .create_user(&login_id)
+            .await
+            .map_err(|err| format!("adding {login_id}: {err}"))?;
+        if added {
+            println!("added {login_id}");
+        } else {
+            println!("{login_id} already exists");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
