@@ -11,6 +11,7 @@ use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response,
 use crate::api::spec;
 use crate::api::{ApiError, ApiState, OwnIdApi};
 use crate::config::Config;
+use crate::network::{NetworkPolicy, OriginCheck};
 use crate::secret::Secret;
 use crate::session::SessionIssuer;
 use crate::signature::{SignatureCheck, SignatureRejected, SignatureVerifier};
@@ -85,9 +86,13 @@ impl App {
         let json = spec::to_json(&document);
         let yaml = spec::to_yaml(&document);
         let signature = SignatureCheck::new(self.verifier.clone(), config.server.max_body_bytes);
+        let origin = OriginCheck(Arc::new(NetworkPolicy {
+            allowed: config.ownid.allowed_networks.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+        }));
 
         let mut route = Route::new()
-            .nest(base_path, service.with(signature))
+            .nest(base_path, service.with(signature).with(origin))
             .at("/openapi.json", get(static_body(json, "application/json")))
             .at("/openapi.yaml", get(static_body(yaml, "application/yaml")))
             .at(

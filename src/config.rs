@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
 use serde::{Deserialize, Deserializer};
 use serde_yaml::Value;
@@ -62,6 +63,9 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +75,7 @@ impl Default for ServerConfig {
             base_path: "/ownid".into(),
             max_body_bytes: 65536,
             shutdown_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -120,6 +125,9 @@ pub struct OwnIdConfig {
     #[serde(deserialize_with = "boolean")]
     pub create_missing_users: bool,
     pub login_id_normalization: Normalization,
+    /// When non-empty, only callers from these networks reach the OwnID operations (403).
+    #[serde(deserialize_with = "networks")]
+    pub allowed_networks: Vec<IpNet>,
 }
 
 impl Default for OwnIdConfig {
@@ -132,6 +140,7 @@ impl Default for OwnIdConfig {
             max_ownid_data_chars: 16384,
             create_missing_users: false,
             login_id_normalization: Normalization::None,
+            allowed_networks: Vec::new(),
         }
     }
 }
@@ -657,6 +666,35 @@ where
     parse_scalar(deserializer)
 }
 
+/// A list of networks: a YAML sequence, or one comma-separated string (as an environment
+/// override gives it). A bare address means that address alone.
+fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match List::deserialize(deserializer)? {
+        List::Many(items) => items,
+        List::One(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is not a network (e.g. 10.0.0.0/8) or an address"
+                    ))
+                })
+        })
+        .collect()
+}
+
 fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     parse_scalar(deserializer)
 }
@@ -743,7 +781,7 @@ mod tests {
     fn an_unknown_key_names_its_path() {
         let message = error("storage:\n  users:\n    tabel: people\n", &[]);
         assert!(
-            message.starts_with("storage.users: unknown field `tabel`"),
+            message.starts_with("storage.users.tabel: unknown field `tabel`, expected one of"),
             "{message}"
         );
         let message = error("servre: {}\n", &[]);
@@ -804,6 +842,22 @@ mod tests {
             missing.starts_with("session.secret_file: cannot read"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn networks_accept_lists_strings_and_bare_addresses() {
+        let config = Config::from_yaml(
+            "ownid: { allowed_networks: [\"203.0.113.0/24\", \"2001:db8::1\"] }",
+            &env(&[(
+                "OWNID_BRIDGE__SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/8, 127.0.0.1",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(config.ownid.allowed_networks.len(), 2);
+        assert_eq!(config.server.trusted_proxies.len(), 2);
+        let message = error("ownid: { allowed_networks: [\"10.0.0.0/33\"] }", &[]);
+        assert!(message.starts_with("ownid.allowed_networks"), "{message}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod network;
 pub mod secret;
 pub mod session;
 pub mod signature;
