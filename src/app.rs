@@ -69,7 +69,7 @@ impl App {
     }
 
     /// The whole HTTP surface.
-    pub fn endpoint(&self) -> impl Endpoint + 'static {
+    pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
         let config = &self.config;
         let state = Arc::new(ApiState {
             store: self.store.clone(),

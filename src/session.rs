@@ -11,9 +11,15 @@ use serde_json::{Map, Value};
 use crate::config::{JwtAlgorithm, SessionConfig};
 use crate::secret::Secret;
 
-/// HMAC secrets shorter than this are refused: RFC 7518 §3.2 asks for a key at least as long as
-/// the hash output, and a short secret is guessable offline from any one token.
-pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+/// The shortest HMAC secret accepted for an algorithm: RFC 7518 §3.2 asks for a key at least as
+/// long as the hash output, and a short secret is guessable offline from any one token.
+pub fn min_hmac_secret_bytes(algorithm: JwtAlgorithm) -> usize {
+    match algorithm {
+        JwtAlgorithm::HS384 => 48,
+        JwtAlgorithm::HS512 => 64,
+        _ => 32,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionType {
@@ -74,11 +80,12 @@ impl SessionIssuer {
                 ));
             }
             let secret = secret.ok_or("session.secret is required for HMAC algorithms")?;
-            if secret.expose().len() < MIN_HMAC_SECRET_BYTES {
+            let min = min_hmac_secret_bytes(config.algorithm);
+            if secret.expose().len() < min {
                 return Err(format!(
-                    "session.secret is {} bytes; HMAC secrets must be at least \
-                     {MIN_HMAC_SECRET_BYTES} bytes",
-                    secret.expose().len()
+                    "session.secret is {} bytes; {:?} secrets must be at least {min} bytes",
+                    secret.expose().len(),
+                    config.algorithm
                 ));
             }
             (EncodingKey::from_secret(secret.expose().as_bytes()), None)
@@ -138,7 +145,9 @@ impl SessionIssuer {
 
     /// A fresh random HMAC secret for one run.
     pub fn generate_secret() -> Secret {
-        let bytes: [u8; 32] = rand::random();
+        // 64 random bytes: enough for HS512, the longest requirement.
+        let bytes: [[u8; 32]; 2] = rand::random();
+        let bytes = bytes.concat();
         use base64::Engine as _;
         Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }

@@ -121,7 +121,7 @@ impl SignatureVerifier {
             return Err(SignatureError::Invalid);
         }
         let sent: i128 = timestamp.parse().map_err(|_| SignatureError::Invalid)?;
-        if (now_ms - sent).unsigned_abs() > self.max_skew.as_millis() as u128 {
+        if (now_ms - sent).unsigned_abs() > self.max_skew.as_millis() {
             return Err(SignatureError::Stale);
         }
         Ok(())

@@ -25,7 +25,7 @@ pub struct ApiState {
     pub create_missing_users: bool,
 }
 
-/// HMAC-SHA256 request signature (SPEC §2). With the application's shared secret from the OwnID
+/// HMAC-SHA256 request signature. With the application's shared secret from the OwnID
 /// console: `ownid-signature = base64(HMAC-SHA256(key, data))` where `key` is the base64-DECODED
 /// shared secret (its bytes, not its text) and `data` is the raw request body bytes exactly as
 /// sent, followed by `.` and the `ownid-timestamp` header value exactly as sent. Standard base64
@@ -298,16 +298,17 @@ impl OwnIdApi {
 impl OwnIdApi {
     async fn set(&self, request: SetOwnIdDataRequest) -> Result<SetOwnIdDataResponse, ApiError> {
         let state = self.state()?;
-        let login_id = state.login_id(&request.login_id)?;
+        let login_id = state.login_id(&request.login_id.0)?;
         let max = state.max_ownid_data_chars;
-        if request.ownid_data.chars().nth(max).is_some() {
+        let ownid_data = request.ownid_data.0;
+        if ownid_data.chars().nth(max).is_some() {
             return Err(ApiError::too_large(format!(
                 "ownIdData is longer than {max} characters"
             )));
         }
         let result = state
             .store
-            .set_ownid_data(&login_id, &request.ownid_data, state.create_missing_users)
+            .set_ownid_data(&login_id, &ownid_data, state.create_missing_users)
             .await;
         match result {
             Ok(_) => Ok(SetOwnIdDataResponse::Stored),
@@ -321,7 +322,7 @@ impl OwnIdApi {
 
     async fn get(&self, request: GetOwnIdDataRequest) -> Result<GetOwnIdDataResponse, ApiError> {
         let state = self.state()?;
-        let login_id = state.login_id(&request.login_id)?;
+        let login_id = state.login_id(&request.login_id.0)?;
         let found = |ownid_data: String| {
             GetOwnIdDataResponse::Found(Json(OwnIdDataResult::OwnIdData(OwnIdData { ownid_data })))
         };
@@ -339,7 +340,7 @@ impl OwnIdApi {
 
     async fn session(&self, request: GetSessionRequest) -> Result<GetSessionResponse, ApiError> {
         let state = self.state()?;
-        let login_id = state.login_id(&request.login_id)?;
+        let login_id = state.login_id(&request.login_id.0)?;
         let user = match state.store.get_session_user(&login_id).await {
             Ok(user) => user,
             Err(StoreError::NotFound) if state.legacy() => {

@@ -1,7 +1,11 @@
 //! Request and response bodies, as OwnID sends and expects them.
 
-use poem_openapi::types::Example;
+use std::borrow::Cow;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{Example, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{Enum, Object, Union};
+use serde_json::Value;
 
 /// The longest login id accepted, in characters, after normalization.
 pub const MAX_LOGIN_ID_CHARS: usize = 320;
@@ -9,17 +13,70 @@ pub const MAX_LOGIN_ID_CHARS: usize = 320;
 const EXAMPLE_LOGIN_ID: &str = "user@example.com";
 const EXAMPLE_OWNID_DATA: &str = "eyJkZXZpY2VzIjpbeyJpZCI6ImFiYyIsInB1YmxpY0tleSI6Ii4uLiJ9XX0=";
 
+/// A JSON string, and only a string. poem-openapi's `String` also accepts numbers and booleans
+/// (turning `42` into `"42"`); OwnID's fields are strings, and ownIdData must be stored exactly
+/// as sent, so anything else is a 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonString(pub String);
+
+impl Type for JsonString {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        "string".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+    }
+
+    fn as_raw_value(&self) -> Option<&String> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl ParseFromJSON for JsonString {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Ok(JsonString(text)),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for JsonString {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
+    }
+}
+
+impl From<&str> for JsonString {
+    fn from(text: &str) -> Self {
+        JsonString(text.to_owned())
+    }
+}
+
 /// `setOwnIDDataByLoginId`: store OwnID's data for a user.
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct SetOwnIdDataRequest {
     /// The user's unique login identifier, usually an e-mail address or a phone number.
     #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
-    pub login_id: String,
+    pub login_id: JsonString,
     /// OwnID's opaque record of the user's enrolled devices (about 1–5 KB). Stored byte for
     /// byte; a later set overwrites it.
     #[oai(rename = "ownIdData")]
-    pub ownid_data: String,
+    pub ownid_data: JsonString,
 }
 
 impl Example for SetOwnIdDataRequest {
@@ -37,7 +94,7 @@ impl Example for SetOwnIdDataRequest {
 pub struct GetOwnIdDataRequest {
     /// The user's unique login identifier, usually an e-mail address or a phone number.
     #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
-    pub login_id: String,
+    pub login_id: JsonString,
 }
 
 impl Example for GetOwnIdDataRequest {
@@ -62,7 +119,7 @@ pub enum SessionTypeParam {
 pub struct GetSessionRequest {
     /// The user's unique login identifier, usually an e-mail address or a phone number.
     #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
-    pub login_id: String,
+    pub login_id: JsonString,
     /// `browser` or `mobile`; optional.
     #[oai(rename = "sessionType")]
     pub session_type: Option<SessionTypeParam>,

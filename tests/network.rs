@@ -1,0 +1,72 @@
+//! `allowed_networks` and `trusted_proxies` need a real socket peer: served over TCP in process.
+
+mod common;
+
+use common::*;
+use ownid_bridge::app::{bind, serve, App};
+use ownid_bridge::signature::now_ms;
+use ownid_bridge::storage;
+use poem::listener::Acceptor;
+
+async fn serve_with(overrides: &[(&str, &str)]) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut overrides = overrides.to_vec();
+    overrides.push(("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"));
+    let config = test_config(dir.path(), &overrides);
+    let store = storage::open(&config.storage, true).await.unwrap();
+    store.apply_schema(true).await.unwrap();
+    let (app, _) = App::new(config, store).unwrap();
+    let acceptor = bind(&app.config.server.listen).await.unwrap();
+    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+    let endpoint = app.endpoint();
+    tokio::spawn(serve(acceptor, endpoint, std::time::Duration::from_secs(1)));
+    (format!("http://{addr}"), dir)
+}
+
+async fn get_data(url: &str, forwarded_for: Option<&str>) -> (u16, String) {
+    let body = r#"{"loginId":"nobody@example.com"}"#;
+    let timestamp = now_ms().to_string();
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/ownid/getOwnIDDataByLoginId"))
+        .header("content-type", "application/json")
+        .header("ownid-timestamp", &timestamp)
+        .header("ownid-signature", sign(body, &timestamp))
+        .body(body);
+    if let Some(value) = forwarded_for {
+        request = request.header("x-forwarded-for", value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn callers_inside_the_allowed_networks_pass() {
+    let (url, _dir) = serve_with(&[("OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS", "127.0.0.0/8")]).await;
+    assert_eq!(get_data(&url, None).await.0, 404);
+}
+
+#[tokio::test]
+async fn callers_outside_are_403_and_cannot_spoof_forwarded_for() {
+    let (url, _dir) =
+        serve_with(&[("OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS", "203.0.113.0/24")]).await;
+    let (status, body) = get_data(&url, None).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("\"forbidden\""), "{body}");
+    // The peer (127.0.0.1) is not a trusted proxy, so its X-Forwarded-For is ignored.
+    assert_eq!(get_data(&url, Some("203.0.113.7")).await.0, 403);
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_behind_a_trusted_proxy() {
+    let (url, _dir) = serve_with(&[
+        ("OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS", "203.0.113.0/24"),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    assert_eq!(get_data(&url, Some("203.0.113.7")).await.0, 404);
+    assert_eq!(get_data(&url, Some("198.51.100.1")).await.0, 403);
+    assert_eq!(
+        get_data(&url, Some("203.0.113.7, 198.51.100.1")).await.0,
+        403
+    );
+}

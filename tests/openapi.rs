@@ -1,0 +1,104 @@
+//! The committed OpenAPI files are what the code generates and what the server serves.
+
+mod common;
+
+use common::*;
+use ownid_bridge::cli::{openapi_document, SpecFormat};
+use serde_json::Value;
+
+const REGENERATE: &str = "the committed openapi/ files drifted from the code; regenerate with \
+    `cargo run -- openapi --format yaml --output openapi/openapi.yaml` and \
+    `cargo run -- openapi --format json --output openapi/openapi.json`";
+
+fn committed(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("openapi")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+#[test]
+fn committed_files_match_the_code() {
+    assert!(
+        committed("openapi.yaml") == openapi_document(SpecFormat::Yaml),
+        "{REGENERATE}"
+    );
+    assert!(
+        committed("openapi.json") == openapi_document(SpecFormat::Json),
+        "{REGENERATE}"
+    );
+}
+
+#[tokio::test]
+async fn the_server_serves_the_committed_document() {
+    let app = spawn(&[]).await;
+    let json = app.get("/openapi.json").await;
+    assert_eq!(json.status, 200);
+    assert!(json.body == committed("openapi.json"), "{REGENERATE}");
+    let yaml = app.get("/openapi.yaml").await;
+    assert_eq!(yaml.status, 200);
+    assert!(yaml.body == committed("openapi.yaml"), "{REGENERATE}");
+}
+
+#[tokio::test]
+async fn the_servers_entry_follows_the_configured_base_path() {
+    let app = spawn(&[("OWNID_BRIDGE__SERVER__BASE_PATH", "/auth/ownid/")]).await;
+    let document = app.get("/openapi.json").await.json();
+    assert_eq!(document["servers"][0]["url"], "/auth/ownid");
+    app.get_data("nobody@example.com").await.assert_empty(404);
+}
+
+#[test]
+fn every_operation_declares_every_status_it_can_return() {
+    let document: Value = serde_json::from_str(&committed("openapi.json")).unwrap();
+    let errors = ["400", "401", "403", "413", "500", "503"];
+    for (path, own) in [
+        ("/setOwnIDDataByLoginId", vec!["200", "204", "404"]),
+        ("/getOwnIDDataByLoginId", vec!["200", "204", "404"]),
+        ("/getSessionByLoginId", vec!["200", "404"]),
+    ] {
+        let operation = &document["paths"][path]["post"];
+        assert_eq!(operation["operationId"], path.trim_start_matches('/'));
+        let responses = operation["responses"].as_object().unwrap();
+        let mut declared: Vec<&str> = responses.keys().map(String::as_str).collect();
+        declared.sort();
+        let mut expected: Vec<&str> = own.iter().chain(errors.iter()).copied().collect();
+        expected.sort();
+        assert_eq!(declared, expected, "{path}");
+        for status in errors {
+            let schema = &responses[status]["content"]["application/json; charset=utf-8"]["schema"];
+            assert_eq!(
+                schema["$ref"], "#/components/schemas/Error",
+                "{path} {status}"
+            );
+        }
+        assert!(responses["503"]["headers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case("retry-after")));
+        // Both signature headers are required together: one requirement naming both.
+        assert_eq!(
+            operation["security"],
+            serde_json::json!([{ "ownidSignature": [], "ownidTimestamp": [] }]),
+            "{path}"
+        );
+    }
+    let schemes = &document["components"]["securitySchemes"];
+    assert_eq!(schemes["ownidSignature"]["name"], "ownid-signature");
+    assert_eq!(schemes["ownidTimestamp"]["name"], "ownid-timestamp");
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_from_the_binary_with_the_finished_document() {
+    let app = spawn(&[]).await;
+    let reply = app.get("/docs").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("SwaggerUIBundle"));
+    assert!(reply.body.contains("\"ownidTimestamp\": []"));
+    assert!(
+        !reply.body.contains("<script src=\"http"),
+        "the UI loads assets from elsewhere"
+    );
+    assert!(!reply.body.contains("<link rel=\"stylesheet\" href=\"http"));
+}

@@ -1,0 +1,261 @@
+//! SPEC §3: tokens decoded and verified with jsonwebtoken, HMAC and asymmetric with JWKS.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::*;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use ownid_bridge::config::Config;
+use ownid_bridge::session::SessionIssuer;
+use ownid_bridge::storage;
+use serde_json::{json, Value};
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+async fn token_for(app: &TestApp, body: Value) -> String {
+    let reply = app.signed("getSessionByLoginId", &body.to_string()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["token"].as_str().unwrap().to_owned()
+}
+
+fn hs256_claims(token: &str, validation: &Validation) -> Value {
+    decode::<Value>(
+        token,
+        &DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        validation,
+    )
+    .expect("token verifies")
+    .claims
+}
+
+#[tokio::test]
+async fn hs256_tokens_carry_the_required_claims() {
+    let app = spawn(&[
+        ("OWNID_BRIDGE__SESSION__ISSUER", "https://login.example.com"),
+        ("OWNID_BRIDGE__SESSION__AUDIENCE", "example-web"),
+        ("OWNID_BRIDGE__SESSION__TTL", "15m"),
+    ])
+    .await;
+    app.add_user("alice@example.com").await;
+    let token = token_for(&app, json!({ "loginId": "alice@example.com" })).await;
+    assert_eq!(decode_header(&token).unwrap().alg, Algorithm::HS256);
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_issuer(&["https://login.example.com"]);
+    validation.set_audience(&["example-web"]);
+    validation.set_required_spec_claims(&["sub", "exp", "iat", "iss", "aud"]);
+    let claims = hs256_claims(&token, &validation);
+    assert_eq!(claims["sub"], "alice@example.com");
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 15 * 60);
+    assert!(claims["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
+
+    // A token from another secret does not verify.
+    let mut wrong = Validation::new(Algorithm::HS256);
+    wrong.validate_aud = false;
+    assert!(decode::<Value>(
+        &token,
+        &DecodingKey::from_secret(b"another-secret-another-secret-xx"),
+        &wrong
+    )
+    .is_err());
+}
+
+#[tokio::test]
+async fn every_token_has_its_own_jti() {
+    let app = spawn(&[]).await;
+    app.add_user("bob@example.com").await;
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    let mut seen = HashSet::new();
+    for _ in 0..20 {
+        let token = token_for(&app, json!({ "loginId": "bob@example.com" })).await;
+        let jti = hs256_claims(&token, &validation)["jti"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(seen.insert(jti), "a jti repeated");
+    }
+}
+
+#[tokio::test]
+async fn lifetimes_follow_the_session_type() {
+    let app = spawn(&[
+        ("OWNID_BRIDGE__SESSION__TTL", "1h"),
+        ("OWNID_BRIDGE__SESSION__TTL_BY_SESSION_TYPE__MOBILE", "30d"),
+        ("OWNID_BRIDGE__SESSION__TTL_BY_SESSION_TYPE__BROWSER", "2h"),
+    ])
+    .await;
+    app.add_user("carol@example.com").await;
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    for (session_type, seconds) in [
+        (None, 3600),
+        (Some("browser"), 7200),
+        (Some("mobile"), 30 * 86400),
+    ] {
+        let mut body = json!({ "loginId": "carol@example.com" });
+        if let Some(kind) = session_type {
+            body["sessionType"] = json!(kind);
+        }
+        let reply = app.signed("getSessionByLoginId", &body.to_string()).await;
+        let token = reply.json()["token"].as_str().unwrap().to_owned();
+        let claims = hs256_claims(&token, &validation);
+        let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+        assert_eq!(lifetime, seconds, "{session_type:?}");
+        assert_eq!(reply.json()["expiresAt"], claims["exp"]);
+    }
+}
+
+/// For each asymmetric algorithm: the token verifies with the key published at the JWKS path.
+#[tokio::test]
+async fn asymmetric_tokens_verify_with_the_published_jwks() {
+    for (algorithm, name, file) in [
+        (Algorithm::ES256, "ES256", "es256-test-only.pem"),
+        (Algorithm::EdDSA, "EdDSA", "eddsa-test-only.pem"),
+        (Algorithm::RS256, "RS256", "rs256-test-only.pem"),
+    ] {
+        let path = fixture(file);
+        let app = spawn(&[
+            ("OWNID_BRIDGE__SESSION__ALGORITHM", name),
+            ("OWNID_BRIDGE__SESSION__PRIVATE_KEY_FILE", &path),
+            ("OWNID_BRIDGE__SESSION__KEY_ID", "test-key-1"),
+        ])
+        .await;
+        app.add_user("dan@example.com").await;
+        let token = token_for(&app, json!({ "loginId": "dan@example.com" })).await;
+        let header = decode_header(&token).unwrap();
+        assert_eq!(header.alg, algorithm);
+        assert_eq!(header.kid.as_deref(), Some("test-key-1"));
+
+        let reply = app.get("/.well-known/jwks.json").await;
+        assert_eq!(reply.status, 200, "{name}");
+        let jwks: JwkSet = serde_json::from_str(&reply.body).unwrap();
+        let jwk = jwks.find("test-key-1").expect("the key is published");
+        // Only public parameters are published.
+        assert!(
+            !reply.body.contains("\"d\""),
+            "{name}: private key published: {}",
+            reply.body
+        );
+        let mut validation = Validation::new(algorithm);
+        validation.validate_aud = false;
+        let claims = decode::<Value>(&token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap_or_else(|err| panic!("{name}: {err}"))
+            .claims;
+        assert_eq!(claims["sub"], "dan@example.com");
+    }
+}
+
+#[tokio::test]
+async fn hmac_secrets_are_never_published() {
+    let app = spawn(&[]).await;
+    app.get("/.well-known/jwks.json")
+        .await
+        .assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn user_id_and_claim_columns_of_an_existing_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("test.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, Email TEXT NOT NULL UNIQUE, \
+         \"OwnIdData\" TEXT, plan TEXT, verified INTEGER)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO accounts (id, Email, plan, verified) VALUES (42, 'eve@example.com', 'pro', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let config = test_config(
+        dir.path(),
+        &[
+            ("OWNID_BRIDGE__STORAGE__USERS__TABLE", "accounts"),
+            ("OWNID_BRIDGE__STORAGE__USERS__LOGIN_ID", "Email"),
+            ("OWNID_BRIDGE__STORAGE__USERS__OWNID_DATA", "OwnIdData"),
+            ("OWNID_BRIDGE__STORAGE__USERS__USER_ID", "id"),
+            ("OWNID_BRIDGE__STORAGE__USERS__CLAIMS__PLAN", "plan"),
+            (
+                "OWNID_BRIDGE__STORAGE__USERS__CLAIMS__EMAIL_VERIFIED",
+                "verified",
+            ),
+        ],
+    );
+    let store = storage::open(&config.storage, true).await.unwrap();
+    let report = store.inspect().await.unwrap();
+    assert!(report.is_ok(), "{report}");
+    let app = spawn_with_store(config, store, dir);
+    app.set_data("eve@example.com", "devices")
+        .await
+        .assert_empty(204);
+    let token = token_for(&app, json!({ "loginId": "eve@example.com" })).await;
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    let claims = hs256_claims(&token, &validation);
+    assert_eq!(claims["sub"], "42");
+    assert_eq!(claims["plan"], "pro");
+    assert_eq!(claims["email_verified"], 1);
+}
+
+#[test]
+fn short_hmac_secrets_and_wrong_keys_are_refused() {
+    let config = |pairs: &[(&str, &str)]| {
+        let env: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_yaml("", &env).unwrap().session
+    };
+    let short = ownid_bridge::secret::Secret::new("only-16-bytes!!!");
+    let err = SessionIssuer::new(&config(&[]), Some(&short)).unwrap_err();
+    assert!(err.contains("at least 32 bytes"), "{err}");
+    assert!(!err.contains("only-16"), "secret in message: {err}");
+
+    let rsa_as_ec = config(&[
+        ("OWNID_BRIDGE__SESSION__ALGORITHM", "ES256"),
+        (
+            "OWNID_BRIDGE__SESSION__PRIVATE_KEY_FILE",
+            &fixture("rs256-test-only.pem"),
+        ),
+    ]);
+    let err = SessionIssuer::new(&rsa_as_ec, None).unwrap_err();
+    assert!(err.contains("session.private_key_file"), "{err}");
+
+    let missing = config(&[("OWNID_BRIDGE__SESSION__ALGORITHM", "EdDSA")]);
+    let err = SessionIssuer::new(&missing, None).unwrap_err();
+    assert!(err.contains("private_key_file is required"), "{err}");
+}
+
+#[tokio::test]
+async fn a_generated_jwt_secret_is_used_when_none_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), &[]);
+    config.session.secret = None;
+    let store = storage::open(&config.storage, true).await.unwrap();
+    store.apply_schema(true).await.unwrap();
+    let (_, generated) = ownid_bridge::app::App::new(config, Arc::clone(&store)).unwrap();
+    assert!(generated.jwt_secret);
+    assert!(generated.shared_secret.is_none());
+}
