@@ -9,6 +9,7 @@ mod mapping;
 mod schema;
 
 pub mod conformance;
+pub mod outage;
 
 pub use error::StoreError;
 pub use mapping::{Identifier, IdentifierError, UsersMapping};

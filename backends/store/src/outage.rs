@@ -1,0 +1,147 @@
+//! Test support: a TCP proxy in front of a real database that can be taken down and brought back,
+//! so that every networked backend proves the same outage behaviour without killing the server
+//! the rest of the suite shares.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::{StoreError, UserStore};
+
+/// While down, nothing listens on the proxy's port (connections are refused, as with a stopped
+/// server) and every open connection is cut.
+pub struct OutageProxy {
+    addr: SocketAddr,
+    target: SocketAddr,
+    accept: Mutex<Option<JoinHandle<()>>>,
+    cut: watch::Sender<u64>,
+}
+
+impl OutageProxy {
+    pub async fn start(target: SocketAddr) -> std::io::Result<Arc<OutageProxy>> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (cut, _) = watch::channel(0);
+        let proxy = Arc::new(OutageProxy {
+            addr,
+            target,
+            accept: Mutex::new(None),
+            cut,
+        });
+        proxy.serve(listener);
+        Ok(proxy)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let target = self.target;
+        let cut = self.cut.subscribe();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cut = cut.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        *self.accept.lock().expect("proxy lock") = Some(task);
+    }
+
+    /// Stops listening and cuts every open connection.
+    pub async fn down(&self) {
+        let task = self.accept.lock().expect("proxy lock").take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    /// Listens again on the same port.
+    pub async fn up(&self) -> std::io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => {
+                    self.serve(listener);
+                    return Ok(());
+                }
+                Err(err) if Instant::now() > deadline => return Err(err),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}
+
+/// The outage story every networked backend runs: a store connected through `proxy`, with
+/// `acquire_timeout` as configured, answers `Unavailable` (never hangs, never `Other`) while the
+/// database is unreachable, and works again once it is back, without being reopened.
+pub async fn outage_story(store: Arc<dyn UserStore>, proxy: &OutageProxy, acquire_timeout: Duration) {
+    store.apply_schema(true).await.expect("schema before the outage");
+    store.create_user("outage@example.com").await.unwrap();
+    store
+        .set_ownid_data("outage@example.com", "before", false)
+        .await
+        .expect("a set before the outage");
+
+    proxy.down().await;
+    // Generous bound: the acquire timeout plus a driver's own connect attempt.
+    let bound = acquire_timeout + Duration::from_secs(5);
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let result = tokio::time::timeout(bound * 2, store.get_ownid_data("outage@example.com"))
+            .await
+            .unwrap_or_else(|_| panic!("attempt {attempt}: a read hung during the outage"));
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "attempt {attempt}: a read during the outage gave {result:?}"
+        );
+        assert!(
+            started.elapsed() <= bound,
+            "attempt {attempt}: took {:?}, more than {bound:?}",
+            started.elapsed()
+        );
+        let result = tokio::time::timeout(
+            bound * 2,
+            store.set_ownid_data("outage@example.com", "during", false),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("attempt {attempt}: a write hung during the outage"));
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "attempt {attempt}: a write during the outage gave {result:?}"
+        );
+        let ping = store.ping().await;
+        assert!(matches!(ping, Err(StoreError::Unavailable(_))), "{ping:?}");
+    }
+
+    proxy.up().await.expect("proxy back up");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match store.set_ownid_data("outage@example.com", "after", false).await {
+            Ok(_) => break,
+            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(err) => panic!("the store did not recover after the outage: {err:?}"),
+        }
+    }
+    assert_eq!(
+        store.get_ownid_data("outage@example.com").await.unwrap().as_deref(),
+        Some("after")
+    );
+    store.ping().await.expect("ping after recovery");
+}
