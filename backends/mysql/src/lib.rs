@@ -1,1 +1,121 @@
-//! stub
+//! The MySQL and MariaDB backend (`mysql://` or `mariadb://` URLs).
+//!
+//! Two pitfalls are closed at connect time: every session runs in strict mode
+//! (`STRICT_ALL_TABLES`), so a value longer than its column is an error (413) instead of being
+//! silently truncated; and the connection character set is utf8mb4, so 4-byte UTF-8 round-trips.
+//! Lookups use `WHERE login_id = ?`, so they need an index on the login-id column; the unique
+//! index `schema` creates is one.
+
+use std::str::FromStr;
+
+use ownid_bridge_sql::{sql_user_store, Capacity, Column, Dialect, Statements, TableFacts};
+use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::{Executor, Row};
+
+#[derive(Clone, Debug)]
+pub struct MySqlOptions {
+    /// `mysql://user:password@host:3306/database` or `mariadb://...`.
+    pub url: String,
+    pub mapping: UsersMapping,
+    pub pool: PoolSettings,
+}
+
+pub struct MySqlStore {
+    reader: MySqlPool,
+    writer: MySqlPool,
+    mapping: UsersMapping,
+    sql: Statements,
+    /// The ownIdData column's limits, refreshed by `inspect`.
+    capacity: Capacity,
+}
+
+impl MySqlStore {
+    pub async fn connect(options: MySqlOptions) -> Result<Self, StoreError> {
+        let connect = MySqlConnectOptions::from_str(&options.url)
+            .map_err(|_| StoreError::Other("invalid MySQL/MariaDB URL".into()))?
+            .charset("utf8mb4");
+        let settings = &options.pool;
+        let pool = MySqlPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(settings.min_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(connect);
+        let store = MySqlStore {
+            reader: pool.clone(),
+            writer: pool,
+            sql: Statements::new(Dialect::MySql, &options.mapping),
+            mapping: options.mapping,
+            capacity: Capacity::default(),
+        };
+        let limit = settings.connect_timeout.max(settings.acquire_timeout);
+        ownid_bridge_sql::within(limit, "MySQL/MariaDB", store.inspect()).await?;
+        Ok(store)
+    }
+
+    async fn facts(&self) -> Result<TableFacts, StoreError> {
+        let table = self.mapping.table.as_str();
+        let rows = sqlx::query(
+            "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
+             CAST(DATA_TYPE AS CHAR), CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED), \
+             CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR), \
+             CAST(CHARACTER_OCTET_LENGTH AS SIGNED) \
+             FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        )
+        .bind(table)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|err| self.classify(err))?;
+        if rows.is_empty() {
+            return Ok(TableFacts::default());
+        }
+        let mut columns = Vec::new();
+        for row in rows {
+            let data_type: String = row.try_get(2).map_err(|err| self.classify(err))?;
+            let max: Option<i64> = row.try_get(3).map_err(|err| self.classify(err))?;
+            let octets: Option<i64> = row.try_get(6).map_err(|err| self.classify(err))?;
+            // (VAR)CHAR limits count characters; the TEXT types' limits count bytes.
+            let counts_characters =
+                matches!(data_type.to_ascii_lowercase().as_str(), "varchar" | "char");
+            columns.push(Column {
+                name: row.try_get(0).map_err(|err| self.classify(err))?,
+                declared: row.try_get(1).map_err(|err| self.classify(err))?,
+                max_chars: max.filter(|_| counts_characters).map(|n| n as u64),
+                max_bytes: octets.filter(|_| !counts_characters).map(|n| n as u64),
+                charset: row.try_get(4).map_err(|err| self.classify(err))?,
+                collation: row.try_get(5).map_err(|err| self.classify(err))?,
+            });
+        }
+        // A unique index on exactly the login-id column, over its full length (no prefix).
+        let unique = sqlx::query(
+            "SELECT s.INDEX_NAME FROM information_schema.STATISTICS s \
+             WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
+             GROUP BY s.INDEX_NAME \
+             HAVING COUNT(*) = 1 AND MAX(s.COLUMN_NAME) = ? AND MAX(s.SUB_PART) IS NULL",
+        )
+        .bind(table)
+        .bind(self.mapping.login_id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|err| self.classify(err))?
+        .is_some();
+        Ok(TableFacts {
+            exists: true,
+            columns,
+            login_id_unique: unique,
+        })
+    }
+}
+
+sql_user_store!(MySqlStore, MySqlRow, Dialect::MySql, "mysql");

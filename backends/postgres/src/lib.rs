@@ -1,1 +1,113 @@
-//! stub
+//! The PostgreSQL backend (also the wire protocol of CockroachDB and YugabyteDB).
+//!
+//! Lookups use `WHERE login_id = $1`, so they need a B-tree index on the login-id column; the
+//! unique index `schema` creates is one. Statements are prepared once per connection and cached by
+//! sqlx.
+
+use std::str::FromStr;
+
+use ownid_bridge_sql::{sql_user_store, Capacity, Column, Dialect, Statements, TableFacts};
+use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// `postgres://user:password@host:5432/database` (or `postgresql://`).
+    pub url: String,
+    pub mapping: UsersMapping,
+    pub pool: PoolSettings,
+}
+
+pub struct PostgresStore {
+    reader: PgPool,
+    writer: PgPool,
+    mapping: UsersMapping,
+    sql: Statements,
+    /// The ownIdData column's limits, refreshed by `inspect`.
+    capacity: Capacity,
+}
+
+impl PostgresStore {
+    pub async fn connect(options: PostgresOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(&options.url)
+            .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
+            .application_name("ownid-bridge");
+        let settings = &options.pool;
+        // connect_lazy: the server starts (and answers 503) while the database is down, and the
+        // pool connects once it is back.
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(settings.min_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
+            .connect_lazy_with(connect);
+        let store = PostgresStore {
+            reader: pool.clone(),
+            writer: pool,
+            sql: Statements::new(Dialect::Postgres, &options.mapping),
+            mapping: options.mapping,
+            capacity: Capacity::default(),
+        };
+        let limit = settings.connect_timeout.max(settings.acquire_timeout);
+        ownid_bridge_sql::within(limit, "PostgreSQL", store.inspect()).await?;
+        Ok(store)
+    }
+
+    async fn facts(&self) -> Result<TableFacts, StoreError> {
+        // The table as the search path resolves it, like the unqualified name in the statements.
+        let table = sqlx::query(
+            "SELECT c.oid::int8 FROM pg_catalog.pg_class c \
+             WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
+             AND pg_catalog.pg_table_is_visible(c.oid)",
+        )
+        .bind(self.mapping.table.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|err| self.classify(err))?;
+        let Some(table) = table else {
+            return Ok(TableFacts::default());
+        };
+        let oid: i64 = table.try_get(0).map_err(|err| self.classify(err))?;
+        let rows = sqlx::query(
+            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
+             CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 \
+                  THEN (a.atttypmod - 4)::int8 END \
+             FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
+        )
+        .bind(oid)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|err| self.classify(err))?;
+        let mut columns = Vec::new();
+        for row in rows {
+            let max_chars: Option<i64> = row.try_get(2).map_err(|err| self.classify(err))?;
+            columns.push(Column {
+                name: row.try_get(0).map_err(|err| self.classify(err))?,
+                declared: row.try_get(1).map_err(|err| self.classify(err))?,
+                max_chars: max_chars.map(|n| n as u64),
+                ..Column::default()
+            });
+        }
+        let unique = sqlx::query(
+            "SELECT 1 FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+             WHERE i.indrelid = $1::int8::oid AND i.indisunique AND i.indnatts = 1 \
+             AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2",
+        )
+        .bind(oid)
+        .bind(self.mapping.login_id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|err| self.classify(err))?
+        .is_some();
+        Ok(TableFacts {
+            exists: true,
+            columns,
+            login_id_unique: unique,
+        })
+    }
+}
+
+sql_user_store!(PostgresStore, PgRow, Dialect::Postgres, "postgres");

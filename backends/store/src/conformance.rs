@@ -42,6 +42,7 @@ pub async fn run_all(factory: &dyn StoreFactory) {
     quoted_custom_names_work(factory).await;
     concurrent_sets_on_distinct_users_all_persist(factory).await;
     concurrent_sets_on_one_user_leave_one_written_value(factory).await;
+    concurrent_upserts_of_one_new_user_create_it_once(factory).await;
 }
 
 async fn fresh(factory: &dyn StoreFactory, mapping: UsersMapping) -> Arc<dyn UserStore> {
@@ -285,6 +286,43 @@ pub async fn concurrent_sets_on_one_user_leave_one_written_value(factory: &dyn S
         .await
         .unwrap()
         .expect("a value after 50 sets");
+    assert!(
+        written.contains(&stored),
+        "stored {stored:?} was never written"
+    );
+}
+
+pub async fn concurrent_upserts_of_one_new_user_create_it_once(factory: &dyn StoreFactory) {
+    let store = fresh(factory, UsersMapping::demo()).await;
+    let written: HashSet<String> = (0..20).map(|i| format!("first-device-{i}")).collect();
+    let tasks: Vec<_> = written
+        .iter()
+        .cloned()
+        .map(|value| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_ownid_data("fresh@example.com", &value, true)
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        if task.await.unwrap().expect("concurrent upsert") == SetOutcome::Created {
+            created += 1;
+        }
+    }
+    assert!(created >= 1, "no upsert reported creating the user");
+    assert!(
+        !store.create_user("fresh@example.com").await.unwrap(),
+        "the user is missing"
+    );
+    let stored = store
+        .get_ownid_data("fresh@example.com")
+        .await
+        .unwrap()
+        .expect("a value after 20 upserts");
     assert!(
         written.contains(&stored),
         "stored {stored:?} was never written"

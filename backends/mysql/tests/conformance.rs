@@ -1,0 +1,241 @@
+//! The shared conformance suite and outage story on a real MySQL or MariaDB server
+//! (`OWNID_TEST_MYSQL_URL`, e.g. `mysql://root@127.0.0.1:3306/`; scripts/test.sh starts a
+//! throwaway MariaDB). Each case gets its own database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ownid_bridge_mysql::{MySqlOptions, MySqlStore};
+use ownid_bridge_store::conformance::{self, StoreFuture};
+use ownid_bridge_store::outage::{
+    outage_story, required_url, server_addr, with_server, OutageProxy,
+};
+use ownid_bridge_store::{Identifier, PoolSettings, StoreError, UserStore, UsersMapping};
+
+const URL_VARIABLE: &str = "OWNID_TEST_MYSQL_URL";
+
+/// A fresh database, and the URL that names it.
+async fn fresh_database(base: &str) -> String {
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::MySqlPool::connect(base)
+        .await
+        .expect("connect to the test server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (server, query) = match base.split_once('?') {
+        Some((server, query)) => (server, format!("?{query}")),
+        None => (base, String::new()),
+    };
+    // Replace whatever database the base URL names.
+    let scheme_end = server.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = server[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(server.len());
+    format!("{}/{name}{query}", &server[..host_end])
+}
+
+fn open(mapping: UsersMapping) -> StoreFuture {
+    Box::pin(async move {
+        let url = fresh_database(&required_url(URL_VARIABLE)).await;
+        let store = MySqlStore::connect(MySqlOptions {
+            url,
+            mapping,
+            pool: PoolSettings::default(),
+        })
+        .await
+        .expect("open MySQL/MariaDB");
+        Arc::new(store) as Arc<dyn UserStore>
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_passes_the_conformance_suite() {
+    conformance::run_all(&open).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_answers_unavailable_during_an_outage_and_recovers() {
+    let base = required_url(URL_VARIABLE);
+    let url = fresh_database(&base).await;
+    let proxy = OutageProxy::start(server_addr(&base).await).await.unwrap();
+    let pool = PoolSettings {
+        acquire_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+        ..PoolSettings::default()
+    };
+    let store = MySqlStore::connect(MySqlOptions {
+        url: with_server(&url, proxy.addr()),
+        mapping: UsersMapping::demo(),
+        pool,
+    })
+    .await
+    .unwrap();
+    outage_story(Arc::new(store), &proxy, Duration::from_secs(2)).await;
+}
+
+async fn store_over(table_sql: &str) -> MySqlStore {
+    let url = fresh_database(&required_url(URL_VARIABLE)).await;
+    let setup = sqlx::MySqlPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(table_sql.to_owned()))
+        .execute(&setup)
+        .await
+        .unwrap();
+    setup.close().await;
+    MySqlStore::connect(MySqlOptions {
+        url,
+        mapping: UsersMapping::demo(),
+        pool: PoolSettings::default(),
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn strict_mode_refuses_what_a_varchar_cannot_hold_and_nothing_changes() {
+    let store = store_over(
+        "CREATE TABLE users (login_id VARCHAR(100) PRIMARY KEY, ownid_data VARCHAR(10)) \
+         CHARSET utf8mb4",
+    )
+    .await;
+    let report = store.inspect().await.unwrap();
+    assert!(!report.is_ok() && report.is_usable(), "{report}");
+    store.create_user("a@example.com").await.unwrap();
+    store
+        .set_ownid_data("a@example.com", "😀😀😀😀😀😀😀😀😀😀", false)
+        .await
+        .unwrap();
+    let err = store
+        .set_ownid_data("a@example.com", "0123456789x", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err:?}");
+    assert_eq!(
+        store
+            .get_ownid_data("a@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("😀😀😀😀😀😀😀😀😀😀")
+    );
+}
+
+#[tokio::test]
+async fn strict_mode_refuses_what_a_text_column_cannot_hold() {
+    // TEXT holds 65,535 bytes; its limit is in bytes, so only the server can enforce it.
+    let store = store_over(
+        "CREATE TABLE users (login_id VARCHAR(100) PRIMARY KEY, ownid_data TEXT) CHARSET utf8mb4",
+    )
+    .await;
+    store.create_user("a@example.com").await.unwrap();
+    store
+        .set_ownid_data("a@example.com", "kept", false)
+        .await
+        .unwrap();
+    let too_long = "😀".repeat(20_000); // 80,000 bytes
+    let err = store
+        .set_ownid_data("a@example.com", &too_long, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err:?}");
+    assert_eq!(
+        store
+            .get_ownid_data("a@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("kept")
+    );
+    let fits = "😀".repeat(16_000); // 64,000 bytes
+    store
+        .set_ownid_data("a@example.com", &fits, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_ownid_data("a@example.com").await.unwrap(),
+        Some(fits)
+    );
+}
+
+#[tokio::test]
+async fn check_flags_a_case_insensitive_login_id_and_a_3_byte_charset() {
+    let store = store_over(
+        "CREATE TABLE users (login_id VARCHAR(100) COLLATE utf8mb4_general_ci NOT NULL, \
+         ownid_data TEXT CHARACTER SET utf8mb3) CHARSET utf8mb4",
+    )
+    .await;
+    let report = store.inspect().await.unwrap();
+    let failed: Vec<&str> = report.problems().map(|check| check.name.as_str()).collect();
+    assert!(failed.contains(&"login_id collation"), "{report}");
+    assert!(failed.contains(&"ownid_data charset"), "{report}");
+    assert!(failed.contains(&"login_id unique index"), "{report}");
+    let changes = store.apply_schema(false).await.unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let report = store.inspect().await.unwrap();
+    assert!(
+        report.check("login_id unique index").unwrap().ok,
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn quoted_keyword_and_mixed_case_names_with_claims() {
+    let store_url = fresh_database(&required_url(URL_VARIABLE)).await;
+    let setup = sqlx::MySqlPool::connect(&store_url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE `Order` (`id` INT AUTO_INCREMENT PRIMARY KEY, `order` VARCHAR(320) NOT NULL, \
+         `active` TINYINT(1), `score` DOUBLE) CHARSET utf8mb4 COLLATE utf8mb4_bin",
+    )
+    .execute(&setup)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO `Order` (`order`, `active`, `score`) VALUES ('q@example.com', 1, 2.5)",
+    )
+    .execute(&setup)
+    .await
+    .unwrap();
+    setup.close().await;
+    let mapping = UsersMapping {
+        table: Identifier::new("Order").unwrap(),
+        login_id: Identifier::new("order").unwrap(),
+        ownid_data: Identifier::new("OwnIdData").unwrap(),
+        user_id: Some(Identifier::new("id").unwrap()),
+        claims: vec![
+            ("active".into(), Identifier::new("active").unwrap()),
+            ("score".into(), Identifier::new("score").unwrap()),
+        ],
+    };
+    let store = MySqlStore::connect(MySqlOptions {
+        url: store_url,
+        mapping,
+        pool: PoolSettings::default(),
+    })
+    .await
+    .unwrap();
+    store.apply_schema(false).await.unwrap();
+    assert!(
+        store.inspect().await.unwrap().is_ok(),
+        "{}",
+        store.inspect().await.unwrap()
+    );
+    store
+        .set_ownid_data("q@example.com", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 😀", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_ownid_data("q@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("𝔘𝔫𝔦𝔠𝔬𝔡𝔢 😀")
+    );
+    let user = store.get_session_user("q@example.com").await.unwrap();
+    assert_eq!(user.subject, "1");
+    assert_eq!(user.claims["active"], 1);
+    assert_eq!(user.claims["score"], 2.5);
+}
