@@ -217,6 +217,34 @@ impl Default for SessionConfig {
 pub enum Backend {
     #[default]
     Sqlite,
+    /// PostgreSQL and its wire-compatible kin (CockroachDB, YugabyteDB).
+    Postgres,
+    /// MySQL and MariaDB.
+    #[serde(alias = "mariadb")]
+    Mysql,
+    Mongodb,
+}
+
+impl Backend {
+    /// The Cargo feature that compiles the backend in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+            Backend::Mongodb => "mongodb",
+        }
+    }
+
+    /// The URL schemes the backend's driver understands.
+    pub fn schemes(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &["sqlite"],
+            Backend::Postgres => &["postgres", "postgresql"],
+            Backend::Mysql => &["mysql", "mariadb"],
+            Backend::Mongodb => &["mongodb", "mongodb+srv"],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -456,6 +484,25 @@ impl Config {
             return Err(ConfigError::at(
                 "storage.pool.max_connections",
                 "must be positive",
+            ));
+        }
+        let scheme = self
+            .storage
+            .url
+            .expose()
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())
+            .unwrap_or_default();
+        let schemes = self.storage.backend.schemes();
+        if !schemes.contains(&scheme.as_str()) {
+            return Err(ConfigError::at(
+                "storage.url",
+                format!(
+                    "storage.backend {} expects a URL starting with {}: (got {})",
+                    self.storage.backend.feature(),
+                    schemes.join(": or "),
+                    self.storage.url
+                ),
             ));
         }
         self.storage.users.mapping()?;
@@ -858,6 +905,21 @@ mod tests {
         assert_eq!(config.server.trusted_proxies.len(), 2);
         let message = error("ownid: { allowed_networks: [\"10.0.0.0/33\"] }", &[]);
         assert!(message.starts_with("ownid.allowed_networks"), "{message}");
+    }
+
+    #[test]
+    fn the_url_must_match_the_backend() {
+        let message = error("storage: { backend: postgres }", &[]);
+        assert!(message.starts_with("storage.url: storage.backend postgres expects"), "{message}");
+        let config = Config::from_yaml(
+            "storage: { backend: mariadb, url: \"mariadb://app:pw@db/users\" }",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.storage.backend, Backend::Mysql);
+        assert!(!config.storage.creates_demo_table());
+        let message = error("storage: { backend: oracle }", &[]);
+        assert!(message.starts_with("storage.backend: unknown variant `oracle`"), "{message}");
     }
 
     #[test]
