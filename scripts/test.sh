@@ -1,14 +1,372 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, then every test of the workspace.
-# SQLite is embedded, so nothing has to be installed or started for it.
+# The whole test suite, as CI runs it: formatting, lints, then every test of the workspace, with
+# a throwaway PostgreSQL, MariaDB and MongoDB-compatible server (jongodb) for the backend tests.
+#
+# The servers live in one temporary directory, listen on free ports on 127.0.0.1 only (never the
+# machine's own 5432 or 3306) and are stopped and removed when the script exits, however it exits.
+# Missing server packages are installed with apt-get when run as root (Debian 12); jongodb comes
+# from npm into .cache/jongodb (gitignored).
+#
+# Environment:
+#   OWNID_TEST_POSTGRES_URL  use this PostgreSQL instead of starting one,
+#                            e.g. postgres://user:pass@db.local:5432/postgres
+#   OWNID_TEST_MYSQL_URL     use this MySQL/MariaDB instead of starting one (the tests create their
+#                            own databases), e.g. mysql://root:pass@127.0.0.1:3307/
+#   OWNID_TEST_MONGODB_URL   use this MongoDB instead of starting jongodb,
+#                            e.g. mongodb://127.0.0.1:27017
+#   OWNID_TEST_ONLY_SERVERS=1  start the servers, print their URLs, check that each one answers,
+#                            then stop them; cargo is not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "test.sh: cargo is not installed (https://rustup.rs)" >&2
+JONGODB_PACKAGE=@jongodb/memory-server-bin-linux-x64-gnu
+JONGODB_VERSION=0.1.6
+JONGODB_PREFIX=.cache/jongodb
+JONGODB_DIR=$JONGODB_PREFIX/node_modules/$JONGODB_PACKAGE
+START_TIMEOUT=60 # seconds each server gets to accept connections
+
+only_servers=${OWNID_TEST_ONLY_SERVERS:-}
+[[ $only_servers == 0 ]] && only_servers=
+is_root=
+[[ $(id -u) == 0 ]] && is_root=1
+
+die() {
+  echo "test.sh: $*" >&2
   exit 1
+}
+
+# Which servers this run starts: those whose URL is not already given.
+start_pg='' start_my='' start_mongo=''
+[[ -z ${OWNID_TEST_POSTGRES_URL:-} ]] && start_pg=1
+[[ -z ${OWNID_TEST_MYSQL_URL:-} ]] && start_my=1
+[[ -z ${OWNID_TEST_MONGODB_URL:-} ]] && start_mongo=1
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+pg_bindir() {
+  local d
+  for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
+    if [[ -x $d/initdb && -x $d/pg_ctl ]]; then
+      echo "$d"
+      return 0
+    fi
+  done
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v pg_ctl)"
+    return 0
+  fi
+  return 1
+}
+
+find_tool() { # first of the names that is on PATH or in /usr/sbin
+  local name
+  for name in "$@"; do
+    if command -v "$name" >/dev/null 2>&1; then
+      command -v "$name"
+      return 0
+    fi
+    if [[ -x /usr/sbin/$name ]]; then
+      echo "/usr/sbin/$name"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if [[ -z $only_servers ]]; then
+  command -v cargo >/dev/null 2>&1 || die "cargo is not installed (https://rustup.rs)"
+  if ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+    # Offline this may fail; cargo fmt or cargo clippy then says what is missing.
+    rustup component add rustfmt clippy || true
+  fi
 fi
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if [[ -n $start_mongo && $(uname -sm) != "Linux x86_64" ]]; then
+  die "jongodb is only installed for Linux x86_64 here; set OWNID_TEST_MONGODB_URL to a MongoDB"
+fi
+
+missing=()
+if [[ -n $start_pg ]] && ! pg_bindir >/dev/null; then
+  missing+=(postgresql)
+fi
+if [[ -n $start_my ]] && ! { find_tool mariadb-install-db >/dev/null && find_tool mariadbd >/dev/null; }; then
+  missing+=(mariadb-server)
+fi
+if [[ -n $start_mongo ]] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  missing+=(nodejs npm)
+fi
+if [[ -n $start_pg$start_my$start_mongo ]] && ! command -v python3 >/dev/null && ! command -v node >/dev/null \
+  && [[ -z $start_mongo ]]; then
+  missing+=(python3) # to pick free ports
+fi
+if ((${#missing[@]})); then
+  if [[ -z $is_root ]]; then
+    die "missing ${missing[*]} (Debian packages); install them, run as root, or set the" \
+      "OWNID_TEST_*_URL variables to existing servers"
+  fi
+  echo "== apt-get install ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+free_ports() { # prints N distinct free TCP ports of 127.0.0.1, one a line
+  if command -v python3 >/dev/null 2>&1; then
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+for s in socks:
+    print(s.getsockname()[1])
+EOF
+  else
+    node -e '
+      const net = require("net");
+      const servers = [];
+      const next = () => {
+        if (servers.length == Number(process.argv[1])) {
+          servers.forEach((s) => console.log(s.address().port));
+          servers.forEach((s) => s.close());
+          return;
+        }
+        const s = net.createServer();
+        s.listen(0, "127.0.0.1", next);
+        servers.push(s);
+      };
+      next();' "$1"
+  fi
+}
+
+tcp_open() { # host port
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+wait_for() { # pid seconds command...: until the command succeeds, the pid dies or time runs out
+  local pid=$1 deadline=$((SECONDS + $2))
+  shift 2
+  until "$@"; do
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      return 1
+    fi
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+fail_with_log() { # name logfile...
+  local log
+  echo "test.sh: $1 did not start; the last lines of its log:" >&2
+  for log in "${@:2}"; do
+    [[ -s $log ]] && tail -n 40 "$log" >&2
+  done
+  exit 1
+}
+
+redact() { # hides the password of a URL
+  sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Servers and teardown
+
+tmp=
+pg_data='' pg_bin=''
+my_pid='' mongo_pid=''
+
+# A command that a signal can interrupt never has its output redirected on a function or a builtin:
+# bash would run the teardown with that redirection still in place.
+pg_cmd() { # logfile command...: a PostgreSQL server command, as the postgres user when we are root
+  local log=$1
+  shift
+  if [[ -n $is_root ]]; then
+    runuser -u postgres -- env -C "$tmp/pg" "$@" >"$log" 2>&1
+  else
+    "$@" >"$log" 2>&1
+  fi
+}
+
+stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleaned=
+cleanup() {
+  local rc=$?
+  [[ -n $cleaned ]] && return
+  cleaned=1
+  trap '' INT TERM
+  set +e
+  if [[ -n $tmp ]]; then
+    echo "== stopping test servers"
+    if [[ -n $pg_data && -f $pg_data/postmaster.pid ]]; then
+      pg_cmd /dev/null "$pg_bin/pg_ctl" stop -D "$pg_data" -m immediate -w -t 30 \
+        || kill -KILL "$(head -n 1 "$pg_data/postmaster.pid")" 2>/dev/null
+    fi
+    [[ -n $my_pid ]] && stop_pid "$my_pid"
+    [[ -n $mongo_pid ]] && stop_pid "$mongo_pid"
+    rm -rf "$tmp"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+started_at=$SECONDS
+if [[ -n $start_pg$start_my$start_mongo ]]; then
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/ownid-test.XXXXXX")
+  chmod 711 "$tmp" # the postgres user has to reach $tmp/pg
+  mapfile -t ports < <(free_ports 3)
+  ((${#ports[@]} == 3)) || die "could not pick free ports"
+fi
+
+if [[ -n $start_pg ]]; then
+  echo "== starting PostgreSQL"
+  pg_bin=$(pg_bindir)
+  pg_port=${ports[0]}
+  pg_data=$tmp/pg/data
+  mkdir -p "$tmp/pg"
+  if [[ -n $is_root ]]; then
+    id postgres >/dev/null 2>&1 || die "PostgreSQL refuses to run as root and there is no postgres user"
+    chown postgres: "$tmp/pg"
+  fi
+  pg_cmd "$tmp/pg/initdb.log" "$pg_bin/initdb" -D "$pg_data" -U postgres -A trust -E UTF8 \
+    --locale=C --no-sync || fail_with_log "PostgreSQL initdb" "$tmp/pg/initdb.log"
+  cat >>"$pg_data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$tmp/pg'
+shared_buffers = 32MB
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+  pg_cmd "$tmp/pg/pg_ctl.log" "$pg_bin/pg_ctl" start -D "$pg_data" -l "$tmp/pg/server.log" -w \
+    -t "$START_TIMEOUT" || fail_with_log PostgreSQL "$tmp/pg/server.log" "$tmp/pg/pg_ctl.log"
+  pg_isready=$(find_tool "$pg_bin/pg_isready" pg_isready) || die "pg_isready is not installed"
+  pg_ready() { "$pg_isready" -q -h 127.0.0.1 -p "$pg_port" -d postgres -U postgres >/dev/null 2>&1; }
+  wait_for "" "$START_TIMEOUT" pg_ready || fail_with_log PostgreSQL "$tmp/pg/server.log"
+  export OWNID_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+fi
+
+if [[ -n $start_my ]]; then
+  echo "== starting MariaDB"
+  my_port=${ports[1]}
+  my_dir=$tmp/mysql
+  mkdir -p "$my_dir"
+  mariadbd=$(find_tool mariadbd)
+  my_user=()
+  [[ -n $is_root ]] && my_user=(--user=root)
+  my_opts=(--innodb-buffer-pool-size=64M --innodb-log-file-size=32M --innodb-flush-log-at-trx-commit=2
+    --skip-innodb-doublewrite --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci)
+  "$(find_tool mariadb-install-db)" --no-defaults --datadir="$my_dir/data" "${my_user[@]}" \
+    --auth-root-authentication-method=normal --skip-test-db "${my_opts[@]}" \
+    >"$my_dir/install.log" 2>&1 || fail_with_log "mariadb-install-db" "$my_dir/install.log"
+  "$mariadbd" --no-defaults --datadir="$my_dir/data" --port="$my_port" --bind-address=127.0.0.1 \
+    --socket="$my_dir/mysqld.sock" --pid-file="$my_dir/mysqld.pid" --log-error="$my_dir/server.log" \
+    --tmpdir="$my_dir" "${my_user[@]}" "${my_opts[@]}" --max-connections=500 --skip-log-bin \
+    --skip-name-resolve --performance-schema=off >>"$my_dir/server.log" 2>&1 &
+  my_pid=$!
+  my_admin=$(find_tool mariadb-admin mysqladmin) || die "mariadb-admin is not installed"
+  my_ping() { "$my_admin" --no-defaults -h 127.0.0.1 -P "$my_port" -u root ping >/dev/null 2>&1; }
+  wait_for "$my_pid" "$START_TIMEOUT" my_ping || fail_with_log MariaDB "$my_dir/server.log"
+  export OWNID_TEST_MYSQL_URL="mysql://root@127.0.0.1:$my_port/"
+fi
+
+if [[ -n $start_mongo ]]; then
+  echo "== starting jongodb"
+  if [[ $(sed -n 's/^ *"version": *"\(.*\)",*$/\1/p' "$JONGODB_DIR/package.json" 2>/dev/null) != "$JONGODB_VERSION" \
+    || ! -x $JONGODB_DIR/bin/jongodb ]]; then
+    echo "   npm install $JONGODB_PACKAGE@$JONGODB_VERSION into $JONGODB_PREFIX"
+    npm install --prefix "$JONGODB_PREFIX" --no-audit --no-fund --no-update-notifier --loglevel=error \
+      "$JONGODB_PACKAGE@$JONGODB_VERSION" >/dev/null
+  fi
+  mongo_port=${ports[2]}
+  mkdir -p "$tmp/mongo"
+  "$JONGODB_DIR/bin/jongodb" -Xmx256m --host=127.0.0.1 --port="$mongo_port" >"$tmp/mongo/server.log" 2>&1 &
+  mongo_pid=$!
+  wait_for "$mongo_pid" "$START_TIMEOUT" tcp_open 127.0.0.1 "$mongo_port" \
+    || fail_with_log jongodb "$tmp/mongo/server.log"
+  export OWNID_TEST_MONGODB_URL="mongodb://127.0.0.1:$mongo_port"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# What each backend runs against
+
+url_decode() { printf '%b' "${1//%/\\x}"; }
+
+pg_version() {
+  local psql
+  psql=$(find_tool "${pg_bin:-/nonexistent}/psql" psql) || return 1
+  "$psql" "$OWNID_TEST_POSTGRES_URL" -X -At -c "select split_part(version(), ' on ', 1)" 2>&1
+}
+
+my_version() { # mysql://[user[:password]@]host[:port][/db]
+  local client re='^mysql://(([^:@/]*)(:([^@/]*))?@)?([^:/?]+)(:([0-9]+))?'
+  client=$(find_tool mariadb mysql) || return 1
+  [[ $OWNID_TEST_MYSQL_URL =~ $re ]] || return 1
+  MYSQL_PWD=$(url_decode "${BASH_REMATCH[4]}") "$client" --no-defaults -h "${BASH_REMATCH[5]}" \
+    -P "${BASH_REMATCH[7]:-3306}" -u "$(url_decode "${BASH_REMATCH[2]:-root}")" \
+    -N -B -e 'select version()' 2>&1
+}
+
+mongo_check() {
+  local re='^mongodb://([^@/]*@)?(\[[^]]*\]|[^:/,?]+)(:([0-9]+))?'
+  if [[ -n $start_mongo ]]; then
+    tcp_open 127.0.0.1 "$mongo_port" || return 1
+    echo "jongodb $JONGODB_VERSION (npm $JONGODB_PACKAGE)"
+  elif [[ $OWNID_TEST_MONGODB_URL =~ $re ]]; then
+    set -- "${BASH_REMATCH[2]}" "${BASH_REMATCH[4]:-27017}"
+    if ! tcp_open "$1" "$2"; then
+      echo "TCP connect to $1:$2 failed"
+      return 1
+    fi
+    echo "TCP port open"
+  else
+    echo "(not checked: only mongodb://host[:port] URLs are)"
+  fi
+}
+
+describe() { # backend url origin version-function
+  local out
+  if out=$($4); then
+    printf '   %-9s %s (%s): %s\n' "$1" "$(redact "$2")" "$3" "$out"
+  elif [[ -n $only_servers ]]; then
+    printf '   %-9s %s (%s): NOT REACHABLE %s\n' "$1" "$(redact "$2")" "$3" "$out" >&2
+    return 1
+  else # the tests will say what is wrong
+    printf '   %-9s %s (%s)\n' "$1" "$(redact "$2")" "$3"
+  fi
+}
+
+origin() { if [[ -n $1 ]]; then echo "started here"; else echo "given"; fi; }
+echo "== test servers (ready after $((SECONDS - started_at)) s)"
+reachable=1
+describe postgres "$OWNID_TEST_POSTGRES_URL" "$(origin "$start_pg")" pg_version || reachable=
+describe mysql "$OWNID_TEST_MYSQL_URL" "$(origin "$start_my")" my_version || reachable=
+describe mongodb "$OWNID_TEST_MONGODB_URL" "$(origin "$start_mongo")" mongo_check || reachable=
+
+if [[ -n $only_servers ]]; then
+  [[ -n $reachable ]] || die "a test server is not reachable"
+  echo "== OWNID_TEST_ONLY_SERVERS is set: not running cargo"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The suite
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -910,7 +910,10 @@ mod tests {
     #[test]
     fn the_url_must_match_the_backend() {
         let message = error("storage: { backend: postgres }", &[]);
-        assert!(message.starts_with("storage.url: storage.backend postgres expects"), "{message}");
+        assert!(
+            message.starts_with("storage.url: storage.backend postgres expects"),
+            "{message}"
+        );
         let config = Config::from_yaml(
             "storage: { backend: mariadb, url: \"mariadb://app:pw@db/users\" }",
             &[],
@@ -919,7 +922,10 @@ mod tests {
         assert_eq!(config.storage.backend, Backend::Mysql);
         assert!(!config.storage.creates_demo_table());
         let message = error("storage: { backend: oracle }", &[]);
-        assert!(message.starts_with("storage.backend: unknown variant `oracle`"), "{message}");
+        assert!(
+            message.starts_with("storage.backend: unknown variant `oracle`"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -50,14 +50,14 @@ pub async fn open(
             .await,
         ),
         #[cfg(feature = "postgres")]
-        Backend::Postgres => shared(
-            ownid_bridge_postgres::PostgresStore::connect(ownid_bridge_postgres::PostgresOptions {
-                url,
-                mapping,
-                pool,
-            })
-            .await,
-        ),
+        Backend::Postgres => {
+            shared(
+                ownid_bridge_postgres::PostgresStore::connect(
+                    ownid_bridge_postgres::PostgresOptions { url, mapping, pool },
+                )
+                .await,
+            )
+        }
         #[cfg(feature = "mysql")]
         Backend::Mysql => shared(
             ownid_bridge_mysql::MySqlStore::connect(ownid_bridge_mysql::MySqlOptions {

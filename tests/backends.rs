@@ -26,7 +26,9 @@ async fn app_on(backend: &str, url: &str) -> TestApp {
         "ownid: {{ shared_secret: \"{SECRET}\" }}\nsession: {{ secret: \"{JWT_SECRET}\" }}\n"
     );
     let config = Config::from_yaml(&yaml, &env).expect("config");
-    let store = storage::open(&config.storage, false).await.expect("open the store");
+    let store = storage::open(&config.storage, false)
+        .await
+        .expect("open the store");
     store.apply_schema(true).await.expect("schema");
     spawn_with_store(config, store, dir)
 }
@@ -34,7 +36,9 @@ async fn app_on(backend: &str, url: &str) -> TestApp {
 async fn the_contract_holds(app: &TestApp) {
     app.add_user("alice@example.com").await;
     app.get_data("alice@example.com").await.assert_empty(204);
-    app.set_data("alice@example.com", "ünïcödé 😀 data").await.assert_empty(204);
+    app.set_data("alice@example.com", "ünïcödé 😀 data")
+        .await
+        .assert_empty(204);
     let reply = app.get_data("alice@example.com").await;
     assert_eq!(reply.json(), json!({ "ownIdData": "ünïcödé 😀 data" }));
     assert_eq!(app.session("alice@example.com").await.status, 200);

@@ -12,26 +12,6 @@ use tokio::task::JoinHandle;
 
 use crate::{StoreError, UserStore};
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn urls_are_split_around_the_server() {
-        let addr = "127.0.0.1:9".parse().unwrap();
-        assert_eq!(
-            super::with_server("postgres://u:p@db.example:5432/x?sslmode=disable", addr),
-            "postgres://u:p@127.0.0.1:9/x?sslmode=disable"
-        );
-        assert_eq!(
-            super::with_server("mongodb://127.0.0.1:27017", addr),
-            "mongodb://127.0.0.1:9"
-        );
-        assert_eq!(
-            super::with_server("mysql://root@h:3306/", addr),
-            "mysql://root@127.0.0.1:9/"
-        );
-    }
-}
-
 /// While down, nothing listens on the proxy's port (connections are refused, as with a stopped
 /// server) and every open connection is cut.
 pub struct OutageProxy {
@@ -123,9 +103,7 @@ pub fn required_url(variable: &str) -> String {
 fn split_authority(url: &str) -> (&str, &str, &str) {
     let start = url.find("://").map(|i| i + 3).unwrap_or(0);
     let after_scheme = &url[start..];
-    let end = after_scheme
-        .find(|c| c == '/' || c == '?')
-        .unwrap_or(after_scheme.len());
+    let end = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
     let authority = &after_scheme[..end];
     let host_start = authority.rfind('@').map(|i| i + 1).unwrap_or(0);
     (
@@ -223,4 +201,24 @@ pub async fn outage_story(
         Some("after")
     );
     store.ping().await.expect("ping after recovery");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_split_around_the_server() {
+        let addr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(
+            super::with_server("postgres://u:p@db.example:5432/x?sslmode=disable", addr),
+            "postgres://u:p@127.0.0.1:9/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_server("mongodb://127.0.0.1:27017", addr),
+            "mongodb://127.0.0.1:9"
+        );
+        assert_eq!(
+            super::with_server("mysql://root@h:3306/", addr),
+            "mysql://root@127.0.0.1:9/"
+        );
+    }
 }

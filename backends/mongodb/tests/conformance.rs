@@ -1,0 +1,414 @@
+//! The shared conformance suite and the outage story against a real server, a fresh database per
+//! case. `scripts/test.sh` starts one and sets `OWNID_TEST_MONGODB_URL`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use ownid_bridge_mongodb::{MongoOptions, MongoStore};
+use ownid_bridge_store::conformance::{self, StoreFuture};
+use ownid_bridge_store::outage::{self, OutageProxy};
+use ownid_bridge_store::{
+    checks, Identifier, PoolSettings, SetOutcome, StoreError, UserStore, UsersMapping,
+};
+
+const URL_VARIABLE: &str = "OWNID_TEST_MONGODB_URL";
+
+/// The server's URL, e.g. `mongodb://127.0.0.1:27017`. A missing variable fails the test (a
+/// backend nobody tests is a backend that does not work).
+fn server_url() -> String {
+    outage::required_url(URL_VARIABLE)
+}
+
+/// `url` with its path replaced by `/database` and `extra_query` added to its options.
+fn database_url(url: &str, database: &str, extra_query: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let options: Vec<&str> = query
+        .into_iter()
+        .chain((!extra_query.is_empty()).then_some(extra_query))
+        .filter(|option| !option.is_empty())
+        .collect();
+    let mut url = format!("{}/{database}", &base[..authority_end]);
+    if !options.is_empty() {
+        url.push('?');
+        url.push_str(&options.join("&"));
+    }
+    url
+}
+
+fn fresh_database_name() -> String {
+    format!("ownid_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn test_pool() -> PoolSettings {
+    PoolSettings {
+        acquire_timeout: Duration::from_secs(10),
+        ..PoolSettings::default()
+    }
+}
+
+/// Databases created by a test, dropped when it ends so a shared server does not fill up.
+#[derive(Default)]
+struct Databases(Mutex<Vec<String>>);
+
+impl Databases {
+    fn fresh_url(&self) -> String {
+        self.fresh_url_on(&server_url(), "")
+    }
+
+    fn fresh_url_on(&self, url: &str, extra_query: &str) -> String {
+        let name = fresh_database_name();
+        self.0.lock().unwrap().push(name.clone());
+        database_url(url, &name, extra_query)
+    }
+
+    async fn drop_all(&self) {
+        let client = mongodb::Client::with_uri_str(server_url()).await.unwrap();
+        let names = std::mem::take(&mut *self.0.lock().unwrap());
+        for name in names {
+            match client.database(&name).drop().await {
+                Ok(()) => {}
+                // In-memory test servers may not implement dropDatabase; they vanish anyway.
+                Err(err) if is_command_not_found(&err) => {}
+                Err(err) => panic!("drop database {name}: {err}"),
+            }
+        }
+    }
+}
+
+fn is_command_not_found(err: &mongodb::error::Error) -> bool {
+    matches!(err.kind.as_ref(), mongodb::error::ErrorKind::Command(command) if command.code == 59)
+}
+
+async fn open_store(url: String, mapping: UsersMapping, pool: PoolSettings) -> MongoStore {
+    MongoStore::connect(MongoOptions { url, mapping, pool })
+        .await
+        .expect("connect to MongoDB")
+}
+
+/// The collection as the application owning it sees it, without the store in between.
+async fn raw_collection(url: &str, name: &str) -> mongodb::Collection<Document> {
+    let client = mongodb::Client::with_uri_str(url).await.unwrap();
+    client.default_database().unwrap().collection(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_passes_the_conformance_suite() {
+    let databases = Arc::new(Databases::default());
+    let factory = {
+        let databases = databases.clone();
+        move |mapping: UsersMapping| -> StoreFuture {
+            let url = databases.fresh_url();
+            Box::pin(async move {
+                Arc::new(open_store(url, mapping, test_pool()).await) as Arc<dyn UserStore>
+            })
+        }
+    };
+    conformance::run_all(&factory).await;
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_answers_unavailable_during_an_outage_and_recovers() {
+    let url = server_url();
+    let proxy = OutageProxy::start(outage::server_addr(&url).await)
+        .await
+        .unwrap();
+    let databases = Databases::default();
+    // directConnection: the proxy's address is not the one the server reports for itself.
+    let proxied = databases.fresh_url_on(
+        &outage::with_server(&url, proxy.addr()),
+        "directConnection=true",
+    );
+    let pool = PoolSettings {
+        connect_timeout: Duration::from_secs(2),
+        acquire_timeout: Duration::from_secs(2),
+        ..PoolSettings::default()
+    };
+    let acquire_timeout = pool.acquire_timeout;
+    let store = Arc::new(open_store(proxied, UsersMapping::demo(), pool).await);
+    outage::outage_story(store, &proxy, acquire_timeout).await;
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_upserts_create_each_user_once() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let store = Arc::new(open_store(url.clone(), UsersMapping::demo(), test_pool()).await);
+    store.apply_schema(true).await.unwrap();
+
+    let distinct: Vec<_> = (0..100)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_ownid_data(&format!("new{i}@example.com"), &format!("v{i}"), true)
+                    .await
+            })
+        })
+        .collect();
+    for task in distinct {
+        assert_eq!(task.await.unwrap().unwrap(), SetOutcome::Created);
+    }
+
+    let same: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_ownid_data("race@example.com", &format!("device-{i}"), true)
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in same {
+        if task.await.unwrap().expect("a racing upsert") == SetOutcome::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1, "exactly one racing upsert creates the user");
+
+    let users = raw_collection(&url, "users").await;
+    assert_eq!(
+        users
+            .count_documents(doc! { "login_id": "race@example.com" })
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(users.count_documents(doc! {}).await.unwrap(), 101);
+    for i in 0..100 {
+        assert_eq!(
+            store
+                .get_ownid_data(&format!("new{i}@example.com"))
+                .await
+                .unwrap(),
+            Some(format!("v{i}"))
+        );
+    }
+    let stored = store.get_ownid_data("race@example.com").await.unwrap();
+    assert!(stored.is_some_and(|value| value.starts_with("device-")));
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn session_users_read_the_configured_fields() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let mapping = UsersMapping {
+        user_id: Some(Identifier::new("_id").unwrap()),
+        claims: vec![
+            ("email".into(), Identifier::new("login_id").unwrap()),
+            ("roles".into(), Identifier::new("roles").unwrap()),
+            ("age".into(), Identifier::new("age").unwrap()),
+            ("nickname".into(), Identifier::new("nickname").unwrap()),
+            ("missing".into(), Identifier::new("nothing_here").unwrap()),
+        ],
+        ..UsersMapping::demo()
+    };
+    let store = open_store(url.clone(), mapping, test_pool()).await;
+    store.apply_schema(true).await.unwrap();
+    let id = ObjectId::new();
+    let users = raw_collection(&url, "users").await;
+    users
+        .insert_one(doc! {
+            "_id": id,
+            "login_id": "ada@example.com",
+            "roles": ["admin", "dev"],
+            "age": 36,
+            "nickname": null,
+        })
+        .await
+        .unwrap();
+    users
+        .insert_one(doc! { "_id": 7_i64, "login_id": "numeric@example.com" })
+        .await
+        .unwrap();
+
+    let user = store.get_session_user("ada@example.com").await.unwrap();
+    assert_eq!(user.subject, id.to_hex());
+    assert_eq!(
+        serde_json::Value::Object(user.claims),
+        serde_json::json!({ "email": "ada@example.com", "roles": ["admin", "dev"], "age": 36 })
+    );
+    let numeric = store.get_session_user("numeric@example.com").await.unwrap();
+    assert_eq!(numeric.subject, "7");
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_non_string_value_is_an_error_not_data() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let store = open_store(url.clone(), UsersMapping::demo(), test_pool()).await;
+    store.apply_schema(true).await.unwrap();
+    let users = raw_collection(&url, "users").await;
+    users
+        .insert_many([
+            doc! { "login_id": "number@example.com", "ownid_data": 12 },
+            doc! { "login_id": "null@example.com", "ownid_data": null },
+        ])
+        .await
+        .unwrap();
+    let err = store
+        .get_ownid_data("number@example.com")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+    assert_eq!(
+        store.get_ownid_data("null@example.com").await.unwrap(),
+        None
+    );
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn check_flags_an_existing_collection_without_a_unique_index() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let users = raw_collection(&url, "users").await;
+    users
+        .insert_one(doc! { "login_id": "legacy@example.com" })
+        .await
+        .unwrap();
+    users
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "login_id": 1, "tenant": 1 })
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .unique(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+    let store = open_store(url, UsersMapping::demo(), test_pool()).await;
+    let report = store.inspect().await.unwrap();
+    assert!(report.is_usable(), "{report}");
+    assert!(
+        !report.check(checks::LOGIN_ID_UNIQUE).unwrap().ok,
+        "{report}"
+    );
+
+    let err = store.apply_schema(false).await;
+    assert_eq!(
+        err.unwrap(),
+        vec!["createIndex users {login_id: 1} unique".to_string()]
+    );
+    assert!(store.inspect().await.unwrap().is_ok());
+    assert!(store.apply_schema(false).await.unwrap().is_empty());
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_missing_collection_is_not_created_without_permission() {
+    let databases = Databases::default();
+    let store = open_store(databases.fresh_url(), UsersMapping::demo(), test_pool()).await;
+    let report = store.inspect().await.unwrap();
+    assert!(!report.is_ok() && !report.is_usable(), "{report}");
+    let err = store.apply_schema(false).await.unwrap_err();
+    assert!(matches!(err, StoreError::Other(ref text) if text.contains("does not exist")));
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_value_over_the_bson_limit_is_too_large_and_nothing_changes() {
+    let databases = Databases::default();
+    let store = open_store(databases.fresh_url(), UsersMapping::demo(), test_pool()).await;
+    store.apply_schema(true).await.unwrap();
+    store.create_user("big@example.com").await.unwrap();
+    store
+        .set_ownid_data("big@example.com", "small", false)
+        .await
+        .unwrap();
+    let huge = "x".repeat(16 * 1024 * 1024 + 1);
+    let err = store
+        .set_ownid_data("big@example.com", &huge, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err:?}");
+    assert_eq!(
+        store.get_ownid_data("big@example.com").await.unwrap(),
+        Some("small".into())
+    );
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_url_without_a_database_is_refused_with_a_reason() {
+    let url = database_url(&server_url(), "", "");
+    let err = MongoStore::connect(MongoOptions {
+        url,
+        mapping: UsersMapping::demo(),
+        pool: test_pool(),
+    })
+    .await
+    .err()
+    .expect("a URL without a database accepted");
+    assert!(
+        matches!(err, StoreError::Other(ref text) if text.contains("names no database")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_within_the_acquire_timeout() {
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let err = MongoStore::connect(MongoOptions {
+        url: format!("mongodb://app:s3cret-password@127.0.0.1:{port}/app?directConnection=true"),
+        mapping: UsersMapping::demo(),
+        pool: PoolSettings {
+            acquire_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            ..PoolSettings::default()
+        },
+    })
+    .await
+    .err()
+    .expect("connected to nothing");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+#[tokio::test]
+async fn schema_explains_why_the_unique_index_cannot_be_created() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let users = raw_collection(&url, "users").await;
+    users
+        .insert_many([
+            doc! { "login_id": "twice@example.com" },
+            doc! { "login_id": "twice@example.com" },
+        ])
+        .await
+        .unwrap();
+    let store = open_store(url, UsersMapping::demo(), test_pool()).await;
+    let err = store.apply_schema(false).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Other(ref text) if text.contains("more than one document")),
+        "{err:?}"
+    );
+    databases.drop_all().await;
+}
