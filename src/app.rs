@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::network::{NetworkPolicy, OriginCheck};
 use crate::secret::Secret;
 use crate::session::SessionIssuer;
-use crate::signature::{SignatureCheck, SignatureRejected, SignatureVerifier};
+use crate::signature::{ReplayCache, SignatureCheck, SignatureRejected, SignatureVerifier};
 
 /// Everything `serve` derives from the configuration before it listens.
 pub struct App {
@@ -47,7 +47,8 @@ impl App {
                 secret
             }
         };
-        let verifier = SignatureVerifier::new(&shared_secret, config.ownid.max_clock_skew)?;
+        let verifier = SignatureVerifier::new(&shared_secret, config.ownid.max_clock_skew)?
+            .with_previous(&config.ownid.previous_shared_secrets)?;
         let jwt_secret = match (&config.session.secret, config.session.algorithm.is_hmac()) {
             (Some(secret), _) => Some(secret.clone()),
             (None, true) => {
@@ -85,7 +86,14 @@ impl App {
         let docs_html = spec::swagger_ui_html(&service, &document);
         let json = spec::to_json(&document);
         let yaml = spec::to_yaml(&document);
-        let signature = SignatureCheck::new(self.verifier.clone(), config.server.max_body_bytes);
+        let mut signature = SignatureCheck::new(
+            self.verifier.clone(),
+            config.server.max_body_bytes,
+            config.server.body_timeout,
+        );
+        if config.ownid.replay_protection {
+            signature = signature.with_replay_protection(Arc::new(ReplayCache::default()));
+        }
         let origin = OriginCheck(Arc::new(NetworkPolicy {
             allowed: config.ownid.allowed_networks.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
@@ -101,6 +109,9 @@ impl App {
             )
             .at("/healthz", get(healthz))
             .at("/readyz", get(readyz.data(self.store.clone())));
+        if config.metrics.enabled && config.metrics.listen.is_none() {
+            route = route.at("/metrics", self.metrics_endpoint());
+        }
         if let Some(jwks) = self.sessions.jwks() {
             let jwks = serde_json::to_string(jwks).expect("a JWKS serializes");
             route = route.at(
@@ -108,9 +119,24 @@ impl App {
                 get(static_body(jwks, "application/jwk-set+json")),
             );
         }
+        let paths = Arc::new(LoggedPaths {
+            jwks: config.session.jwks_path.clone(),
+            base: format!("{}/", config.server.base_path),
+        });
         route
             .catch_all_error(|err| async move { crate::api::error_response(err) })
-            .around(log_request)
+            .around(move |next, req| log_request(next, req, paths.clone()))
+    }
+
+    /// `GET /metrics` in the Prometheus text format.
+    pub fn metrics_endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        crate::metrics::init();
+        let store = self.store.clone();
+        get(poem::endpoint::make_sync(move |_| {
+            Response::builder()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(crate::metrics::render(store.as_ref()))
+        }))
     }
 }
 
@@ -146,7 +172,18 @@ async fn readyz(store: poem::web::Data<&Arc<dyn UserStore>>) -> Response {
 /// One log line per request: operation, status, latency and a request id (taken from
 /// `x-request-id` when the caller sends one, and echoed back). Bodies, signatures, tokens and
 /// ownIdData are never logged.
-async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+/// The configured paths the request log needs to name a route.
+struct LoggedPaths {
+    jwks: String,
+    /// The base path with a trailing `/`.
+    base: String,
+}
+
+async fn log_request<E: Endpoint>(
+    next: E,
+    req: Request,
+    paths: Arc<LoggedPaths>,
+) -> poem::Result<Response> {
     let started = Instant::now();
     let request_id = req
         .headers()
@@ -164,11 +201,16 @@ async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Respons
         Err(err) => crate::api::error_response(err),
     };
     let status = response.status();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let operation = path.rsplit('/').next().unwrap_or_default();
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
+    let operation = crate::metrics::operation(&path, &paths.jwks);
     let rejected = response
         .data::<SignatureRejected>()
         .map(|SignatureRejected(reason)| reason.code());
+    crate::metrics::record_request(operation, status.as_u16(), elapsed);
+    if let Some(reason) = rejected {
+        crate::metrics::record_signature_failure(reason);
+    }
     if status.is_server_error() {
         tracing::warn!(%request_id, %method, operation, status = status.as_u16(), latency_ms, rejected, "request");
     } else {
@@ -176,6 +218,19 @@ async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Respons
     }
     if let Ok(value) = request_id.parse() {
         response.headers_mut().insert("x-request-id", value);
+    }
+    if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+        // RFC 9110: a 405 names the methods the resource has. The OwnID operations take POST;
+        // every other route of this server is GET.
+        let allow = if path.starts_with(&paths.base) {
+            "POST"
+        } else {
+            "GET"
+        };
+        response.headers_mut().insert(
+            poem::http::header::ALLOW,
+            poem::http::HeaderValue::from_static(allow),
+        );
     }
     Ok(response)
 }
@@ -191,9 +246,58 @@ pub async fn serve(
     endpoint: impl Endpoint + 'static,
     shutdown_timeout: Duration,
 ) -> std::io::Result<()> {
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(shutdown_timeout))
-        .await
+    serve_with_idle_timeout(
+        acceptor,
+        endpoint,
+        shutdown_timeout,
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+/// `serve`, closing connections that send nothing for `idle_timeout`: idle keep-alive
+/// connections, and clients that stall in the middle of their headers (hyper would otherwise
+/// wait for them forever; a stalled body is the body timeout's job).
+pub async fn serve_with_idle_timeout(
+    acceptor: impl Acceptor + 'static,
+    endpoint: impl Endpoint + 'static,
+    shutdown_timeout: Duration,
+    idle_timeout: Duration,
+) -> std::io::Result<()> {
+    Server::new_with_acceptor(ReadTimeout {
+        inner: acceptor,
+        timeout: idle_timeout,
+    })
+    .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(shutdown_timeout))
+    .await
+}
+
+/// An acceptor whose connections fail a read that waits longer than `timeout`.
+struct ReadTimeout<A> {
+    inner: A,
+    timeout: Duration,
+}
+
+impl<A: Acceptor> Acceptor for ReadTimeout<A> {
+    type Io = std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<A::Io>>>;
+
+    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> std::io::Result<(
+        Self::Io,
+        poem::web::LocalAddr,
+        poem::web::RemoteAddr,
+        poem::http::uri::Scheme,
+    )> {
+        let (io, local, remote, scheme) = self.inner.accept().await?;
+        let mut io = tokio_io_timeout::TimeoutStream::new(io);
+        io.set_read_timeout(Some(self.timeout));
+        Ok((Box::pin(io), local, remote, scheme))
+    }
 }
 
 async fn shutdown_signal() {

@@ -260,11 +260,35 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
              set session.secret)"
         );
     }
+    match (&config.metrics.listen, config.metrics.enabled) {
+        (Some(listen), true) => {
+            let acceptor = crate::app::bind(listen)
+                .await
+                .map_err(|err| format!("metrics.listen {listen}: {err}"))?;
+            let metrics_addr = acceptor
+                .local_addr()
+                .into_iter()
+                .find_map(|addr| addr.as_socket_addr().copied())
+                .ok_or("the metrics listener has no socket address")?;
+            println!("  metrics:         http://{metrics_addr}/metrics");
+            let route = poem::Route::new().at("/metrics", app.metrics_endpoint());
+            // Ends with the process; scrapes in flight at shutdown do not matter.
+            tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(route));
+        }
+        (None, true) => println!("  metrics:         {base}/metrics"),
+        (_, false) => {}
+    }
     tracing::info!(%addr, "listening");
     let endpoint = app.endpoint();
-    crate::app::serve(acceptor, endpoint, app.config.server.shutdown_timeout)
-        .await
-        .map_err(|err| format!("server error: {err}"))?;
+    let server = &app.config.server;
+    crate::app::serve_with_idle_timeout(
+        acceptor,
+        endpoint,
+        server.shutdown_timeout,
+        server.idle_timeout,
+    )
+    .await
+    .map_err(|err| format!("server error: {err}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -272,7 +296,9 @@ async fn check(config: Config) -> Result<ExitCode, String> {
     println!("configuration: ok");
     let mut ok = true;
     match &config.ownid.shared_secret {
-        Some(secret) => match SignatureVerifier::new(secret, config.ownid.max_clock_skew) {
+        Some(secret) => match SignatureVerifier::new(secret, config.ownid.max_clock_skew)
+            .and_then(|verifier| verifier.with_previous(&config.ownid.previous_shared_secrets))
+        {
             Ok(_) => println!("ok   shared secret: valid base64"),
             Err(err) => {
                 ok = false;

@@ -49,6 +49,26 @@ pub struct Config {
     pub session: SessionConfig,
     pub storage: StorageConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at `/metrics`.
+    #[serde(deserialize_with = "boolean")]
+    pub enabled: bool,
+    /// A separate `host:port` for `/metrics` (e.g. an internal interface); empty: the main port.
+    pub listen: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +83,12 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// How long a request body may take to arrive (slow clients get 408).
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// Connections with no traffic for this long are closed.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<IpNet>,
@@ -75,6 +101,8 @@ impl Default for ServerConfig {
             base_path: "/ownid".into(),
             max_body_bytes: 65536,
             shutdown_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
         }
     }
@@ -115,6 +143,13 @@ pub struct OwnIdConfig {
     pub shared_secret: Option<Secret>,
     /// A file holding the shared secret instead (surrounding white space is ignored).
     pub shared_secret_file: Option<PathBuf>,
+    /// Secrets still accepted while a new shared secret is rolled out (a list, or one
+    /// comma-separated string).
+    #[serde(deserialize_with = "secrets")]
+    pub previous_shared_secrets: Vec<Secret>,
+    /// Accept each signed request only once within its clock-skew window (per instance).
+    #[serde(deserialize_with = "boolean")]
+    pub replay_protection: bool,
     #[serde(deserialize_with = "duration")]
     pub max_clock_skew: Duration,
     pub responses: ResponseMode,
@@ -135,6 +170,8 @@ impl Default for OwnIdConfig {
         OwnIdConfig {
             shared_secret: None,
             shared_secret_file: None,
+            previous_shared_secrets: Vec::new(),
+            replay_protection: false,
             max_clock_skew: Duration::from_secs(60),
             responses: ResponseMode::Standard,
             max_ownid_data_chars: 16384,
@@ -185,6 +222,9 @@ pub struct SessionConfig {
     pub private_key_file: Option<PathBuf>,
     /// `kid` in the token header and the JWKS entry.
     pub key_id: Option<String>,
+    /// Public keys of earlier signing keys, still published in the JWKS during a key rotation so
+    /// that tokens they signed keep verifying until they expire.
+    pub previous_public_keys: Vec<PublicKeyConfig>,
     #[serde(deserialize_with = "duration")]
     pub ttl: Duration,
     /// Lifetimes per `sessionType`; a type not listed uses `ttl`.
@@ -203,6 +243,7 @@ impl Default for SessionConfig {
             secret_file: None,
             private_key_file: None,
             key_id: None,
+            previous_public_keys: Vec::new(),
             ttl: Duration::from_secs(3600),
             ttl_by_session_type: SessionTtls::default(),
             issuer: None,
@@ -210,6 +251,14 @@ impl Default for SessionConfig {
             jwks_path: "/.well-known/jwks.json".into(),
         }
     }
+}
+
+/// A public key published in the JWKS: a PEM file and its `kid`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyConfig {
+    pub file: PathBuf,
+    pub key_id: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -716,20 +765,8 @@ where
 /// A list of networks: a YAML sequence, or one comma-separated string (as an environment
 /// override gives it). A bare address means that address alone.
 fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum List {
-        Many(Vec<String>),
-        One(String),
-    }
-    let items = match List::deserialize(deserializer)? {
-        List::Many(items) => items,
-        List::One(text) => text.split(',').map(str::to_owned).collect(),
-    };
-    items
+    string_list(deserializer)?
         .iter()
-        .map(|item| item.trim())
-        .filter(|item| !item.is_empty())
         .map(|item| {
             item.parse::<IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -740,6 +777,32 @@ fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D:
                 })
         })
         .collect()
+}
+
+/// A list of secrets: a YAML sequence, or one comma-separated string (base64 has no commas).
+fn secrets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>, D::Error> {
+    Ok(string_list(deserializer)?
+        .into_iter()
+        .map(Secret::new)
+        .collect())
+}
+
+fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match List::deserialize(deserializer)? {
+        List::Many(items) => items,
+        List::One(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
 }
 
 fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {

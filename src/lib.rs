@@ -5,6 +5,8 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod json;
+pub mod metrics;
 pub mod network;
 pub mod secret;
 pub mod session;

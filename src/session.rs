@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use ownid_bridge_store::SessionUser;
 use serde_json::{Map, Value};
 
@@ -66,6 +66,31 @@ fn algorithm(configured: JwtAlgorithm) -> Algorithm {
     }
 }
 
+/// The JWKS entry of an earlier key, from its public PEM.
+fn previous_jwk(
+    configured: JwtAlgorithm,
+    alg: Algorithm,
+    previous: &crate::config::PublicKeyConfig,
+) -> Result<Jwk, String> {
+    let pem = std::fs::read(&previous.file)
+        .map_err(|err| format!("cannot read {}: {err}", previous.file.display()))?;
+    let key = match configured {
+        JwtAlgorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+        JwtAlgorithm::ES256 => DecodingKey::from_ec_pem(&pem),
+        _ => DecodingKey::from_ed_pem(&pem),
+    }
+    .map_err(|err| {
+        format!(
+            "{} is not a {configured:?} public key in PEM form: {err}",
+            previous.file.display()
+        )
+    })?;
+    let mut jwk = Jwk::from_decoding_key(&key, Some(alg)).map_err(|err| err.to_string())?;
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    jwk.common.key_id = Some(previous.key_id.clone());
+    Ok(jwk)
+}
+
 impl SessionIssuer {
     /// Builds the issuer. `secret` is the HMAC secret to use (the configured one, or one
     /// generated for this run); asymmetric algorithms read `private_key_file` instead.
@@ -122,7 +147,14 @@ impl SessionIssuer {
             })?;
             jwk.common.public_key_use = Some(PublicKeyUse::Signature);
             jwk.common.key_id = config.key_id.clone();
-            (key, Some(JwkSet { keys: vec![jwk] }))
+            let mut keys = vec![jwk];
+            for (i, previous) in config.previous_public_keys.iter().enumerate() {
+                keys.push(
+                    previous_jwk(config.algorithm, alg, previous)
+                        .map_err(|err| format!("session.previous_public_keys[{i}]: {err}"))?,
+                );
+            }
+            (key, Some(JwkSet { keys }))
         };
         let mut header = Header::new(alg);
         header.kid = config.key_id.clone();

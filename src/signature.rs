@@ -30,6 +30,8 @@ pub enum SignatureError {
     Missing,
     Stale,
     Invalid,
+    /// A correctly signed request seen before (with `ownid.replay_protection`).
+    Replayed,
 }
 
 impl SignatureError {
@@ -38,6 +40,7 @@ impl SignatureError {
             SignatureError::Missing => "missing_signature",
             SignatureError::Stale => "stale_timestamp",
             SignatureError::Invalid => "invalid_signature",
+            SignatureError::Replayed => "replayed_request",
         }
     }
 
@@ -50,6 +53,7 @@ impl SignatureError {
                 "ownid-timestamp (Unix time in milliseconds) is outside the accepted clock skew"
             }
             SignatureError::Invalid => "the request signature does not match",
+            SignatureError::Replayed => "this signed request was already received",
         }
     }
 
@@ -58,42 +62,38 @@ impl SignatureError {
     }
 }
 
-/// The decoded shared secret and the clock-skew policy.
+/// The decoded shared secret(s) and the clock-skew policy.
 pub struct SignatureVerifier {
-    key: Vec<u8>,
+    /// The current key first, then the previous ones still accepted during a rotation.
+    keys: Vec<Vec<u8>>,
     max_skew: Duration,
 }
 
 impl std::fmt::Debug for SignatureVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignatureVerifier")
-            .field("key", &"[redacted]")
+            .field("keys", &format!("[{} redacted]", self.keys.len()))
             .field("max_skew", &self.max_skew)
             .finish()
     }
 }
 
 impl SignatureVerifier {
-    /// Refuses an empty secret and one that is not standard base64: OwnID signs with the decoded
-    /// bytes, so a secret that does not decode can never verify anything.
     pub fn new(shared_secret: &Secret, max_skew: Duration) -> Result<Self, String> {
-        let text = shared_secret.expose().trim();
-        if text.is_empty() {
-            return Err(
-                "ownid.shared_secret is empty: set it to the application's shared \
-                        secret from the OwnID console"
-                    .into(),
-            );
+        Ok(SignatureVerifier {
+            keys: vec![decode_secret(shared_secret, "ownid.shared_secret")?],
+            max_skew,
+        })
+    }
+
+    /// Also accepts signatures made with these secrets, so that the shared secret can be rotated
+    /// without refusing OwnID's calls while the new one is rolled out.
+    pub fn with_previous(mut self, previous: &[Secret]) -> Result<Self, String> {
+        for (i, secret) in previous.iter().enumerate() {
+            let key = decode_secret(secret, &format!("ownid.previous_shared_secrets[{i}]"))?;
+            self.keys.push(key);
         }
-        let key = BASE64.decode(text).map_err(|_| {
-            "ownid.shared_secret is not valid base64: paste the shared secret exactly as the \
-             OwnID console shows it"
-                .to_string()
-        })?;
-        if key.is_empty() {
-            return Err("ownid.shared_secret decodes to no bytes".into());
-        }
-        Ok(SignatureVerifier { key, max_skew })
+        Ok(self)
     }
 
     /// A fresh random secret (32 bytes, base64) for a local trial run.
@@ -102,8 +102,8 @@ impl SignatureVerifier {
         Secret::new(BASE64.encode(bytes))
     }
 
-    fn mac(&self, body: &[u8], timestamp: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+    fn mac(key: &[u8], body: &[u8], timestamp: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
         mac.update(body);
         mac.update(b".");
         mac.update(timestamp.as_bytes());
@@ -112,7 +112,11 @@ impl SignatureVerifier {
 
     /// The `ownid-signature` value for a body and a timestamp header value.
     pub fn sign(&self, body: &[u8], timestamp: &str) -> String {
-        BASE64.encode(self.mac(body, timestamp).finalize().into_bytes())
+        BASE64.encode(
+            Self::mac(&self.keys[0], body, timestamp)
+                .finalize()
+                .into_bytes(),
+        )
     }
 
     /// Checks the timestamp against `now_ms`; needs only the headers.
@@ -127,19 +131,106 @@ impl SignatureVerifier {
         Ok(())
     }
 
-    /// Compares the signature with the expected MAC in constant time.
+    /// Compares the signature with the expected MAC of each accepted key, in constant time.
     pub fn check_signature(
         &self,
         body: &[u8],
         timestamp: &str,
         signature: &str,
     ) -> Result<(), SignatureError> {
+        self.verified_mac(body, timestamp, signature).map(|_| ())
+    }
+
+    /// The signature's bytes once they verify (the replay cache's key).
+    fn verified_mac(
+        &self,
+        body: &[u8],
+        timestamp: &str,
+        signature: &str,
+    ) -> Result<Vec<u8>, SignatureError> {
         let provided = BASE64
             .decode(signature.trim())
             .map_err(|_| SignatureError::Invalid)?;
-        self.mac(body, timestamp)
-            .verify_slice(&provided)
-            .map_err(|_| SignatureError::Invalid)
+        let matches = self.keys.iter().any(|key| {
+            Self::mac(key, body, timestamp)
+                .verify_slice(&provided)
+                .is_ok()
+        });
+        if matches {
+            Ok(provided)
+        } else {
+            Err(SignatureError::Invalid)
+        }
+    }
+
+    pub fn max_skew(&self) -> Duration {
+        self.max_skew
+    }
+}
+
+/// Refuses an empty secret and one that is not standard base64: OwnID signs with the decoded
+/// bytes, so a secret that does not decode can never verify anything.
+fn decode_secret(secret: &Secret, path: &str) -> Result<Vec<u8>, String> {
+    let text = secret.expose().trim();
+    if text.is_empty() {
+        return Err(format!(
+            "{path} is empty: set it to the application's shared secret from the OwnID console"
+        ));
+    }
+    let key = BASE64.decode(text).map_err(|_| {
+        format!(
+            "{path} is not valid base64: paste the shared secret exactly as the OwnID console \
+             shows it"
+        )
+    })?;
+    if key.is_empty() {
+        return Err(format!("{path} decodes to no bytes"));
+    }
+    Ok(key)
+}
+
+/// Signatures already accepted, each kept until its timestamp leaves the skew window (after that
+/// the clock check refuses it anyway). Per process: see the README for several instances.
+#[derive(Default)]
+pub struct ReplayCache {
+    seen: std::sync::Mutex<ReplayState>,
+}
+
+#[derive(Default)]
+struct ReplayState {
+    expiries: std::collections::HashMap<Vec<u8>, i128>,
+    next_prune: usize,
+}
+
+impl ReplayCache {
+    /// Records the signature; `false` when it was already recorded and has not expired.
+    pub fn first_use(&self, mac: Vec<u8>, expires_ms: i128, now_ms: i128) -> bool {
+        let mut state = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.expiries.len() >= state.next_prune {
+            state.expiries.retain(|_, expiry| *expiry >= now_ms);
+            state.next_prune = (state.expiries.len() * 2).max(1024);
+        }
+        match state.expiries.get(&mac) {
+            Some(expiry) if *expiry >= now_ms => false,
+            _ => {
+                state.expiries.insert(mac, expires_ms);
+                true
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen
+            .lock()
+            .map(|state| state.expiries.len())
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -155,14 +246,28 @@ pub fn now_ms() -> i128 {
 pub struct SignatureCheck {
     verifier: Arc<SignatureVerifier>,
     max_body_bytes: usize,
+    body_timeout: Duration,
+    replays: Option<Arc<ReplayCache>>,
 }
 
 impl SignatureCheck {
-    pub fn new(verifier: Arc<SignatureVerifier>, max_body_bytes: usize) -> Self {
+    pub fn new(
+        verifier: Arc<SignatureVerifier>,
+        max_body_bytes: usize,
+        body_timeout: Duration,
+    ) -> Self {
         SignatureCheck {
             verifier,
             max_body_bytes,
+            body_timeout,
+            replays: None,
         }
+    }
+
+    /// Accepts each signed request once within its skew window.
+    pub fn with_replay_protection(mut self, cache: Arc<ReplayCache>) -> Self {
+        self.replays = Some(cache);
+        self
     }
 }
 
@@ -214,11 +319,19 @@ impl<E: Endpoint> SignatureEndpoint<E> {
         if declared.is_some_and(|len| len > self.check.max_body_bytes as u64) {
             return Err(too_large(self.check.max_body_bytes));
         }
-        let body = match req
-            .take_body()
-            .into_bytes_limit(self.check.max_body_bytes)
-            .await
-        {
+        let read = req.take_body().into_bytes_limit(self.check.max_body_bytes);
+        let Ok(read) = tokio::time::timeout(self.check.body_timeout, read).await else {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {:?}",
+                    self.check.body_timeout
+                ),
+            )
+            .into_response());
+        };
+        let body = match read {
             Ok(body) => body,
             Err(ReadBodyError::PayloadTooLarge) => {
                 return Err(too_large(self.check.max_body_bytes))
@@ -232,10 +345,25 @@ impl<E: Endpoint> SignatureEndpoint<E> {
                 .into_response())
             }
         };
-        self.check
+        let mac = self
+            .check
             .verifier
-            .check_signature(&body, &timestamp, &signature)
+            .verified_mac(&body, &timestamp, &signature)
             .map_err(reject)?;
+        if let Some(replays) = &self.check.replays {
+            // Checked only after the signature verifies: forged requests cannot fill the cache
+            // or block a genuine one.
+            let sent: i128 = timestamp.parse().unwrap_or_default();
+            let expires = sent + self.check.verifier.max_skew.as_millis() as i128;
+            if !replays.first_use(mac, expires, now_ms()) {
+                return Err(reject(SignatureError::Replayed));
+            }
+        }
+        // A JSON object with a key twice is ambiguous (which one did the signer mean?); refuse it
+        // rather than let the parser pick the last.
+        if let Err(message) = crate::json::check_unique_keys(&body) {
+            return Err(ApiError::bad_request(message).into_response());
+        }
         // `Bytes` is reference-counted: the operation parses the very buffer that was verified.
         req.set_body(body);
         Ok(())
@@ -366,6 +494,52 @@ mod tests {
         let bad = SignatureVerifier::new(&Secret::new("not base64!"), skew).unwrap_err();
         assert!(bad.contains("not valid base64"), "{bad}");
         assert!(!bad.contains("not base64!"), "the secret leaked into {bad}");
+    }
+
+    #[test]
+    fn previous_secrets_are_accepted_during_a_rotation() {
+        let old = Secret::new("b2xkLXNlY3JldC1vbGQtc2VjcmV0LW9sZC1zZWNyZXQ=");
+        let signed_with_old = SignatureVerifier::new(&old, Duration::from_secs(60))
+            .unwrap()
+            .sign(BODY, TIMESTAMP);
+        let current = verifier();
+        assert_eq!(
+            current.check_signature(BODY, TIMESTAMP, &signed_with_old),
+            Err(SignatureError::Invalid)
+        );
+        let rotating = verifier()
+            .with_previous(std::slice::from_ref(&old))
+            .unwrap();
+        assert_eq!(
+            rotating.check_signature(BODY, TIMESTAMP, &signed_with_old),
+            Ok(())
+        );
+        assert_eq!(rotating.check_signature(BODY, TIMESTAMP, EXPECTED), Ok(()));
+        // New signatures always use the current secret.
+        assert_eq!(rotating.sign(BODY, TIMESTAMP), EXPECTED);
+        let err = verifier().with_previous(&[Secret::new("%%%")]).unwrap_err();
+        assert!(
+            err.starts_with("ownid.previous_shared_secrets[0] is not valid base64"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_replay_cache_accepts_a_signature_once_until_it_expires() {
+        let cache = ReplayCache::default();
+        assert!(cache.first_use(vec![1], 1_000, 0));
+        assert!(!cache.first_use(vec![1], 1_000, 500));
+        assert!(cache.first_use(vec![2], 1_000, 500));
+        // Expired entries no longer block, and are pruned.
+        assert!(cache.first_use(vec![1], 3_000, 2_000));
+        for i in 0..3_000u32 {
+            cache.first_use(i.to_be_bytes().to_vec(), 2_500, 2_000);
+        }
+        // Pruning is amortized: once the map has doubled, expired entries are dropped.
+        for i in 3_000..6_000u32 {
+            cache.first_use(i.to_be_bytes().to_vec(), 10_000, 5_000);
+        }
+        assert_eq!(cache.len(), 3_000);
     }
 
     #[test]

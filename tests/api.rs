@@ -135,6 +135,7 @@ async fn malformed_requests_are_400_with_the_error_body() {
         (SET, r#"{"loginId": "a@b.c"}"#),
         (SET, r#"{"loginId": "a@b.c", "ownIdData": 5}"#),
         (SESSION, r#"{"loginId": "a@b.c", "sessionType": "desktop"}"#),
+        (SESSION, r#"{"loginId": "a@b.c", "sessionType": null}"#),
         (SESSION, ""),
     ] {
         let reply = app.signed(operation, body).await;
@@ -546,9 +547,25 @@ async fn a_column_too_narrow_is_413() {
 async fn unknown_routes_and_methods_get_the_error_body() {
     let app = spawn(&[]).await;
     app.get("/nope").await.assert_error(404, "not_found");
+    // Unsigned, the signature check answers first; signed, the wrong method is a 405 naming POST.
     let reply = app.get("/ownid/getOwnIDDataByLoginId").await;
-    assert!(reply.status == 401 || reply.status == 405, "{reply:?}");
-    assert!(reply.json()["error"].is_string());
+    reply.assert_error(401, "missing_signature");
+    let timestamp = now_ms().to_string();
+    let signature = sign("", &timestamp);
+    let reply = common::read(
+        app.client
+            .put("/ownid/getOwnIDDataByLoginId")
+            .header("ownid-timestamp", &timestamp)
+            .header("ownid-signature", &signature)
+            .send()
+            .await,
+    )
+    .await;
+    reply.assert_error(405, "method_not_allowed");
+    assert_eq!(reply.headers.get("allow").unwrap(), "POST");
+    let reply = common::read(app.client.post("/healthz").send().await).await;
+    reply.assert_error(405, "method_not_allowed");
+    assert_eq!(reply.headers.get("allow").unwrap(), "GET");
 }
 
 #[tokio::test]

@@ -51,7 +51,7 @@ async fn the_servers_entry_follows_the_configured_base_path() {
 #[test]
 fn every_operation_declares_every_status_it_can_return() {
     let document: Value = serde_json::from_str(&committed("openapi.json")).unwrap();
-    let errors = ["400", "401", "403", "413", "500", "503"];
+    let errors = ["400", "401", "403", "408", "413", "500", "503"];
     for (path, own) in [
         ("/setOwnIDDataByLoginId", vec!["200", "204", "404"]),
         ("/getOwnIDDataByLoginId", vec!["200", "204", "404"]),
@@ -66,7 +66,7 @@ fn every_operation_declares_every_status_it_can_return() {
         expected.sort();
         assert_eq!(declared, expected, "{path}");
         for status in errors {
-            let schema = &responses[status]["content"]["application/json; charset=utf-8"]["schema"];
+            let schema = &responses[status]["content"]["application/json"]["schema"];
             assert_eq!(
                 schema["$ref"], "#/components/schemas/Error",
                 "{path} {status}"
@@ -77,6 +77,11 @@ fn every_operation_declares_every_status_it_can_return() {
             .unwrap()
             .keys()
             .any(|name| name.eq_ignore_ascii_case("retry-after")));
+        let request = &operation["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+        assert!(
+            request.is_string(),
+            "{path}: no application/json request body"
+        );
         // Both signature headers are required together: one requirement naming both.
         assert_eq!(
             operation["security"],

@@ -259,3 +259,34 @@ async fn a_generated_jwt_secret_is_used_when_none_is_configured() {
     assert!(generated.jwt_secret);
     assert!(generated.shared_secret.is_none());
 }
+
+#[tokio::test]
+async fn previous_public_keys_stay_in_the_jwks_during_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "ownid: {{ shared_secret: \"{SECRET}\" }}\n\
+         session:\n  algorithm: ES256\n  private_key_file: \"{}\"\n  key_id: current\n\
+         \x20 previous_public_keys:\n    - {{ file: \"{}\", key_id: previous }}\n\
+         storage: {{ url: \"sqlite://{}\" }}\n",
+        fixture("es256-test-only.pem"),
+        fixture("es256-previous-public-test-only.pem"),
+        dir.path().join("test.db").display()
+    );
+    let config = Config::from_yaml(&yaml, &[]).unwrap();
+    let store = storage::open(&config.storage, true).await.unwrap();
+    store.apply_schema(true).await.unwrap();
+    let app = spawn_with_store(config, store, dir);
+    let jwks: JwkSet = serde_json::from_str(&app.get("/.well-known/jwks.json").await.body).unwrap();
+    let kids: Vec<_> = jwks
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
+    assert_eq!(kids, ["current", "previous"]);
+    app.add_user("rot@example.com").await;
+    let token = token_for(&app, json!({ "loginId": "rot@example.com" })).await;
+    assert_eq!(
+        decode_header(&token).unwrap().kid.as_deref(),
+        Some("current")
+    );
+}

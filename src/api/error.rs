@@ -15,9 +15,9 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 #[oai(rename = "Error", example)]
 pub struct ErrorBody {
     /// A machine-readable code: `invalid_request`, `missing_signature`, `stale_timestamp`,
-    /// `invalid_signature`, `forbidden`, `payload_too_large`, `internal` or
-    /// `storage_unavailable` (and `not_found` / `method_not_allowed` for a path or method
-    /// the server does not have).
+    /// `invalid_signature`, `replayed_request`, `forbidden`, `request_timeout`,
+    /// `payload_too_large`, `internal` or `storage_unavailable` (and `not_found` /
+    /// `method_not_allowed` for a path or method the server does not have).
     pub error: String,
     /// A sentence for people; never contains internal details.
     pub message: String,
@@ -87,14 +87,19 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "user not found")
             }
-            StoreError::TooLarge { max_chars } => ApiError::too_large(format!(
-                "ownIdData is longer than the database column's {max_chars} characters"
-            )),
+            StoreError::TooLarge { max_chars } => {
+                crate::metrics::record_storage_error("too_large");
+                ApiError::too_large(format!(
+                    "ownIdData is longer than the database column's {max_chars} characters"
+                ))
+            }
             StoreError::Unavailable(detail) => {
+                crate::metrics::record_storage_error("unavailable");
                 tracing::warn!(error = %detail, "storage unavailable");
                 ApiError::unavailable()
             }
             StoreError::Other(detail) => {
+                crate::metrics::record_storage_error("other");
                 tracing::error!(error = %detail, "storage error");
                 ApiError::internal()
             }

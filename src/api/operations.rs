@@ -82,19 +82,25 @@ macro_rules! ownid_response {
         #[oai(bad_request_handler = "bad_request")]
         pub enum $name {
             $($variants)*
-            /// Malformed JSON, a missing or invalid field (`loginId` empty, longer than 320
-            /// characters, or holding control characters; an unknown `sessionType`), or a
-            /// content type other than JSON. Error code `invalid_request`.
+            /// Malformed JSON, a key repeated in one object, a missing or invalid field
+            /// (`loginId` empty, longer than 320 characters, or holding control characters; an
+            /// unknown or null `sessionType`), or a content type other than JSON. Error code
+            /// `invalid_request`.
             #[oai(status = 400)]
             BadRequest(Json<ErrorBody>),
             /// The signature headers are missing (`missing_signature`), the timestamp is outside
-            /// the clock skew (`stale_timestamp`), or the signature does not match
-            /// (`invalid_signature`).
+            /// the clock skew (`stale_timestamp`), the signature does not match
+            /// (`invalid_signature`), or, with replay protection, the same signed request came
+            /// twice (`replayed_request`).
             #[oai(status = 401)]
             Unauthorized(Json<ErrorBody>),
             /// The caller's address is outside `allowed_networks` (`forbidden`).
             #[oai(status = 403)]
             Forbidden(Json<ErrorBody>),
+            /// The request body did not arrive within `server.body_timeout`
+            /// (`request_timeout`).
+            #[oai(status = 408)]
+            RequestTimeout(Json<ErrorBody>),
             /// The body is larger than `server.max_body_bytes`, or `ownIdData` is longer than the
             /// configured maximum or the database column (`payload_too_large`). Nothing is
             /// stored.
@@ -121,6 +127,7 @@ macro_rules! ownid_response {
                     StatusCode::BAD_REQUEST => $name::BadRequest(body),
                     StatusCode::UNAUTHORIZED => $name::Unauthorized(body),
                     StatusCode::FORBIDDEN => $name::Forbidden(body),
+                    StatusCode::REQUEST_TIMEOUT => $name::RequestTimeout(body),
                     StatusCode::PAYLOAD_TOO_LARGE => $name::PayloadTooLarge(body),
                     StatusCode::SERVICE_UNAVAILABLE => {
                         $name::Unavailable(body, super::error::RETRY_AFTER_SECONDS)
@@ -351,7 +358,7 @@ impl OwnIdApi {
             Err(StoreError::NotFound) => return Ok(GetSessionResponse::NotFound),
             Err(err) => return Err(err.into()),
         };
-        let session_type = request.session_type.map(|kind| match kind {
+        let session_type = request.session_type.0.map(|kind| match kind {
             SessionTypeParam::Browser => SessionType::Browser,
             SessionTypeParam::Mobile => SessionType::Mobile,
         });

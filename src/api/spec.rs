@@ -35,10 +35,14 @@ pub fn service(api: OwnIdApi, base_path: &str) -> OpenApiService<OwnIdApi, ()> {
 
 /// The finished document as JSON. Differences from what the derive produces:
 /// - the two signature schemes are one requirement (both headers), not alternatives: the derive
-///   lists each security argument as its own requirement object, which in OpenAPI means "either".
+///   lists each security argument as its own requirement object, which in OpenAPI means "either";
+/// - JSON bodies are declared as `application/json`, not `application/json; charset=utf-8`:
+///   JSON has no charset parameter, and generators key their JSON helpers on the bare media type
+///   (the responses still carry the parameter in their header, which matches the media type).
 pub fn document(service: &OpenApiService<OwnIdApi, ()>) -> Value {
     let mut document: Value =
         serde_json::from_str(&service.spec()).expect("poem-openapi produces valid JSON");
+    rename_media_types(&mut document);
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
         for operation in paths
             .values_mut()
@@ -51,6 +55,21 @@ pub fn document(service: &OpenApiService<OwnIdApi, ()>) -> Value {
         }
     }
     document
+}
+
+fn rename_media_types(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(content)) = map.get_mut("content") {
+                if let Some(json) = content.remove("application/json; charset=utf-8") {
+                    content.insert("application/json".into(), json);
+                }
+            }
+            map.values_mut().for_each(rename_media_types);
+        }
+        Value::Array(items) => items.iter_mut().for_each(rename_media_types),
+        _ => {}
+    }
 }
 
 fn combine_requirements(security: &Value) -> Value {

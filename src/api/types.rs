@@ -71,7 +71,14 @@ impl From<&str> for JsonString {
 #[oai(example)]
 pub struct SetOwnIdDataRequest {
     /// The user's unique login identifier, usually an e-mail address or a phone number.
-    #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
+    #[oai(
+        rename = "loginId",
+        validator(
+            min_length = 1,
+            max_length = 320,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub login_id: JsonString,
     /// OwnID's opaque record of the user's enrolled devices (about 1–5 KB). Stored byte for
     /// byte; a later set overwrites it.
@@ -93,7 +100,14 @@ impl Example for SetOwnIdDataRequest {
 #[oai(example)]
 pub struct GetOwnIdDataRequest {
     /// The user's unique login identifier, usually an e-mail address or a phone number.
-    #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
+    #[oai(
+        rename = "loginId",
+        validator(
+            min_length = 1,
+            max_length = 320,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub login_id: JsonString,
 }
 
@@ -113,23 +127,87 @@ pub enum SessionTypeParam {
     Mobile,
 }
 
+/// An optional `sessionType` that may be absent but not `null`: poem-openapi's `Option` reads
+/// `null` as absent, which the document (no `nullable`) does not allow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OptionalSessionType(pub Option<SessionTypeParam>);
+
+impl Type for OptionalSessionType {
+    const IS_REQUIRED: bool = false;
+    type RawValueType = <SessionTypeParam as Type>::RawValueType;
+    type RawElementValueType = <SessionTypeParam as Type>::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        <Option<SessionTypeParam> as Type>::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        SessionTypeParam::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        SessionTypeParam::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(Type::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        self.0.raw_element_iter()
+    }
+
+    fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl ParseFromJSON for OptionalSessionType {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None => Ok(OptionalSessionType(None)),
+            Some(Value::Null) => Err(ParseError::custom(
+                "sessionType must be \"browser\" or \"mobile\" when present, not null",
+            )),
+            Some(value) => SessionTypeParam::parse_from_json(Some(value))
+                .map(|kind| OptionalSessionType(Some(kind)))
+                .map_err(ParseError::propagate),
+        }
+    }
+}
+
+impl ToJSON for OptionalSessionType {
+    fn to_json(&self) -> Option<Value> {
+        self.0.as_ref().and_then(ToJSON::to_json)
+    }
+}
+
 /// `getSessionByLoginId`: issue a session token for a user OwnID has authenticated.
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct GetSessionRequest {
     /// The user's unique login identifier, usually an e-mail address or a phone number.
-    #[oai(rename = "loginId", validator(min_length = 1, max_length = 320))]
+    #[oai(
+        rename = "loginId",
+        validator(
+            min_length = 1,
+            max_length = 320,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub login_id: JsonString,
-    /// `browser` or `mobile`; optional.
+    /// `browser` or `mobile`; optional (absent, not `null`).
     #[oai(rename = "sessionType")]
-    pub session_type: Option<SessionTypeParam>,
+    pub session_type: OptionalSessionType,
 }
 
 impl Example for GetSessionRequest {
     fn example() -> Self {
         GetSessionRequest {
             login_id: EXAMPLE_LOGIN_ID.into(),
-            session_type: Some(SessionTypeParam::Browser),
+            session_type: OptionalSessionType(Some(SessionTypeParam::Browser)),
         }
     }
 }

@@ -612,6 +612,16 @@ macro_rules! sql_user_store {
                 Ok($crate::report($dialect, &self.mapping, &facts))
             }
 
+            fn pool_status(&self) -> Option<ownid_bridge_store::PoolStatus> {
+                let size = self.reader.size();
+                let idle = u32::try_from(self.reader.num_idle()).unwrap_or(u32::MAX);
+                Some(ownid_bridge_store::PoolStatus {
+                    in_use: size.saturating_sub(idle),
+                    idle,
+                    max: self.reader.options().get_max_connections(),
+                })
+            }
+
             async fn apply_schema(
                 &self,
                 create_table: bool,

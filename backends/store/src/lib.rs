@@ -70,9 +70,22 @@ pub trait UserStore: Send + Sync + 'static {
     /// Reports the state of the table without changing anything (the `check` command).
     async fn inspect(&self) -> Result<SchemaReport, StoreError>;
 
+    /// The connection pool's state for the metrics, when the backend has a pool it can read.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+
     /// Creates what is missing: the demo table (when `create_table` and the table is absent), the
     /// ownIdData column, a unique index on the login id. Returns a line per change made.
     async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError>;
+}
+
+/// Connections of a pool at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// Connection-pool settings shared by the pooled backends (the YAML `storage.pool` section).

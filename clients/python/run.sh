@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Contract tests of a running ownid-bridge from Python: OpenAPI validation and schemathesis.
+#
+# Called by scripts/test.sh after it has started the server. Environment (all required):
+#   OWNID_BRIDGE_URL     the server's root URL, e.g. http://127.0.0.1:43121 (operations are under
+#                        /ownid, the served spec at /openapi.json)
+#   OWNID_SHARED_SECRET  the base64 shared secret the server verifies signatures with
+#   OWNID_TEST_OUT       a directory for the reports (created if missing)
+# Optional: PYTHON (default python3) builds the virtualenv.
+#
+# Steps:
+#   0. The virtualenv .cache/python-venv, (re)built only when requirements.txt or the Python
+#      version changed (a hash stamp inside the venv records what it was built from).
+#   1. openapi-spec-validator on the committed openapi/openapi.yaml and openapi/openapi.json.
+#   2. preflight.py: the served /openapi.json is byte-identical to openapi/openapi.json (and the
+#      YAML is the same document); the signer passes SPEC §2's test vector; a request signed by
+#      the hooks' signer gets 404 for an unknown login id, unsigned and wrongly signed ones 401.
+#   3. schemathesis against $OWNID_BRIDGE_URL/ownid with the committed spec, every request signed
+#      by hooks.py, all checks, 50 examples per operation, fixed seed, one worker.
+#   4. summarize.py: status counts; fails when more than 20% of the responses were 401 or any
+#      correctly signed request was answered 401.
+# Exits non-zero when any step fails; steps 3 and 4 both run even if 3 fails.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+: "${OWNID_BRIDGE_URL:?OWNID_BRIDGE_URL must be set, e.g. http://127.0.0.1:43121}"
+: "${OWNID_SHARED_SECRET:?OWNID_SHARED_SECRET must be set to the base64 shared secret of the server}"
+: "${OWNID_TEST_OUT:?OWNID_TEST_OUT must be set to a directory for the reports}"
+export OWNID_BRIDGE_URL="${OWNID_BRIDGE_URL%/}" OWNID_SHARED_SECRET
+mkdir -p "$OWNID_TEST_OUT"
+out=$(cd "$OWNID_TEST_OUT" && pwd)
+export OWNID_TEST_OUT="$out"
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ next to the sources
+
+python=${PYTHON:-python3}
+venv=$root/.cache/python-venv
+stamp=$venv/.ownid-requirements.sha256
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+step() { echo "== run.sh: $*"; }
+
+# ---------------------------------------------------------------------------------------------
+# 0. Virtualenv
+t=$(now)
+want=$( { sha256sum "$here/requirements.txt" | cut -d' ' -f1; "$python" --version 2>&1; } | sha256sum | cut -d' ' -f1)
+if [[ ! -x $venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  step "building $venv from clients/python/requirements.txt"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    -r "$here/requirements.txt"
+  echo "$want" >"$stamp"
+else
+  step "reusing $venv (requirements.txt unchanged)"
+fi
+echo "   ($(elapsed "$t"))"
+bin=$venv/bin
+
+# ---------------------------------------------------------------------------------------------
+# 1. The committed OpenAPI documents are valid OpenAPI.
+t=$(now)
+step "openapi-spec-validator"
+"$bin/openapi-spec-validator" openapi/openapi.yaml openapi/openapi.json
+echo "   ($(elapsed "$t"))"
+
+# ---------------------------------------------------------------------------------------------
+# 2. The served document and the signing, checked before fuzzing.
+t=$(now)
+step "preflight"
+"$bin/python" "$here/preflight.py" openapi/openapi.json openapi/openapi.yaml
+echo "   ($(elapsed "$t"))"
+
+# ---------------------------------------------------------------------------------------------
+# 3. Schemathesis. All of its checks are enabled, none is excluded: with the requests signed,
+#    every one applies (the 401s it provokes itself are expected by the checks that provoke them:
+#    `ignored_auth` re-sends successful requests unsigned, and negative tests of the security
+#    headers go unsigned, see hooks.py). The custom check `signed_requests_accepted` from hooks.py
+#    runs too. --output-sanitize false: the reports show the real values sent (schemathesis
+#    otherwise masks e.g. every `sessionType` value as "[Filtered]"); nothing secret is in them,
+#    the shared secret is never sent, only per-request signatures.
+t=$(now)
+step "schemathesis"
+responses=$out/schemathesis-responses.jsonl
+rm -f "$responses"
+st_status=0
+SCHEMATHESIS_HOOKS="$here/hooks.py" "$bin/st" --config-file "$here/schemathesis.toml" run \
+  openapi/openapi.json \
+  --url "$OWNID_BRIDGE_URL/ownid" \
+  --checks all \
+  --max-examples 50 \
+  --seed 20261125 \
+  --workers 1 \
+  --continue-on-failure \
+  --generation-database none \
+  --request-timeout 10 \
+  --output-sanitize false \
+  --no-color \
+  --report junit,ndjson \
+  --report-junit-path "$out/schemathesis-junit.xml" \
+  --report-ndjson-path "$out/schemathesis.ndjson" \
+  2>&1 | tee "$out/schemathesis.txt" || st_status=$?
+echo "   ($(elapsed "$t"))"
+
+# ---------------------------------------------------------------------------------------------
+# 4. Was the run meaningful (signed requests accepted, few 401s)?
+step "summary"
+summary_status=0
+"$bin/python" "$here/summarize.py" "$responses" "$out/schemathesis-summary.json" || summary_status=$?
+
+echo "== run.sh: reports in $out"
+if ((st_status != 0 || summary_status != 0)); then
+  echo "== run.sh: FAILED (schemathesis exit $st_status, summary exit $summary_status)" >&2
+  exit 1
+fi
+echo "== run.sh: passed"

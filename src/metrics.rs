@@ -1,0 +1,136 @@
+//! Prometheus metrics, through the `metrics` facade and its Prometheus exporter.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `ownid_bridge_requests_total` | counter | `operation`, `status` |
+//! | `ownid_bridge_request_duration_seconds` | histogram | `operation` |
+//! | `ownid_bridge_signature_failures_total` | counter | `reason` |
+//! | `ownid_bridge_storage_errors_total` | counter | `kind` (`unavailable`, `too_large`, `other`) |
+//! | `ownid_bridge_storage_pool_connections` | gauge | `state` (`in_use`, `idle`, `max`) |
+//!
+//! `operation` is one of the three OwnID operations or the name of another route, and `other`
+//! for anything unknown, so that no caller can grow the number of series.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use ownid_bridge_store::UserStore;
+
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once; `None` when another recorder was installed first
+/// (then nothing is exported, and the routes say so).
+fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "ownid_bridge_request_duration_seconds".into(),
+                    ),
+                    &DURATION_BUCKETS,
+                )
+                .expect("non-empty buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|_| handle)
+        })
+        .as_ref()
+}
+
+/// Makes sure the recorder exists before the first request is counted.
+pub fn init() {
+    if handle().is_none() {
+        tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+    }
+}
+
+/// The routes whose names may appear as the `operation` label.
+const KNOWN: [&str; 10] = [
+    "setOwnIDDataByLoginId",
+    "getOwnIDDataByLoginId",
+    "getSessionByLoginId",
+    "healthz",
+    "readyz",
+    "metrics",
+    "docs",
+    "openapi.json",
+    "openapi.yaml",
+    "jwks",
+];
+
+/// The `operation` label for a request path.
+pub fn operation(path: &str, jwks_path: &str) -> &'static str {
+    if path == jwks_path {
+        return "jwks";
+    }
+    let last = path.rsplit('/').next().unwrap_or_default();
+    KNOWN
+        .iter()
+        .find(|known| **known == last)
+        .copied()
+        .unwrap_or("other")
+}
+
+pub fn record_request(operation: &'static str, status: u16, seconds: f64) {
+    metrics::counter!(
+        "ownid_bridge_requests_total",
+        "operation" => operation,
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("ownid_bridge_request_duration_seconds", "operation" => operation)
+        .record(seconds);
+}
+
+pub fn record_signature_failure(reason: &'static str) {
+    metrics::counter!("ownid_bridge_signature_failures_total", "reason" => reason).increment(1);
+}
+
+pub fn record_storage_error(kind: &'static str) {
+    metrics::counter!("ownid_bridge_storage_errors_total", "kind" => kind).increment(1);
+}
+
+/// The exposition text, with the pool gauges read now.
+pub fn render(store: &dyn UserStore) -> String {
+    if let Some(pool) = store.pool_status() {
+        let gauge = |state: &'static str, value: u32| {
+            metrics::gauge!("ownid_bridge_storage_pool_connections", "state" => state)
+                .set(f64::from(value));
+        };
+        gauge("in_use", pool.in_use);
+        gauge("idle", pool.idle);
+        gauge("max", pool.max);
+    }
+    match handle() {
+        Some(handle) => {
+            handle.run_upkeep();
+            handle.render()
+        }
+        None => String::from("# metrics unavailable: another recorder is installed\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operation;
+
+    #[test]
+    fn operations_are_a_closed_set() {
+        assert_eq!(
+            operation("/ownid/getSessionByLoginId", "/jwks"),
+            "getSessionByLoginId"
+        );
+        assert_eq!(operation("/healthz", "/jwks"), "healthz");
+        assert_eq!(
+            operation("/.well-known/jwks.json", "/.well-known/jwks.json"),
+            "jwks"
+        );
+        assert_eq!(operation("/ownid/../../etc/passwd", "/jwks"), "other");
+        assert_eq!(operation("/random-path-123", "/jwks"), "other");
+    }
+}
