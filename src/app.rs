@@ -240,6 +240,37 @@ pub async fn bind(listen: &str) -> std::io::Result<impl Acceptor> {
     TcpListener::bind(listen.to_owned()).into_acceptor().await
 }
 
+/// Binds the address, with TLS (rustls) when a certificate and key are configured.
+pub async fn bind_server(
+    listen: &str,
+    tls: Option<&crate::config::TlsConfig>,
+) -> Result<poem::listener::BoxAcceptor, String> {
+    use poem::listener::{AcceptorExt, RustlsCertificate, RustlsConfig};
+    let listener = TcpListener::bind(listen.to_owned());
+    let bound = match tls {
+        None => listener.into_acceptor().await.map(AcceptorExt::boxed),
+        Some(tls) => {
+            let read = |path: &std::path::Path, key: &str| {
+                std::fs::read(path).map_err(|err| {
+                    format!("server.tls.{key}: cannot read {}: {err}", path.display())
+                })
+            };
+            let certificate = RustlsCertificate::new()
+                .cert(read(&tls.certificate_file, "certificate_file")?)
+                .key(read(&tls.key_file, "key_file")?);
+            listener
+                .rustls(RustlsConfig::new().fallback(certificate))
+                .into_acceptor()
+                .await
+                .map(AcceptorExt::boxed)
+        }
+    };
+    bound.map_err(|err| {
+        let what = if tls.is_some() { " (TLS)" } else { "" };
+        format!("server.listen {listen}{what}: {err}")
+    })
+}
+
 /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish within the timeout.
 pub async fn serve(
     acceptor: impl Acceptor + 'static,

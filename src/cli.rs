@@ -223,15 +223,19 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     init_tracing(&config);
     let store = open_for_serving(&config).await?;
     let (app, generated) = App::new(config, store)?;
-    let acceptor = crate::app::bind(&app.config.server.listen)
-        .await
-        .map_err(|err| format!("server.listen {}: {err}", app.config.server.listen))?;
+    let acceptor =
+        crate::app::bind_server(&app.config.server.listen, app.config.server.tls.as_ref()).await?;
     let addr = acceptor
         .local_addr()
         .into_iter()
         .find_map(|addr| addr.as_socket_addr().copied())
         .ok_or("the listener has no socket address")?;
-    let base = format!("http://{addr}");
+    let scheme = if app.config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{addr}");
     let config = &app.config;
     println!(
         "ownid-bridge {} listening on {base}",
@@ -402,7 +406,12 @@ fn default_base_url(config: &Config) -> String {
         Some(("[::]", port)) => format!("[::1]:{port}"),
         _ => listen.clone(),
     };
-    format!("http://{host_port}{}", config.server.base_path)
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host_port}{}", config.server.base_path)
 }
 
 async fn sign(

@@ -92,6 +92,17 @@ pub struct ServerConfig {
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Serve HTTPS (rustls) with this certificate and key.
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub certificate_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +115,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }
