@@ -16,6 +16,13 @@
 #                            e.g. mongodb://127.0.0.1:27017
 #   OWNID_TEST_ONLY_SERVERS=1  start the servers, print their URLs, check that each one answers,
 #                            then stop them; cargo is not run.
+#   OWNID_TEST_SERVERS_RUN=CMD start the servers, run CMD (bash -c) with their URLs exported, then
+#                            stop them; the suite is not run (scripts/bench.sh uses this).
+#
+# For each server it starts itself, the script also exports OWNID_TEST_POSTGRES_CTL,
+# OWNID_TEST_MYSQL_CTL or OWNID_TEST_MONGODB_CTL: a control script (`kill` or `start`, see "Each
+# server's start and kill" below) with which tests/faults.rs crashes that database under load. A
+# server given by URL cannot be killed, so tests/faults.rs fails then: it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +34,8 @@ START_TIMEOUT=60 # seconds each server gets to accept connections
 
 only_servers=${OWNID_TEST_ONLY_SERVERS:-}
 [[ $only_servers == 0 ]] && only_servers=
+servers_run=${OWNID_TEST_SERVERS_RUN:-}
+[[ -n $servers_run ]] && only_servers=1
 is_root=
 [[ $(id -u) == 0 ]] && is_root=1
 
@@ -176,7 +185,10 @@ redact() { # hides the password of a URL
 
 tmp=
 pg_data='' pg_bin=''
-my_pid='' mongo_pid=''
+bridge_pid=''
+# MariaDB and jongodb write their pid here at every start (the first one and a control script's
+# `start`) and a kill removes it, so the teardown stops whichever process runs at the end.
+my_pidfile='' mongo_pidfile=''
 
 # A command that a signal can interrupt never has its output redirected on a function or a builtin:
 # bash would run the teardown with that redirection still in place.
@@ -190,11 +202,28 @@ pg_cmd() { # logfile command...: a PostgreSQL server command, as the postgres us
   fi
 }
 
+proc_stat() { # pid n: field n after the command name of /proc/<pid>/stat (0 state, 1 parent pid)
+  local stat fields
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  read -r -a fields <<<"${stat##*) }"
+  echo "${fields[$2]}"
+}
+
+alive() { # pid: the process runs (a zombie does not: it holds no port, only awaits its reaper)
+  local state
+  state=$(proc_stat "$1" 0) && [[ $state != Z ]]
+}
+
+exited() { ! alive "$1"; }
+stopped() { [[ $(proc_stat "$1" 0) == T ]]; }
+reaped() { ! kill -0 "$1" 2>/dev/null; }
+port_closed() { ! tcp_open 127.0.0.1 "$1"; }
+
 stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
   local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pid" || break
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
@@ -208,14 +237,18 @@ cleanup() {
   cleaned=1
   trap '' INT TERM
   set +e
+  [[ -n $bridge_pid ]] && stop_pid "$bridge_pid"
   if [[ -n $tmp ]]; then
     echo "== stopping test servers"
-    if [[ -n $pg_data && -f $pg_data/postmaster.pid ]]; then
+    local pid pidfile
+    # A postmaster.pid left by a kill without a restart names no running postgres: nothing to stop.
+    if [[ -n $pg_data ]] && pid=$(pg_postmaster); then
       pg_cmd /dev/null "$pg_bin/pg_ctl" stop -D "$pg_data" -m immediate -w -t 30 \
-        || kill -KILL "$(head -n 1 "$pg_data/postmaster.pid")" 2>/dev/null
+        || kill -KILL "$pid" 2>/dev/null
     fi
-    [[ -n $my_pid ]] && stop_pid "$my_pid"
-    [[ -n $mongo_pid ]] && stop_pid "$mongo_pid"
+    for pidfile in "$my_pidfile" "$mongo_pidfile"; do
+      [[ -n $pidfile && -f $pidfile ]] && stop_pid "$(<"$pidfile")"
+    done
     rm -rf "$tmp"
   fi
   exit "$rc"
@@ -224,13 +257,142 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# ---------------------------------------------------------------------------------------------
+# Each server's start and kill
+#
+# The first start below and a control script's `start` run the same function: write_ctl writes
+# $tmp/ctl/<backend> from this script's own definitions (declare -f, declare -p), so each command
+# line exists once. tests/faults.rs crashes a database under load with them:
+#   $tmp/ctl/<backend> kill    SIGKILL the server (no shutdown request: a crash), then wait until
+#                              its port is closed and the process is gone
+#   $tmp/ctl/<backend> start   start it again with the same data directory, port and options, and
+#                              wait until it accepts connections (PostgreSQL and MariaDB run crash
+#                              recovery first; jongodb keeps its data in memory and comes back empty)
+#
+# Durability across such a kill. A killed process loses what it had not yet handed to the kernel;
+# what a write() put in the page cache survives, because the OS itself does not crash. So:
+# - PostgreSQL `fsync = off` is safe here: it only skips the flush from the page cache to the
+#   disk, which matters for an OS crash or a power loss, never for a killed server.
+# - `synchronous_commit` must stay on (the default): with off, COMMIT returns while its WAL record
+#   may still sit in WAL buffers in shared memory, and the kill loses it (measured with this
+#   configuration: 10 to 60 acknowledged commits lost per kill; none with on).
+# - `full_page_writes` stays on (the default): a kill can stop the kernel's copy of an 8 KB page
+#   write between its 4 KB pages, and only the full-page image in the WAL lets recovery repair
+#   that torn page. For the same reason MariaDB keeps its doublewrite buffer.
+# - MariaDB `innodb-flush-log-at-trx-commit=2` writes the redo log to the OS at every commit and
+#   only defers the fsync, so a killed mariadbd loses no acknowledged transaction (measured: none
+#   lost; the one statement in flight may be committed without having been acknowledged).
+
+pg_ready() { "$pg_isready" -q -h 127.0.0.1 -p "$pg_port" -d postgres -U postgres >/dev/null 2>&1; }
+
+pg_start() {
+  pg_cmd "$tmp/pg/pg_ctl.log" "$pg_bin/pg_ctl" start -D "$pg_data" -l "$tmp/pg/server.log" -w \
+    -t "$START_TIMEOUT" || fail_with_log PostgreSQL "$tmp/pg/server.log" "$tmp/pg/pg_ctl.log"
+  wait_for "" "$START_TIMEOUT" pg_ready || fail_with_log PostgreSQL "$tmp/pg/server.log"
+}
+
+pg_postmaster() { # prints the pid of the running postmaster of $pg_data
+  local pid
+  pid=$(head -n 1 "$pg_data/postmaster.pid" 2>/dev/null) && [[ $pid =~ ^[0-9]+$ ]] \
+    && [[ $(<"/proc/$pid/comm") == postgres ]] 2>/dev/null && alive "$pid" && echo "$pid"
+}
+
+pg_kill() {
+  local postmaster pid stat fields processes
+  postmaster=$(pg_postmaster) || die "PostgreSQL is not running"
+  # The postmaster and all its children at once. Each child runs in a session of its own (no
+  # process group to signal), so: stop the postmaster (it forks no more), list its children, kill.
+  kill -STOP "$postmaster"
+  wait_for "" 10 stopped "$postmaster" || die "postmaster $postmaster did not stop"
+  processes=("$postmaster")
+  for pid in /proc/[0-9]*; do
+    read -r stat 2>/dev/null <"$pid/stat" || continue
+    read -r -a fields <<<"${stat##*) }" # as in proc_stat, without a subshell per process
+    [[ ${fields[1]} == "$postmaster" ]] && processes+=("${pid#/proc/}")
+  done
+  kill -KILL "${processes[@]}" 2>/dev/null || true
+  wait_for "" 30 port_closed "$pg_port" || die "PostgreSQL's port $pg_port is still open"
+  for pid in "${processes[@]}"; do
+    wait_for "" 30 exited "$pid" || die "PostgreSQL process $pid survived SIGKILL"
+  done
+  # A postmaster refuses to start while the pid in postmaster.pid answers kill -0, as a zombie does.
+  # Its parent is init (pg_ctl has exited), which reaps it; the lock file of a dead server may go.
+  wait_for "" 10 reaped "$postmaster" || rm -f "$pg_data/postmaster.pid"
+}
+
+my_ping() { "$my_admin" --no-defaults -h 127.0.0.1 -P "$my_port" -u root ping >/dev/null 2>&1; }
+
+my_start() {
+  local pid
+  "$mariadbd" --no-defaults --datadir="$my_dir/data" --port="$my_port" --bind-address=127.0.0.1 \
+    --socket="$my_dir/mysqld.sock" --pid-file="$my_dir/mysqld.pid" --log-error="$my_dir/server.log" \
+    --tmpdir="$my_dir" "${my_user[@]}" "${my_opts[@]}" --max-connections=500 --skip-log-bin \
+    --skip-name-resolve --performance-schema=off >>"$my_dir/server.log" 2>&1 </dev/null &
+  pid=$!
+  disown "$pid" # a kill is expected: no "Killed" job report
+  echo "$pid" >"$my_pidfile"
+  wait_for "$pid" "$START_TIMEOUT" my_ping || fail_with_log MariaDB "$my_dir/server.log"
+}
+
+my_kill() { kill_server "$my_pidfile" "$my_port" MariaDB; }
+
+mongo_start() {
+  local pid
+  "$JONGODB_DIR/bin/jongodb" -Xmx256m --host=127.0.0.1 --port="$mongo_port" \
+    >>"$tmp/mongo/server.log" 2>&1 </dev/null &
+  pid=$!
+  disown "$pid" # a kill is expected: no "Killed" job report
+  echo "$pid" >"$mongo_pidfile"
+  wait_for "$pid" "$START_TIMEOUT" tcp_open 127.0.0.1 "$mongo_port" \
+    || fail_with_log jongodb "$tmp/mongo/server.log"
+}
+
+mongo_kill() { kill_server "$mongo_pidfile" "$mongo_port" jongodb; }
+
+kill_server() { # pidfile port name: SIGKILL a one-process server, wait for its port and its end
+  local pid
+  { pid=$(<"$1") && alive "$pid"; } 2>/dev/null || die "$3 is not running"
+  kill -KILL "$pid"
+  wait_for "" 30 port_closed "$2" || die "$3's port $2 is still open"
+  wait_for "" 30 exited "$pid" || die "$3 (pid $pid) survived SIGKILL"
+  rm -f "$1"
+}
+
+write_ctl() { # backend prefix name...: writes $tmp/ctl/<backend> with these variables and functions
+  local backend=$1 prefix=$2 name script
+  shift 2
+  script="#!/usr/bin/env bash
+# $tmp/ctl/$backend kill|start: written by scripts/test.sh from its own definitions.
+set -euo pipefail
+cd $(printf %q "$PWD")
+"
+  for name in tmp is_root START_TIMEOUT die wait_for tcp_open proc_stat alive exited stopped \
+    reaped port_closed fail_with_log kill_server "${prefix}_start" "${prefix}_kill" "$@"; do
+    if declare -F "$name" >/dev/null; then
+      script+=$(declare -f "$name")$'\n'
+    else
+      script+=$(declare -p "$name")$'\n'
+    fi
+  done
+  script+="case \${1:-} in
+  kill) ${prefix}_kill ;;
+  start) ${prefix}_start ;;
+  *)
+    echo \"usage: \$0 kill|start\" >&2
+    exit 2
+    ;;
+esac
+"
+  mkdir -p "$tmp/ctl"
+  printf '%s' "$script" >"$tmp/ctl/$backend"
+  chmod +x "$tmp/ctl/$backend"
+}
+
 started_at=$SECONDS
-if [[ -n $start_pg$start_my$start_mongo ]]; then
-  tmp=$(mktemp -d "${TMPDIR:-/tmp}/ownid-test.XXXXXX")
-  chmod 711 "$tmp" # the postgres user has to reach $tmp/pg
-  mapfile -t ports < <(free_ports 3)
-  ((${#ports[@]} == 3)) || die "could not pick free ports"
-fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ownid-test.XXXXXX")
+chmod 711 "$tmp" # the postgres user has to reach $tmp/pg
+mapfile -t ports < <(free_ports 4)
+((${#ports[@]} == 4)) || die "could not pick free ports"
 
 if [[ -n $start_pg ]]; then
   echo "== starting PostgreSQL"
@@ -244,6 +406,7 @@ if [[ -n $start_pg ]]; then
   fi
   pg_cmd "$tmp/pg/initdb.log" "$pg_bin/initdb" -D "$pg_data" -U postgres -A trust -E UTF8 \
     --locale=C --no-sync || fail_with_log "PostgreSQL initdb" "$tmp/pg/initdb.log"
+  # fsync = off only: synchronous_commit and full_page_writes keep their defaults (see above).
   cat >>"$pg_data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $pg_port
@@ -251,15 +414,12 @@ unix_socket_directories = '$tmp/pg'
 shared_buffers = 32MB
 max_connections = 200
 fsync = off
-synchronous_commit = off
-full_page_writes = off
 EOF
-  pg_cmd "$tmp/pg/pg_ctl.log" "$pg_bin/pg_ctl" start -D "$pg_data" -l "$tmp/pg/server.log" -w \
-    -t "$START_TIMEOUT" || fail_with_log PostgreSQL "$tmp/pg/server.log" "$tmp/pg/pg_ctl.log"
   pg_isready=$(find_tool "$pg_bin/pg_isready" pg_isready) || die "pg_isready is not installed"
-  pg_ready() { "$pg_isready" -q -h 127.0.0.1 -p "$pg_port" -d postgres -U postgres >/dev/null 2>&1; }
-  wait_for "" "$START_TIMEOUT" pg_ready || fail_with_log PostgreSQL "$tmp/pg/server.log"
+  pg_start
+  write_ctl postgres pg pg_bin pg_data pg_port pg_isready pg_cmd pg_ready pg_postmaster
   export OWNID_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+  export OWNID_TEST_POSTGRES_CTL=$tmp/ctl/postgres
 fi
 
 if [[ -n $start_my ]]; then
@@ -270,20 +430,18 @@ if [[ -n $start_my ]]; then
   mariadbd=$(find_tool mariadbd)
   my_user=()
   [[ -n $is_root ]] && my_user=(--user=root)
+  # The doublewrite buffer stays on (see above).
   my_opts=(--innodb-buffer-pool-size=64M --innodb-log-file-size=32M --innodb-flush-log-at-trx-commit=2
-    --skip-innodb-doublewrite --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci)
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci)
   "$(find_tool mariadb-install-db)" --no-defaults --datadir="$my_dir/data" "${my_user[@]}" \
     --auth-root-authentication-method=normal --skip-test-db "${my_opts[@]}" \
     >"$my_dir/install.log" 2>&1 || fail_with_log "mariadb-install-db" "$my_dir/install.log"
-  "$mariadbd" --no-defaults --datadir="$my_dir/data" --port="$my_port" --bind-address=127.0.0.1 \
-    --socket="$my_dir/mysqld.sock" --pid-file="$my_dir/mysqld.pid" --log-error="$my_dir/server.log" \
-    --tmpdir="$my_dir" "${my_user[@]}" "${my_opts[@]}" --max-connections=500 --skip-log-bin \
-    --skip-name-resolve --performance-schema=off >>"$my_dir/server.log" 2>&1 &
-  my_pid=$!
   my_admin=$(find_tool mariadb-admin mysqladmin) || die "mariadb-admin is not installed"
-  my_ping() { "$my_admin" --no-defaults -h 127.0.0.1 -P "$my_port" -u root ping >/dev/null 2>&1; }
-  wait_for "$my_pid" "$START_TIMEOUT" my_ping || fail_with_log MariaDB "$my_dir/server.log"
+  my_pidfile=$my_dir/server.pid
+  my_start
+  write_ctl mysql my my_dir my_port my_pidfile mariadbd my_user my_opts my_admin my_ping
   export OWNID_TEST_MYSQL_URL="mysql://root@127.0.0.1:$my_port/"
+  export OWNID_TEST_MYSQL_CTL=$tmp/ctl/mysql
 fi
 
 if [[ -n $start_mongo ]]; then
@@ -296,11 +454,11 @@ if [[ -n $start_mongo ]]; then
   fi
   mongo_port=${ports[2]}
   mkdir -p "$tmp/mongo"
-  "$JONGODB_DIR/bin/jongodb" -Xmx256m --host=127.0.0.1 --port="$mongo_port" >"$tmp/mongo/server.log" 2>&1 &
-  mongo_pid=$!
-  wait_for "$mongo_pid" "$START_TIMEOUT" tcp_open 127.0.0.1 "$mongo_port" \
-    || fail_with_log jongodb "$tmp/mongo/server.log"
+  mongo_pidfile=$tmp/mongo/server.pid
+  mongo_start
+  write_ctl mongodb mongo JONGODB_DIR mongo_port mongo_pidfile
   export OWNID_TEST_MONGODB_URL="mongodb://127.0.0.1:$mongo_port"
+  export OWNID_TEST_MONGODB_CTL=$tmp/ctl/mongodb
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +519,11 @@ describe mongodb "$OWNID_TEST_MONGODB_URL" "$(origin "$start_mongo")" mongo_chec
 
 if [[ -n $only_servers ]]; then
   [[ -n $reachable ]] || die "a test server is not reachable"
+  if [[ -n $servers_run ]]; then
+    echo "== running: $servers_run"
+    bash -c "$servers_run"
+    exit $?
+  fi
   echo "== OWNID_TEST_ONLY_SERVERS is set: not running cargo"
   exit 0
 fi
@@ -374,3 +537,66 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --workspace
+
+# ---------------------------------------------------------------------------------------------
+# The spec as a product: clients generated from the committed spec by mainstream generators, the
+# Swagger UI in a real browser, a validator and spec-driven fuzzing, all against the real binary
+# (the debug build cargo test just made) on a throwaway SQLite database.
+
+echo "== the OpenAPI document against the running server"
+bridge=target/debug/ownid-bridge
+bridge_port=${ports[3]}
+bridge_secret=$("$bridge" config secret)
+bridge_env=(
+  env
+  -u OWNID_BRIDGE_CONFIG
+  OWNID_BRIDGE__OWNID__SHARED_SECRET="$bridge_secret"
+  OWNID_BRIDGE__SESSION__SECRET="$("$bridge" config secret)"
+  OWNID_BRIDGE__SERVER__LISTEN="127.0.0.1:$bridge_port"
+  OWNID_BRIDGE__STORAGE__URL="sqlite://$tmp/bridge.db"
+)
+"${bridge_env[@]}" "$bridge" users add typescript-client@example.com user@example.com
+"${bridge_env[@]}" "$bridge" >"$tmp/bridge.out" 2>"$tmp/bridge.log" &
+bridge_pid=$!
+wait_for "$bridge_pid" "$START_TIMEOUT" tcp_open 127.0.0.1 "$bridge_port" \
+  || fail_with_log ownid-bridge "$tmp/bridge.out" "$tmp/bridge.log"
+out=target/spec-checks
+rm -rf "$out"
+mkdir -p "$out"
+client_env=(
+  env
+  OWNID_BRIDGE_URL="http://127.0.0.1:$bridge_port"
+  OWNID_SHARED_SECRET="$bridge_secret"
+)
+echo "== TypeScript client (openapi-typescript + openapi-fetch) and Swagger UI in Chromium"
+"${client_env[@]}" OWNID_TEST_USER=typescript-client@example.com OWNID_TEST_OUT="$PWD/$out/typescript" \
+  clients/typescript/run.sh
+echo "== openapi-spec-validator and schemathesis"
+"${client_env[@]}" OWNID_TEST_OUT="$PWD/$out/python" clients/python/run.sh
+
+# ---------------------------------------------------------------------------------------------
+# Supply chain: cargo-deny (from crates.io, built once into ~/.cargo/bin) with deny.toml's policy.
+
+CARGO_DENY_VERSION=0.20.2
+if [[ $(cargo deny --version 2>/dev/null) != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+  echo "== cargo install cargo-deny $CARGO_DENY_VERSION (once; a few minutes)"
+  cargo install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION"
+fi
+echo "== cargo deny: licenses, bans, sources (offline, after fetching every target's crates)"
+cargo fetch --locked --quiet
+cargo deny --offline check licenses bans sources
+# The advisory check needs the RustSec database. OWNID_ADVISORY_DB may name a directory in
+# cargo-deny's layout (a copy of ~/.cargo/advisory-dbs from a machine that ran `cargo deny fetch`);
+# otherwise the database is fetched, and where that fails the check is reported as NOT RUN.
+if [[ -n ${OWNID_ADVISORY_DB:-} ]]; then
+  echo "== cargo deny: advisories, from $OWNID_ADVISORY_DB"
+  sed "s#^\[advisories\]#[advisories]\ndb-path = \"$OWNID_ADVISORY_DB\"#" deny.toml >"$tmp/deny.toml"
+  cargo deny --offline check --config "$tmp/deny.toml" --disable-fetch advisories
+elif cargo deny fetch db >"$tmp/deny-fetch.log" 2>&1; then
+  echo "== cargo deny: advisories (database fetched)"
+  cargo deny check --disable-fetch advisories
+else
+  echo "== cargo deny: advisories NOT CHECKED: the RustSec database could not be fetched"
+  echo "   ($(tail -n 1 "$tmp/deny-fetch.log")); set OWNID_ADVISORY_DB or run where it is reachable"
+fi
+echo "== all checks passed"

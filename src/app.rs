@@ -123,7 +123,14 @@ impl App {
             jwks: config.session.jwks_path.clone(),
             base: format!("{}/", config.server.base_path),
         });
+        // A panic in a handler must cost one request, not the process (see the release profile's
+        // panic strategy in Cargo.toml): it becomes the usual 500 body, and the log line says so.
+        let on_panic = |_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked");
+            ApiError::internal()
+        };
         route
+            .with(poem::middleware::CatchPanic::new().with_handler(on_panic))
             .catch_all_error(|err| async move { crate::api::error_response(err) })
             .around(move |next, req| log_request(next, req, paths.clone()))
     }
