@@ -294,48 +294,20 @@ pub async fn serve(
 }
 
 /// `serve`, closing connections that send nothing for `idle_timeout`: idle keep-alive
-/// connections, and clients that stall in the middle of their headers (hyper would otherwise
-/// wait for them forever; a stalled body is the body timeout's job).
+/// connections, and clients that stall in the middle of their headers (answered 408; see
+/// `conn.rs`). A stalled body is the body timeout's job.
 pub async fn serve_with_idle_timeout(
     acceptor: impl Acceptor + 'static,
     endpoint: impl Endpoint + 'static,
     shutdown_timeout: Duration,
     idle_timeout: Duration,
 ) -> std::io::Result<()> {
-    Server::new_with_acceptor(ReadTimeout {
+    Server::new_with_acceptor(crate::conn::Guarded {
         inner: acceptor,
-        timeout: idle_timeout,
+        idle_timeout,
     })
     .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(shutdown_timeout))
     .await
-}
-
-/// An acceptor whose connections fail a read that waits longer than `timeout`.
-struct ReadTimeout<A> {
-    inner: A,
-    timeout: Duration,
-}
-
-impl<A: Acceptor> Acceptor for ReadTimeout<A> {
-    type Io = std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<A::Io>>>;
-
-    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
-        self.inner.local_addr()
-    }
-
-    async fn accept(
-        &mut self,
-    ) -> std::io::Result<(
-        Self::Io,
-        poem::web::LocalAddr,
-        poem::web::RemoteAddr,
-        poem::http::uri::Scheme,
-    )> {
-        let (io, local, remote, scheme) = self.inner.accept().await?;
-        let mut io = tokio_io_timeout::TimeoutStream::new(io);
-        io.set_read_timeout(Some(self.timeout));
-        Ok((Box::pin(io), local, remote, scheme))
-    }
 }
 
 async fn shutdown_signal() {

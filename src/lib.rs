@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod json;
 pub mod metrics;
 pub mod network;

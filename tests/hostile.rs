@@ -175,7 +175,27 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
         "held for {:?}",
         started.elapsed()
     );
-    assert!(!reply.starts_with("HTTP/1.1 2"), "{reply}");
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("\"error\":\"request_timeout\""), "{reply}");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_without_an_unsolicited_answer() {
+    let (addr, _dir) = tcp_server().await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let reply = read_all(&mut stream, Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "held for {:?}",
+        started.elapsed()
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(!reply.contains("408"), "{reply}");
 }
 
 #[tokio::test]
@@ -188,6 +208,12 @@ async fn oversized_headers_are_refused_with_a_4xx() {
     );
     let _ = stream.write_all(request.as_bytes()).await;
     let reply = read_all(&mut stream, Duration::from_secs(10)).await;
-    // hyper answers before the application sees the request, so the body is hyper's, not ours.
+    // hyper answers before the application sees the request; conn.rs gives it the error body.
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply:.200}");
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    assert_eq!(body["error"], "invalid_request", "{reply:.300}");
 }
