@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use ownid_bridge::config::Config;
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 use serde_json::json;
@@ -12,20 +11,7 @@ use serde_json::json;
 /// The app over `backend` at `url`, on a fresh table.
 async fn app_on(backend: &str, url: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let table = format!("users_{}", uuid::Uuid::new_v4().simple());
-    let env: Vec<(String, String)> = [
-        ("OWNID_BRIDGE__STORAGE__BACKEND", backend),
-        ("OWNID_BRIDGE__STORAGE__URL", url),
-        ("OWNID_BRIDGE__STORAGE__USERS__TABLE", &table),
-        ("OWNID_BRIDGE__STORAGE__CREATE_DEMO_TABLE", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let yaml = format!(
-        "ownid: {{ shared_secret: \"{SECRET}\" }}\nsession: {{ secret: \"{JWT_SECRET}\" }}\n"
-    );
-    let config = Config::from_yaml(&yaml, &env).expect("config");
+    let config = backend_config(backend, url, "users", &[]);
     let store = storage::open(&config.storage, false)
         .await
         .expect("open the store");

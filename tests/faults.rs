@@ -31,14 +31,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{sign, JWT_SECRET, SECRET};
-use ownid_bridge::app::{bind, serve, App};
-use ownid_bridge::config::Config;
+use common::{backend_config, serve_tcp, sign};
 use ownid_bridge::signature::now_ms;
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 use ownid_bridge_store::UserStore;
-use poem::listener::Acceptor;
 
 /// The server's pool `acquire_timeout` (and `connect_timeout`).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -177,32 +174,22 @@ struct Server {
 
 /// The real server over TCP on a fresh table of `url`'s database.
 async fn start_server(backend: Backend, url: &str) -> Server {
-    let table = format!("faults_{}", uuid::Uuid::new_v4().simple());
-    let env: Vec<(String, String)> = [
-        ("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
-        ("OWNID_BRIDGE__STORAGE__BACKEND", backend.name()),
-        ("OWNID_BRIDGE__STORAGE__URL", url),
-        ("OWNID_BRIDGE__STORAGE__USERS__TABLE", &table),
-        ("OWNID_BRIDGE__STORAGE__CREATE_DEMO_TABLE", "true"),
-        ("OWNID_BRIDGE__STORAGE__POOL__ACQUIRE_TIMEOUT", "2s"),
-        ("OWNID_BRIDGE__STORAGE__POOL__CONNECT_TIMEOUT", "2s"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let yaml = format!(
-        "ownid: {{ shared_secret: \"{SECRET}\" }}\nsession: {{ secret: \"{JWT_SECRET}\" }}\n"
+    let config = backend_config(
+        backend.name(),
+        url,
+        "faults",
+        &[
+            ("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+            ("OWNID_BRIDGE__STORAGE__POOL__ACQUIRE_TIMEOUT", "2s"),
+            ("OWNID_BRIDGE__STORAGE__POOL__CONNECT_TIMEOUT", "2s"),
+        ],
     );
-    let config = Config::from_yaml(&yaml, &env).expect("config");
     assert_eq!(config.storage.pool.acquire_timeout, ACQUIRE_TIMEOUT);
     let store = storage::open(&config.storage, false)
         .await
         .expect("open the store");
     store.apply_schema(true).await.expect("schema");
-    let (app, _) = App::new(config, store.clone()).expect("app");
-    let acceptor = bind(&app.config.server.listen).await.unwrap();
-    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-    let task = tokio::spawn(serve(acceptor, app.endpoint(), Duration::from_secs(1)));
+    let (addr, task) = serve_tcp(config, store.clone()).await;
     Server {
         url: format!("http://{addr}/ownid"),
         store,

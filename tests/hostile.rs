@@ -5,10 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ownid_bridge::app::{bind, serve_with_idle_timeout, App};
 use ownid_bridge::signature::now_ms;
 use ownid_bridge::storage;
-use poem::listener::Acceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -112,20 +110,12 @@ async fn tcp_server() -> (std::net::SocketAddr, tempfile::TempDir) {
         &[
             ("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
             ("OWNID_BRIDGE__SERVER__BODY_TIMEOUT", "1s"),
+            ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "1s"),
         ],
     );
     let store = storage::open(&config.storage, true).await.unwrap();
     store.apply_schema(true).await.unwrap();
-    let (app, _) = App::new(config, store).unwrap();
-    let acceptor = bind(&app.config.server.listen).await.unwrap();
-    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-    let endpoint = app.endpoint();
-    tokio::spawn(serve_with_idle_timeout(
-        acceptor,
-        endpoint,
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-    ));
+    let (addr, _) = serve_tcp(config, store).await;
     (addr, dir)
 }
 

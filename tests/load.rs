@@ -10,13 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{sign, JWT_SECRET, SECRET};
-use ownid_bridge::app::{bind, serve, App};
-use ownid_bridge::config::Config;
+use common::{backend_config, serve_tcp, sign};
 use ownid_bridge::signature::now_ms;
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
-use poem::listener::Acceptor;
 
 const SETS: usize = 10_000;
 const CONNECTIONS: usize = 256;
@@ -33,21 +30,13 @@ fn value(run: &str, index: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_sets_over_256_connections_on_postgres() {
     let url = required_url("OWNID_TEST_POSTGRES_URL");
-    let table = format!("load_{}", uuid::Uuid::new_v4().simple());
-    let env: Vec<(String, String)> = [
-        ("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
-        ("OWNID_BRIDGE__STORAGE__BACKEND", "postgres"),
-        ("OWNID_BRIDGE__STORAGE__URL", url.as_str()),
-        ("OWNID_BRIDGE__STORAGE__USERS__TABLE", &table),
-        ("OWNID_BRIDGE__STORAGE__CREATE_DEMO_TABLE", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let yaml = format!(
-        "ownid: {{ shared_secret: \"{SECRET}\" }}\nsession: {{ secret: \"{JWT_SECRET}\" }}\n"
+    let config = backend_config(
+        "postgres",
+        &url,
+        "load",
+        &[("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0")],
     );
-    let config = Config::from_yaml(&yaml, &env).expect("config");
+    let table = config.storage.users.table.clone();
     let pool = config.storage.pool.clone();
     let store = storage::open(&config.storage, false)
         .await
@@ -69,10 +58,7 @@ async fn ten_thousand_sets_over_256_connections_on_postgres() {
     .rows_affected();
     assert_eq!(created, SETS as u64);
 
-    let (app, _) = App::new(config, store).expect("app");
-    let acceptor = bind(&app.config.server.listen).await.unwrap();
-    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-    let server = tokio::spawn(serve(acceptor, app.endpoint(), Duration::from_secs(1)));
+    let (addr, server) = serve_tcp(config, store).await;
     let endpoint = format!("http://{addr}/ownid/setOwnIDDataByLoginId");
 
     // 256 tasks, each with a client of its own that keeps one connection: 256 connections, each

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ownid_bridge::app::{bind, serve, App};
+use ownid_bridge::app::{serve, App};
 use ownid_bridge::signature::now_ms;
 use ownid_bridge::storage;
 use poem::listener::Acceptor;
@@ -15,11 +15,7 @@ async fn serve_with(overrides: &[(&str, &str)]) -> (String, tempfile::TempDir) {
     let config = test_config(dir.path(), &overrides);
     let store = storage::open(&config.storage, true).await.unwrap();
     store.apply_schema(true).await.unwrap();
-    let (app, _) = App::new(config, store).unwrap();
-    let acceptor = bind(&app.config.server.listen).await.unwrap();
-    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-    let endpoint = app.endpoint();
-    tokio::spawn(serve(acceptor, endpoint, std::time::Duration::from_secs(1)));
+    let (addr, _) = serve_tcp(config, store).await;
     (format!("http://{addr}"), dir)
 }
 

@@ -184,3 +184,51 @@ pub async fn read(response: poem::test::TestResponse) -> Reply {
         body,
     }
 }
+
+/// Config for `backend` at `url`, on a fresh table `<prefix>_<uuid>` created as the demo table,
+/// then `overrides`.
+pub fn backend_config(
+    backend: &str,
+    url: &str,
+    prefix: &str,
+    overrides: &[(&str, &str)],
+) -> Config {
+    let table = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let env: Vec<(String, String)> = [
+        ("OWNID_BRIDGE__STORAGE__BACKEND", backend),
+        ("OWNID_BRIDGE__STORAGE__URL", url),
+        ("OWNID_BRIDGE__STORAGE__USERS__TABLE", &table),
+        ("OWNID_BRIDGE__STORAGE__CREATE_DEMO_TABLE", "true"),
+    ]
+    .iter()
+    .chain(overrides)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let yaml = format!(
+        "ownid: {{ shared_secret: \"{SECRET}\" }}\nsession: {{ secret: \"{JWT_SECRET}\" }}\n"
+    );
+    Config::from_yaml(&yaml, &env).expect("config")
+}
+
+/// Serves the app over TCP on the config's `server.listen` (use port 0), with its idle timeout.
+pub async fn serve_tcp(
+    config: Config,
+    store: Arc<dyn UserStore>,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    use poem::listener::Acceptor as _;
+    let (app, _) = App::new(config, store).expect("app");
+    let acceptor = ownid_bridge::app::bind(&app.config.server.listen)
+        .await
+        .expect("bind");
+    let addr = *acceptor.local_addr()[0].as_socket_addr().expect("a socket");
+    let task = tokio::spawn(ownid_bridge::app::serve_with_idle_timeout(
+        acceptor,
+        app.endpoint(),
+        std::time::Duration::from_secs(1),
+        app.config.server.idle_timeout,
+    ));
+    (addr, task)
+}
