@@ -8,9 +8,11 @@
 
 use std::str::FromStr;
 
-use ownid_bridge_sql::{sql_user_store, Capacity, Column, Dialect, Statements, TableFacts};
+use ownid_bridge_sql::{
+    pool_options, sql_user_store, Capacity, Column, Dialect, Statements, TableFacts,
+};
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPool, MySqlRow};
 use sqlx::{Executor, Row};
 
 #[derive(Clone, Debug)]
@@ -36,11 +38,7 @@ impl MySqlStore {
             .map_err(|_| StoreError::Other("invalid MySQL/MariaDB URL".into()))?
             .charset("utf8mb4");
         let settings = &options.pool;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(settings.min_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(settings.idle_timeout)
+        let pool = pool_options::<MySql>(settings, settings.max_connections)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(

@@ -6,9 +6,11 @@
 
 use std::str::FromStr;
 
-use ownid_bridge_sql::{sql_user_store, Capacity, Column, Dialect, Statements, TableFacts};
+use ownid_bridge_sql::{
+    pool_options, sql_user_store, Capacity, Column, Dialect, Statements, TableFacts,
+};
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgRow, Postgres};
 use sqlx::Row;
 
 #[derive(Clone, Debug)]
@@ -36,12 +38,8 @@ impl PostgresStore {
         let settings = &options.pool;
         // connect_lazy: the server starts (and answers 503) while the database is down, and the
         // pool connects once it is back.
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(settings.min_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(settings.idle_timeout)
-            .connect_lazy_with(connect);
+        let pool =
+            pool_options::<Postgres>(settings, settings.max_connections).connect_lazy_with(connect);
         let store = PostgresStore {
             reader: pool.clone(),
             writer: pool,

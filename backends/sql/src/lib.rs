@@ -387,6 +387,18 @@ fn index_name(mapping: &UsersMapping) -> Identifier {
         .unwrap_or_else(|_| Identifier::new("ownid_bridge_login_id_key").expect("a valid name"))
 }
 
+/// A pool of at most `max` connections with the configured minimum and timeouts.
+pub fn pool_options<DB: sqlx::Database>(
+    settings: &ownid_bridge_store::PoolSettings,
+    max: u32,
+) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(max)
+        .min_connections(settings.min_connections.min(max))
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(settings.idle_timeout)
+}
+
 /// Bounds a first contact with the database (sqlx's pools have no connect timeout of their own;
 /// the acquire timeout bounds each later request).
 pub async fn within<T>(

@@ -8,12 +8,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ownid_bridge_sql::{
-    declared_width, sql_user_store, Capacity, Column, Dialect, Statements, TableFacts,
+    declared_width, pool_options, sql_user_store, Capacity, Column, Dialect, Statements, TableFacts,
 };
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteRow, SqliteSynchronous,
 };
 use sqlx::Row;
 
@@ -37,14 +36,6 @@ pub struct SqliteStore {
     capacity: Capacity,
 }
 
-fn pool_options(settings: &PoolSettings, max: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new()
-        .max_connections(max)
-        .min_connections(settings.min_connections.min(max))
-        .acquire_timeout(settings.acquire_timeout)
-        .idle_timeout(settings.idle_timeout)
-}
-
 impl SqliteStore {
     pub async fn connect(options: SqliteOptions) -> Result<Self, StoreError> {
         if options.url.contains(":memory:") || options.url.contains("mode=memory") {
@@ -61,11 +52,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.pool.acquire_timeout.max(Duration::from_secs(1)));
         let classify = |err| ownid_bridge_sql::classify(err, u64::MAX);
-        let writer = pool_options(&options.pool, 1)
+        let writer = pool_options::<Sqlite>(&options.pool, 1)
             .connect_with(connect.clone())
             .await
             .map_err(classify)?;
-        let reader = pool_options(&options.pool, options.pool.max_connections.max(1))
+        let reader = pool_options::<Sqlite>(&options.pool, options.pool.max_connections.max(1))
             .connect_with(connect.read_only(true))
             .await
             .map_err(classify)?;
