@@ -1,0 +1,75 @@
+-- wrk script for scripts/bench.sh: replays requests signed ahead of the run by
+-- `ownid-bench requests` (one a line: path TAB ownid-timestamp TAB ownid-signature TAB body).
+--
+--   wrk -t1 -c32 -d5s -s bench/wrk.lua http://127.0.0.1:PORT -- requests.tsv
+--
+-- Each thread loads the file, formats every request once, and cycles through them from its own
+-- offset. Every response whose status is not 2xx counts as an error, as do wrk's socket errors
+-- (connect, read, write, timeout). done() prints one line:
+--   BENCH {"requests":..,"seconds":..,"rps":..,"p50_ms":..,"p99_ms":..,"errors":..,...}
+
+local threads = {}
+local counter = 1
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+local requests = {}
+non2xx = 0
+
+function init(args)
+  local file = args[1]
+  if file == nil then
+    error("usage: wrk ... -s bench/wrk.lua URL -- REQUESTS_FILE")
+  end
+  local f = assert(io.open(file, "r"))
+  for line in f:lines() do
+    local path, timestamp, signature, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+    if path then
+      requests[#requests + 1] = wrk.format("POST", path, {
+        ["Content-Type"] = "application/json",
+        ["ownid-timestamp"] = timestamp,
+        ["ownid-signature"] = signature,
+      }, body)
+    end
+  end
+  f:close()
+  if #requests == 0 then
+    error("no requests in " .. file)
+  end
+  -- Threads start at different places in the file.
+  counter = ((id or 0) * 7919) % #requests + 1
+end
+
+function request()
+  local r = requests[counter]
+  counter = counter + 1
+  if counter > #requests then
+    counter = 1
+  end
+  return r
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do
+    bad = bad + (tonumber(thread:get("non2xx")) or 0)
+  end
+  local e = summary.errors
+  local socket = e.connect + e.read + e.write + e.timeout
+  local seconds = summary.duration / 1e6
+  io.write(string.format(
+    'BENCH {"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.3f,"p99_ms":%.3f,' ..
+    '"max_ms":%.3f,"errors":%d,"non2xx":%d,"socket_errors":%d}\n',
+    summary.requests, seconds, summary.requests / seconds,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    bad + socket, bad, socket))
+end
