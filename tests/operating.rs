@@ -55,11 +55,13 @@ async fn with_replay_protection_a_signed_request_is_accepted_once() {
     app.post("setOwnIDDataByLoginId", body, &headers)
         .await
         .assert_error(401, "replayed_request");
-    // The same body signed again (a new timestamp) is a new request.
+    // The same body signed again (a new timestamp: wait for the millisecond to change) is new.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     app.signed("setOwnIDDataByLoginId", body)
         .await
         .assert_empty(204);
     // A forged signature is refused as invalid and does not block the genuine one.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     let fresh = ownid_bridge::signature::now_ms().to_string();
     let genuine = sign(body, &fresh);
     let forged = [
