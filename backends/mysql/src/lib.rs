@@ -56,8 +56,7 @@ impl MySqlStore {
             mapping: options.mapping,
             capacity: Capacity::default(),
         };
-        let limit = settings.connect_timeout.max(settings.acquire_timeout);
-        ownid_bridge_sql::within(limit, "MySQL/MariaDB", store.inspect()).await?;
+        ownid_bridge_sql::within(settings, "MySQL/MariaDB", store.inspect()).await?;
         Ok(store)
     }
 

@@ -47,8 +47,7 @@ impl PostgresStore {
             mapping: options.mapping,
             capacity: Capacity::default(),
         };
-        let limit = settings.connect_timeout.max(settings.acquire_timeout);
-        ownid_bridge_sql::within(limit, "PostgreSQL", store.inspect()).await?;
+        ownid_bridge_sql::within(settings, "PostgreSQL", store.inspect()).await?;
         Ok(store)
     }
 

@@ -401,11 +401,13 @@ pub fn pool_options<DB: sqlx::Database>(
 
 /// Bounds a first contact with the database (sqlx's pools have no connect timeout of their own;
 /// the acquire timeout bounds each later request).
+/// The limit is the longer of the pool's connect and acquire timeouts.
 pub async fn within<T>(
-    limit: std::time::Duration,
+    settings: &ownid_bridge_store::PoolSettings,
     what: &str,
     future: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
+    let limit = settings.connect_timeout.max(settings.acquire_timeout);
     tokio::time::timeout(limit, future).await.map_err(|_| {
         StoreError::Unavailable(format!("timed out after {limit:?} connecting to {what}"))
     })?
