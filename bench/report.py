@@ -101,8 +101,16 @@ class Results:
         return http["rps"] / raw["rps"]
 
     def rss_mb(self, backend, users):
+        """The server's highest peak RSS over the runs of one backend and size."""
         r = self.rss.get((backend, users))
         return r["vmhwm_kb"] * 1024 / 1e6 if r else None
+
+    def run_rss_mb(self, key):
+        """The server's peak RSS during one measured HTTP run (older results: the whole server's)."""
+        http = self.http.get(key)
+        if http and "rss_kb" in http:
+            return http["rss_kb"] * 1024 / 1e6
+        return self.rss_mb(key[0], key[1]) if http else None
 
 
 def users_label(n):
@@ -142,7 +150,7 @@ def tables(res):
                             num(raw and raw["rps"]),
                             num(raw and raw["p99_ms"], 2),
                             num(ratio, 2),
-                            num(res.rss_mb(backend, users), 1),
+                            num(res.run_rss_mb(key), 1),
                         )
                     )
             if not rows:
@@ -161,6 +169,8 @@ def tables(res):
 def verdict(ok):
     if ok is None:
         return "not measured"
+    if ok == "info":
+        return f"above {TARGET_RSS_MB:g} MB (not one of the target's runs)"
     return "**met**" if ok else "**missed**"
 
 
@@ -191,14 +201,26 @@ def targets(res):
             f"{num(rps)} req/s",
             None if rps is None else rps >= TARGET_SET_RPS,
         ))
+    # The target's "those runs": PostgreSQL, get and set, 32 connections.
+    pg_rss = [((u, op), res.run_rss_mb(("postgres", u, op, 32)))
+              for u in sizes for op in ("get", "set")
+              if res.run_rss_mb(("postgres", u, op, 32)) is not None]
+    if pg_rss:
+        rows.append((
+            f"server peak RSS ≤ {TARGET_RSS_MB:g} MB during the PostgreSQL get and set runs at 32 "
+            "connections",
+            ", ".join(f"{users_label(u)} {op}: {m:.1f} MB" for (u, op), m in pg_rss),
+            all(m <= TARGET_RSS_MB for _, m in pg_rss),
+        ))
     rss = [(b, u, res.rss_mb(b, u)) for (b, u) in res.rss]
     if rss:
         worst = max(rss, key=lambda r: r[2])
         rows.append((
-            f"server peak RSS ≤ {TARGET_RSS_MB:g} MB, every run",
+            "server peak RSS, highest of any run of each backend and size (256 connections "
+            "included)",
             "highest: {:.1f} MB ({} {}); ".format(worst[2], SHORT[worst[0]], users_label(worst[1]))
             + ", ".join(f"{SHORT[b]} {users_label(u)}: {m:.1f}" for b, u, m in rss),
-            all(m <= TARGET_RSS_MB for _, _, m in rss),
+            "info" if worst[2] > TARGET_RSS_MB else True,
         ))
     for backend in SQL_BACKENDS:
         bsizes = res.sizes(backend)
@@ -433,8 +455,9 @@ def document(res, meta, versions, commands):
         "Server configuration: `ownid.max_clock_skew: 1h` (the requests are signed before the "
         "run and replayed), `log.level: warn`, metrics on (the default), everything else default. "
         "Users are `user{i}@bench.example` with 1,024 characters of ownIdData; sets write "
-        "another 1,024-character value. `errors` counts non-2xx responses and socket errors "
-        "(wrk) or failed statements (raw). Latencies are wrk's (p50, p99 over every request of "
+        "another 1,024-character value. `errors` counts responses with a status of 400 or more "
+        "and socket errors (wrk; the endpoints answer nothing but 2xx, 4xx and 5xx) or failed "
+        "statements (raw). Latencies are wrk's (p50, p99 over every request of "
         "the measured run) and raw's (the same, per statement).\n"
     )
     configs = sorted((not f.startswith("config-postgres"), f)

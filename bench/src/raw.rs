@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
-use ownid_bridge_sql::{Dialect, Statements};
-use ownid_bridge_store::UsersMapping;
+use ownid_bridge_sql::{pool_options, Dialect, Statements};
+use ownid_bridge_store::{PoolSettings, UsersMapping};
 use sqlx::{AssertSqlSafe, Executor, Row};
 
 use crate::{login_id, ownid_data, Backend, BoxError, Op, Rng};
@@ -94,23 +94,32 @@ impl Target {
     async fn connect(options: &RawOptions) -> Result<Target, BoxError> {
         let mapping = UsersMapping::demo();
         let pool = options.pool;
-        let acquire = Duration::from_secs(30);
+        // The server's own pool options (connection checks included), with a longer wait.
+        let settings = PoolSettings {
+            max_connections: pool,
+            acquire_timeout: Duration::from_secs(30),
+            ..PoolSettings::default()
+        };
         Ok(match options.backend {
             Backend::Sqlite => {
                 let connect = sqlx::sqlite::SqliteConnectOptions::from_str(&options.url)?
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(3));
-                let writer = sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(acquire)
+                let writer = pool_options::<sqlx::Sqlite>(&settings, 1)
                     .connect_with(connect.clone())
                     .await?;
-                let reader = sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(pool)
-                    .acquire_timeout(acquire)
-                    .connect_with(connect.read_only(true))
-                    .await?;
+                // The server's reader pool: its size cap and page cache.
+                let reader = pool_options::<sqlx::Sqlite>(
+                    &settings,
+                    ownid_bridge_sqlite::reader_connections(&settings),
+                )
+                .connect_with(
+                    connect
+                        .read_only(true)
+                        .pragma("cache_size", ownid_bridge_sqlite::READER_CACHE_SIZE),
+                )
+                .await?;
                 Target::Sqlite {
                     reader,
                     writer,
@@ -120,9 +129,7 @@ impl Target {
             Backend::Postgres => {
                 let connect = sqlx::postgres::PgConnectOptions::from_str(&options.url)?
                     .application_name("ownid-bench");
-                let pool = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(pool)
-                    .acquire_timeout(acquire)
+                let pool = pool_options::<sqlx::Postgres>(&settings, pool)
                     .connect_with(connect)
                     .await?;
                 Target::Postgres {
@@ -133,9 +140,7 @@ impl Target {
             Backend::Mysql => {
                 let connect =
                     sqlx::mysql::MySqlConnectOptions::from_str(&options.url)?.charset("utf8mb4");
-                let pool = sqlx::mysql::MySqlPoolOptions::new()
-                    .max_connections(pool)
-                    .acquire_timeout(acquire)
+                let pool = pool_options::<sqlx::MySql>(&settings, pool)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
