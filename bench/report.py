@@ -508,12 +508,18 @@ def document(res, meta, versions, commands):
     lines.append("![Throughput against concurrency per backend](benchmarks.svg)\n")
     lines.append("## Targets\n")
     lines.append(targets(res))
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(analysis):
+        # Written by hand from profiles (perf); it says when and on what it was measured.
+        with open(analysis) as f:
+            lines.append(f.read().rstrip() + "\n")
     lines.append("## Results\n")
     lines.append(
         "One table per backend and endpoint. `raw` is `ownid-bench raw` on the same data at the "
         "same concurrency; `server/raw` is the server's req/s divided by raw's. Peak RSS is the "
-        "server's VmHWM over the whole run of that backend and size (all endpoints and "
-        "concurrencies).\n"
+        "server's VmHWM during that measured run (reset through /proc/PID/clear_refs just before "
+        "it; runs go by concurrency, lowest first, so a run never counts what a busier one left "
+        "allocated).\n"
     )
     lines.append(tables(res))
     seeds = [r for r in res.seed.values()]
