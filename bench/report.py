@@ -457,7 +457,7 @@ def document(res, meta, versions, commands):
         f"| measured seconds per run (wrk and raw) | {meta.get('seconds', '?')} |\n"
         f"| warm-up before each run (not measured) | {meta.get('warmup', '?')} s |\n"
         f"| server `storage.pool.max_connections` | {meta.get('pool', '?')} |\n"
-        f"| raw pool size | min(concurrency, {meta.get('pool', '?')}) |\n"
+        f"| raw pool size | min(concurrency, {meta.get('pool', '?')}); SQLite readers at most 2 per CPU, as in the server |\n"
         f"| wrk threads | {meta.get('wrk_threads', '?')} |\n"
         f"| pre-signed requests per endpoint | {meta.get('requests', '?')} "
         "(set: at most 30,000), each for a random user |\n"
