@@ -1,19 +1,18 @@
 //! `raw`: the server's own single-row statements, straight through the same driver.
 //!
 //! The SQL comes from `ownid_bridge_sql::Statements` (the very strings the server prepares), the
-//! connection settings copy each backend's `connect` (SQLite: WAL, a read-only reader pool and one
-//! writer connection; MySQL: utf8mb4 and strict mode), and sqlx prepares each statement once per
+//! pools are the ones each backend's store opens (`open_pool`, SQLite's `open_pools`: connection
+//! settings, pool options, SQLite's reader cap), and sqlx prepares each statement once per
 //! connection and caches it, as in the server. What is left out is exactly the HTTP server:
 //! parsing, signature check, JSON, routing, logging and metrics.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
-use ownid_bridge_sql::{pool_options, Dialect, Statements};
+use ownid_bridge_sql::{Dialect, Statements};
 use ownid_bridge_store::{PoolSettings, UsersMapping};
-use sqlx::{AssertSqlSafe, Executor, Row};
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::{login_id, ownid_data, Backend, BoxError, Op, Rng};
 
@@ -102,24 +101,8 @@ impl Target {
         };
         Ok(match options.backend {
             Backend::Sqlite => {
-                let connect = sqlx::sqlite::SqliteConnectOptions::from_str(&options.url)?
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(3));
-                let writer = pool_options::<sqlx::Sqlite>(&settings, 1)
-                    .connect_with(connect.clone())
-                    .await?;
-                // The server's reader pool: its size cap and page cache.
-                let reader = pool_options::<sqlx::Sqlite>(
-                    &settings,
-                    ownid_bridge_sqlite::reader_connections(&settings),
-                )
-                .connect_with(
-                    connect
-                        .read_only(true)
-                        .pragma("cache_size", ownid_bridge_sqlite::READER_CACHE_SIZE),
-                )
-                .await?;
+                let (reader, writer) =
+                    ownid_bridge_sqlite::open_pools(&options.url, &settings, false).await?;
                 Target::Sqlite {
                     reader,
                     writer,
@@ -127,31 +110,17 @@ impl Target {
                 }
             }
             Backend::Postgres => {
-                let connect = sqlx::postgres::PgConnectOptions::from_str(&options.url)?
-                    .application_name("ownid-bench");
-                let pool = pool_options::<sqlx::Postgres>(&settings, pool)
-                    .connect_with(connect)
-                    .await?;
+                let pool = ownid_bridge_postgres::open_pool(&options.url, &settings)?;
+                // The pool connects lazily; an unreachable database fails here, not in the run.
+                pool.acquire().await?;
                 Target::Postgres {
                     pool,
                     sql: Statements::new(Dialect::Postgres, &mapping),
                 }
             }
             Backend::Mysql => {
-                let connect =
-                    sqlx::mysql::MySqlConnectOptions::from_str(&options.url)?.charset("utf8mb4");
-                let pool = pool_options::<sqlx::MySql>(&settings, pool)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(connect)
-                    .await?;
+                let pool = ownid_bridge_mysql::open_pool(&options.url, &settings)?;
+                pool.acquire().await?;
                 Target::MySql {
                     pool,
                     sql: Statements::new(Dialect::MySql, &mapping),

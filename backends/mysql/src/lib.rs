@@ -32,23 +32,30 @@ pub struct MySqlStore {
     capacity: Capacity,
 }
 
+/// The store's pool for `url` (utf8mb4, every session in strict mode), connecting lazily: the
+/// server starts while the database is down. `ownid-bench raw` measures the database through this
+/// same pool.
+pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<MySqlPool, StoreError> {
+    let connect = MySqlConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Other("invalid MySQL/MariaDB URL".into()))?
+        .charset("utf8mb4");
+    Ok(pool_options::<MySql>(settings, settings.max_connections)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(connect))
+}
+
 impl MySqlStore {
     pub async fn connect(options: MySqlOptions) -> Result<Self, StoreError> {
-        let connect = MySqlConnectOptions::from_str(&options.url)
-            .map_err(|_| StoreError::Other("invalid MySQL/MariaDB URL".into()))?
-            .charset("utf8mb4");
         let settings = &options.pool;
-        let pool = pool_options::<MySql>(settings, settings.max_connections)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(connect);
+        let pool = open_pool(&options.url, settings)?;
         let store = MySqlStore {
             reader: pool.clone(),
             writer: pool,

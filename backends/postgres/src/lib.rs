@@ -30,16 +30,20 @@ pub struct PostgresStore {
     capacity: Capacity,
 }
 
+/// The store's pool for `url`. connect_lazy: the server starts (and answers 503) while the
+/// database is down, and the pool connects once it is back. `ownid-bench raw` measures the
+/// database through this same pool.
+pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, StoreError> {
+    let connect = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
+        .application_name("ownid-bridge");
+    Ok(pool_options::<Postgres>(settings, settings.max_connections).connect_lazy_with(connect))
+}
+
 impl PostgresStore {
     pub async fn connect(options: PostgresOptions) -> Result<Self, StoreError> {
-        let connect = PgConnectOptions::from_str(&options.url)
-            .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
-            .application_name("ownid-bridge");
         let settings = &options.pool;
-        // connect_lazy: the server starts (and answers 503) while the database is down, and the
-        // pool connects once it is back.
-        let pool =
-            pool_options::<Postgres>(settings, settings.max_connections).connect_lazy_with(connect);
+        let pool = open_pool(&options.url, settings)?;
         let store = PostgresStore {
             reader: pool.clone(),
             writer: pool,

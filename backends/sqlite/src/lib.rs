@@ -40,7 +40,7 @@ pub struct SqliteStore {
 /// lookup by login id touches a handful of pages, and at the default every reader filled its own
 /// 2 MiB with pages the operating system's file cache keeps anyway (with 32 readers on a 1 GB
 /// database the server's memory grew to 130 MB; docs/benchmarks.md).
-pub const READER_CACHE_SIZE: &str = "-256";
+const READER_CACHE_SIZE: &str = "-256";
 
 /// Reader connections per CPU. Each SQLite connection is an OS thread running blocking reads, so
 /// readers beyond the CPUs only add memory and context switches. Measured on 2 cores, 32
@@ -49,7 +49,7 @@ pub const READER_CACHE_SIZE: &str = "-256";
 pub const READERS_PER_CPU: u32 = 2;
 
 /// `pool.max_connections`, but at most [`READERS_PER_CPU`] per CPU (and at least one).
-pub fn reader_connections(pool: &PoolSettings) -> u32 {
+fn reader_connections(pool: &PoolSettings) -> u32 {
     let cpus = std::thread::available_parallelism()
         .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
     pool.max_connections
@@ -57,34 +57,47 @@ pub fn reader_connections(pool: &PoolSettings) -> u32 {
         .max(1)
 }
 
+/// The store's two pools for `url`: readers (read-only, at most [`READERS_PER_CPU`] a CPU, a
+/// [`READER_CACHE_SIZE`] page cache each) and the one writer, both in WAL mode. `ownid-bench raw`
+/// measures the database through these same pools.
+pub async fn open_pools(
+    url: &str,
+    pool: &PoolSettings,
+    create_if_missing: bool,
+) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err(StoreError::Other(
+            "an in-memory SQLite database would not be shared between connections; \
+             give a file, e.g. sqlite://ownid-bridge.db"
+                .into(),
+        ));
+    }
+    let connect = SqliteConnectOptions::from_str(url)
+        .map_err(|err| StoreError::Other(format!("invalid SQLite URL: {err}")))?
+        .create_if_missing(create_if_missing)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(pool.acquire_timeout.max(Duration::from_secs(1)));
+    let classify = |err| ownid_bridge_sql::classify(err, u64::MAX);
+    let writer = pool_options::<Sqlite>(pool, 1)
+        .connect_with(connect.clone())
+        .await
+        .map_err(classify)?;
+    let reader = pool_options::<Sqlite>(pool, reader_connections(pool))
+        .connect_with(
+            connect
+                .read_only(true)
+                .pragma("cache_size", READER_CACHE_SIZE),
+        )
+        .await
+        .map_err(classify)?;
+    Ok((reader, writer))
+}
+
 impl SqliteStore {
     pub async fn connect(options: SqliteOptions) -> Result<Self, StoreError> {
-        if options.url.contains(":memory:") || options.url.contains("mode=memory") {
-            return Err(StoreError::Other(
-                "an in-memory SQLite database would not be shared between connections; \
-                 give a file, e.g. sqlite://ownid-bridge.db"
-                    .into(),
-            ));
-        }
-        let connect = SqliteConnectOptions::from_str(&options.url)
-            .map_err(|err| StoreError::Other(format!("invalid SQLite URL: {err}")))?
-            .create_if_missing(options.create_if_missing)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(options.pool.acquire_timeout.max(Duration::from_secs(1)));
-        let classify = |err| ownid_bridge_sql::classify(err, u64::MAX);
-        let writer = pool_options::<Sqlite>(&options.pool, 1)
-            .connect_with(connect.clone())
-            .await
-            .map_err(classify)?;
-        let reader = pool_options::<Sqlite>(&options.pool, reader_connections(&options.pool))
-            .connect_with(
-                connect
-                    .read_only(true)
-                    .pragma("cache_size", READER_CACHE_SIZE),
-            )
-            .await
-            .map_err(classify)?;
+        let (reader, writer) =
+            open_pools(&options.url, &options.pool, options.create_if_missing).await?;
         let store = SqliteStore {
             reader,
             writer,
