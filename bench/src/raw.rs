@@ -2,8 +2,8 @@
 //!
 //! The SQL comes from `ownid_bridge_sql::Statements` (the very strings the server prepares), the
 //! pools are the ones each backend's store opens (`open_pool`, SQLite's `open_pools`: connection
-//! settings, pool options, SQLite's reader cap), and sqlx prepares each statement once per
-//! connection and caches it, as in the server. What is left out is exactly the HTTP server:
+//! settings, pool, SQLite's reader cap), and sqlx prepares each statement once per connection and
+//! caches it, as in the server. What is left out is exactly the HTTP server:
 //! parsing, signature check, JSON, routing, logging and metrics.
 
 use std::sync::Arc;
@@ -29,16 +29,16 @@ pub struct RawOptions {
 
 enum Target {
     Sqlite {
-        reader: sqlx::SqlitePool,
-        writer: sqlx::SqlitePool,
+        reader: ownid_bridge_sqlite::SqlitePool,
+        writer: ownid_bridge_sqlite::SqlitePool,
         sql: Statements,
     },
     Postgres {
-        pool: sqlx::PgPool,
+        pool: ownid_bridge_postgres::PgPool,
         sql: Statements,
     },
     MySql {
-        pool: sqlx::MySqlPool,
+        pool: ownid_bridge_mysql::MySqlPool,
         sql: Statements,
     },
     Mongo {
@@ -52,10 +52,13 @@ macro_rules! sql_op {
     ($reader:expr, $writer:expr, $sql:expr, $op:expr, $login:expr, $value:expr) => {{
         match $op {
             Op::Get => {
-                let row = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.get)))
+                let mut conn = $reader.acquire().await.map_err(|err| err.to_string())?;
+                let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.get)))
                     .bind($login)
-                    .fetch_optional($reader)
-                    .await
+                    .fetch_optional(&mut *conn)
+                    .await;
+                let row = conn
+                    .settle(result)
                     .map_err(|err| err.to_string())?
                     .ok_or("no such user")?;
                 let data: Option<String> = row.try_get(0).map_err(|err| err.to_string())?;
@@ -64,11 +67,14 @@ macro_rules! sql_op {
                 }
             }
             Op::Set => {
-                let updated = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.update)))
+                let mut conn = $writer.acquire().await.map_err(|err| err.to_string())?;
+                let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.update)))
                     .bind($value)
                     .bind($login)
-                    .execute($writer)
-                    .await
+                    .execute(&mut *conn)
+                    .await;
+                let updated = conn
+                    .settle(result)
                     .map_err(|err| err.to_string())?
                     .rows_affected();
                 if updated == 0 {
@@ -76,10 +82,13 @@ macro_rules! sql_op {
                 }
             }
             Op::Session => {
-                let row = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.session)))
+                let mut conn = $reader.acquire().await.map_err(|err| err.to_string())?;
+                let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.session)))
                     .bind($login)
-                    .fetch_optional($reader)
-                    .await
+                    .fetch_optional(&mut *conn)
+                    .await;
+                let row = conn
+                    .settle(result)
                     .map_err(|err| err.to_string())?
                     .ok_or("no such user")?;
                 let _subject: String = row.try_get(0).map_err(|err| err.to_string())?;
@@ -112,7 +121,7 @@ impl Target {
             Backend::Postgres => {
                 let pool = ownid_bridge_postgres::open_pool(&options.url, &settings)?;
                 // The pool connects lazily; an unreachable database fails here, not in the run.
-                pool.acquire().await?;
+                pool.ping().await?;
                 Target::Postgres {
                     pool,
                     sql: Statements::new(Dialect::Postgres, &mapping),
@@ -120,7 +129,7 @@ impl Target {
             }
             Backend::Mysql => {
                 let pool = ownid_bridge_mysql::open_pool(&options.url, &settings)?;
-                pool.acquire().await?;
+                pool.ping().await?;
                 Target::MySql {
                     pool,
                     sql: Statements::new(Dialect::MySql, &mapping),

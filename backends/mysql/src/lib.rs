@@ -8,12 +8,15 @@
 
 use std::str::FromStr;
 
-use ownid_bridge_sql::{
-    pool_options, sql_user_store, Capacity, Column, Dialect, Statements, TableFacts,
-};
+use std::sync::Arc;
+
+use ownid_bridge_sql::{sql_user_store, Capacity, Column, Dialect, Pool, Statements, TableFacts};
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
-use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPool, MySqlRow};
-use sqlx::{Executor, Row};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
+use sqlx::{ConnectOptions, Executor, Row};
+
+/// The pool of MySQL/MariaDB connections.
+pub type MySqlPool = Pool<MySqlConnection>;
 
 #[derive(Clone, Debug)]
 pub struct MySqlOptions {
@@ -32,24 +35,25 @@ pub struct MySqlStore {
     capacity: Capacity,
 }
 
-/// The store's pool for `url` (utf8mb4, every session in strict mode), connecting lazily: the
-/// server starts while the database is down. `ownid-bench raw` measures the database through this
-/// same pool.
+/// The store's pool for `url` (utf8mb4, every session in strict mode), connecting when a
+/// connection is first needed: the server starts while the database is down. `ownid-bench raw`
+/// measures the database through this same pool. Must be called within a Tokio runtime.
 pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<MySqlPool, StoreError> {
-    let connect = MySqlConnectOptions::from_str(url)
+    let options = MySqlConnectOptions::from_str(url)
         .map_err(|_| StoreError::Other("invalid MySQL/MariaDB URL".into()))?
         .charset("utf8mb4");
-    Ok(pool_options::<MySql>(settings, settings.max_connections)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute(
-                    "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
-                )
-                .await?;
-                Ok(())
-            })
+    let connect: ownid_bridge_sql::Connect<MySqlConnection> = Arc::new(move || {
+        let options = options.clone();
+        Box::pin(async move {
+            let mut conn = options.connect().await?;
+            conn.execute(
+                "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
+            )
+            .await?;
+            Ok(conn)
         })
-        .connect_lazy_with(connect))
+    });
+    Ok(Pool::new(connect, settings, settings.max_connections))
 }
 
 impl MySqlStore {
@@ -69,7 +73,9 @@ impl MySqlStore {
 
     async fn facts(&self) -> Result<TableFacts, StoreError> {
         let table = self.mapping.table.as_str();
-        let rows = sqlx::query(
+        let classify = |err| self.classify(err);
+        let mut conn = self.reader.acquire().await.map_err(classify)?;
+        let result = sqlx::query(
             "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
              CAST(DATA_TYPE AS CHAR), CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED), \
              CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR), \
@@ -78,9 +84,9 @@ impl MySqlStore {
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
         )
         .bind(table)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(|err| self.classify(err))?;
+        .fetch_all(&mut *conn)
+        .await;
+        let rows = conn.settle(result).map_err(classify)?;
         if rows.is_empty() {
             return Ok(TableFacts::default());
         }
@@ -102,7 +108,7 @@ impl MySqlStore {
             });
         }
         // A unique index on exactly the login-id column, over its full length (no prefix).
-        let unique = sqlx::query(
+        let result = sqlx::query(
             "SELECT s.INDEX_NAME FROM information_schema.STATISTICS s \
              WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
              GROUP BY s.INDEX_NAME \
@@ -110,10 +116,9 @@ impl MySqlStore {
         )
         .bind(table)
         .bind(self.mapping.login_id.as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|err| self.classify(err))?
-        .is_some();
+        .fetch_optional(&mut *conn)
+        .await;
+        let unique = conn.settle(result).map_err(classify)?.is_some();
         Ok(TableFacts {
             exists: true,
             columns,

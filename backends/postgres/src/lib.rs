@@ -2,16 +2,19 @@
 //!
 //! Lookups use `WHERE login_id = $1`, so they need a B-tree index on the login-id column; the
 //! unique index `schema` creates is one. Statements are prepared once per connection and cached by
-//! sqlx.
+//! sqlx; connections come from the SQL backends' own pool (`ownid_bridge_sql::Pool`).
 
 use std::str::FromStr;
 
-use ownid_bridge_sql::{
-    pool_options, sql_user_store, Capacity, Column, Dialect, Statements, TableFacts,
-};
+use std::sync::Arc;
+
+use ownid_bridge_sql::{sql_user_store, Capacity, Column, Dialect, Pool, Statements, TableFacts};
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgRow, Postgres};
-use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::{ConnectOptions, Row};
+
+/// The pool of PostgreSQL connections.
+pub type PgPool = Pool<PgConnection>;
 
 #[derive(Clone, Debug)]
 pub struct PostgresOptions {
@@ -30,14 +33,19 @@ pub struct PostgresStore {
     capacity: Capacity,
 }
 
-/// The store's pool for `url`. connect_lazy: the server starts (and answers 503) while the
-/// database is down, and the pool connects once it is back. `ownid-bench raw` measures the
-/// database through this same pool.
+/// The store's pool for `url`. It connects when a connection is first needed: the server starts
+/// (and answers 503) while the database is down, and the pool connects once it is back.
+/// `ownid-bench raw` measures the database through this same pool. Must be called within a
+/// Tokio runtime.
 pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, StoreError> {
-    let connect = PgConnectOptions::from_str(url)
+    let options = PgConnectOptions::from_str(url)
         .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
         .application_name("ownid-bridge");
-    Ok(pool_options::<Postgres>(settings, settings.max_connections).connect_lazy_with(connect))
+    let connect: ownid_bridge_sql::Connect<PgConnection> = Arc::new(move || {
+        let options = options.clone();
+        Box::pin(async move { options.connect().await })
+    });
+    Ok(Pool::new(connect, settings, settings.max_connections))
 }
 
 impl PostgresStore {
@@ -56,21 +64,22 @@ impl PostgresStore {
     }
 
     async fn facts(&self) -> Result<TableFacts, StoreError> {
+        let classify = |err| self.classify(err);
+        let mut conn = self.reader.acquire().await.map_err(classify)?;
         // The table as the search path resolves it, like the unqualified name in the statements.
-        let table = sqlx::query(
+        let result = sqlx::query(
             "SELECT c.oid::int8 FROM pg_catalog.pg_class c \
              WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
              AND pg_catalog.pg_table_is_visible(c.oid)",
         )
         .bind(self.mapping.table.as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|err| self.classify(err))?;
-        let Some(table) = table else {
+        .fetch_optional(&mut *conn)
+        .await;
+        let Some(table) = conn.settle(result).map_err(classify)? else {
             return Ok(TableFacts::default());
         };
         let oid: i64 = table.try_get(0).map_err(|err| self.classify(err))?;
-        let rows = sqlx::query(
+        let result = sqlx::query(
             "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
              CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 \
                   THEN (a.atttypmod - 4)::int8 END \
@@ -78,9 +87,9 @@ impl PostgresStore {
              WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
         )
         .bind(oid)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(|err| self.classify(err))?;
+        .fetch_all(&mut *conn)
+        .await;
+        let rows = conn.settle(result).map_err(classify)?;
         let mut columns = Vec::new();
         for row in rows {
             let max_chars: Option<i64> = row.try_get(2).map_err(|err| self.classify(err))?;
@@ -91,7 +100,7 @@ impl PostgresStore {
                 ..Column::default()
             });
         }
-        let unique = sqlx::query(
+        let result = sqlx::query(
             "SELECT 1 FROM pg_catalog.pg_index i \
              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
              WHERE i.indrelid = $1::int8::oid AND i.indisunique AND i.indnatts = 1 \
@@ -99,10 +108,9 @@ impl PostgresStore {
         )
         .bind(oid)
         .bind(self.mapping.login_id.as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|err| self.classify(err))?
-        .is_some();
+        .fetch_optional(&mut *conn)
+        .await;
+        let unique = conn.settle(result).map_err(classify)?.is_some();
         Ok(TableFacts {
             exists: true,
             columns,

@@ -13,6 +13,9 @@ use ownid_bridge_store::{
 #[doc(hidden)]
 pub use async_trait::async_trait as __async_trait;
 
+pub mod pool;
+pub use pool::{Connect, Pool, Pooled, PING_IF_IDLE_FOR};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -387,40 +390,7 @@ fn index_name(mapping: &UsersMapping) -> Identifier {
         .unwrap_or_else(|_| Identifier::new("ownid_bridge_login_id_key").expect("a valid name"))
 }
 
-/// A connection idle for less than this is handed out without a ping first (HikariCP's
-/// `aliveBypassWindowMs` is the same idea, with the same 500 ms).
-pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// A pool of at most `max` connections with the configured minimum and timeouts.
-///
-/// sqlx pings every connection before handing it out by default: one extra round trip to the
-/// database per request, a fifth of the server's CPU under load (docs/benchmarks.md). Here only a
-/// connection that sat idle for [`PING_IF_IDLE_FOR`] or longer is pinged (a dead one is closed
-/// and another one taken or opened, unseen by the request); one in constant use is not, since
-/// the request before proved it alive a moment ago. A connection the database dropped within
-/// that window fails its next statement, which answers 503 and closes it.
-pub fn pool_options<DB: sqlx::Database>(
-    settings: &ownid_bridge_store::PoolSettings,
-    max: u32,
-) -> sqlx::pool::PoolOptions<DB> {
-    sqlx::pool::PoolOptions::new()
-        .max_connections(max)
-        .min_connections(settings.min_connections.min(max))
-        .acquire_timeout(settings.acquire_timeout)
-        .idle_timeout(settings.idle_timeout)
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_IF_IDLE_FOR {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
-        })
-}
-
-/// Bounds a first contact with the database (sqlx's pools have no connect timeout of their own;
-/// the acquire timeout bounds each later request).
+/// Bounds a first contact with the database (the acquire timeout bounds each later request).
 /// The limit is the longer of the pool's connect and acquire timeouts.
 pub async fn within<T>(
     settings: &ownid_bridge_store::PoolSettings,
@@ -480,7 +450,7 @@ pub fn classify(err: sqlx::Error, capacity: u64) -> StoreError {
 }
 
 /// The data path and schema commands of a SQL store, for a type with these fields:
-/// `reader` and `writer` (pools; the same pool twice where one suffices), `mapping:
+/// `reader` and `writer` (`Pool`s; the same pool twice where one suffices), `mapping:
 /// UsersMapping`, `sql: Statements`, `capacity: Capacity`, and an
 /// inherent `async fn facts(&self) -> Result<TableFacts, StoreError>`; plus the driver's row
 /// type, the dialect and the backend's name.
@@ -533,12 +503,20 @@ macro_rules! sql_user_store {
                 login_id: &str,
             ) -> Result<Option<String>, ownid_bridge_store::StoreError> {
                 use sqlx::Row as _;
-                let row = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.get)))
-                    .bind(login_id)
-                    .fetch_optional(&self.reader)
+                let mut conn = self
+                    .reader
+                    .acquire()
                     .await
+                    .map_err(|err| self.classify(err))?;
+                let result = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.get)))
+                    .bind(login_id)
+                    .fetch_optional(&mut *conn)
+                    .await;
+                let row = conn
+                    .settle(result)
                     .map_err(|err| self.classify(err))?
                     .ok_or(ownid_bridge_store::StoreError::NotFound)?;
+                drop(conn);
                 let data: Option<String> = row.try_get(0).map_err(|err| self.classify(err))?;
                 Ok(data.filter(|value| !value.is_empty()))
             }
@@ -550,14 +528,21 @@ macro_rules! sql_user_store {
                 create_missing: bool,
             ) -> Result<ownid_bridge_store::SetOutcome, ownid_bridge_store::StoreError> {
                 self.capacity.check(ownid_data)?;
-                let updated =
+                let mut conn = self
+                    .writer
+                    .acquire()
+                    .await
+                    .map_err(|err| self.classify(err))?;
+                let result =
                     sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.update)))
                         .bind(ownid_data)
                         .bind(login_id)
-                        .execute(&self.writer)
-                        .await
-                        .map_err(|err| self.classify(err))?
-                        .rows_affected();
+                        .execute(&mut *conn)
+                        .await;
+                let updated = conn
+                    .settle(result)
+                    .map_err(|err| self.classify(err))?
+                    .rows_affected();
                 if updated > 0 {
                     return Ok(ownid_bridge_store::SetOutcome::Updated);
                 }
@@ -566,12 +551,13 @@ macro_rules! sql_user_store {
                 }
                 // An upsert, not a plain insert: another request or instance may create the same
                 // user between the update and here.
-                sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.upsert)))
-                    .bind(login_id)
-                    .bind(ownid_data)
-                    .execute(&self.writer)
-                    .await
-                    .map_err(|err| self.classify(err))?;
+                let result =
+                    sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.upsert)))
+                        .bind(login_id)
+                        .bind(ownid_data)
+                        .execute(&mut *conn)
+                        .await;
+                conn.settle(result).map_err(|err| self.classify(err))?;
                 Ok(ownid_bridge_store::SetOutcome::Created)
             }
 
@@ -579,14 +565,22 @@ macro_rules! sql_user_store {
                 &self,
                 login_id: &str,
             ) -> Result<ownid_bridge_store::SessionUser, ownid_bridge_store::StoreError> {
-                let row = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(
+                let mut conn = self
+                    .reader
+                    .acquire()
+                    .await
+                    .map_err(|err| self.classify(err))?;
+                let result = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(
                     &self.sql.session,
                 )))
                 .bind(login_id)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(|err| self.classify(err))?
-                .ok_or(ownid_bridge_store::StoreError::NotFound)?;
+                .fetch_optional(&mut *conn)
+                .await;
+                let row = conn
+                    .settle(result)
+                    .map_err(|err| self.classify(err))?
+                    .ok_or(ownid_bridge_store::StoreError::NotFound)?;
+                drop(conn);
                 let unreadable = |column: &ownid_bridge_store::Identifier, err: sqlx::Error| {
                     ownid_bridge_store::StoreError::Other(format!(
                         "column {column} cannot be read as a JSON value: {err}"
@@ -618,23 +612,33 @@ macro_rules! sql_user_store {
                 &self,
                 login_id: &str,
             ) -> Result<bool, ownid_bridge_store::StoreError> {
-                let inserted = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(
+                let mut conn = self
+                    .writer
+                    .acquire()
+                    .await
+                    .map_err(|err| self.classify(err))?;
+                let result = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(
                     &self.sql.insert_user,
                 )))
                 .bind(login_id)
                 .bind(login_id)
-                .execute(&self.writer)
-                .await
-                .map_err(|err| self.classify(err))?
-                .rows_affected();
+                .execute(&mut *conn)
+                .await;
+                let inserted = conn
+                    .settle(result)
+                    .map_err(|err| self.classify(err))?
+                    .rows_affected();
                 Ok(inserted > 0)
             }
 
             async fn ping(&self) -> Result<(), ownid_bridge_store::StoreError> {
-                sqlx::query("SELECT 1")
-                    .execute(&self.reader)
+                let mut conn = self
+                    .reader
+                    .acquire()
                     .await
                     .map_err(|err| self.classify(err))?;
+                let result = sqlx::query("SELECT 1").execute(&mut *conn).await;
+                conn.settle(result).map_err(|err| self.classify(err))?;
                 Ok(())
             }
 
@@ -648,11 +652,11 @@ macro_rules! sql_user_store {
 
             fn pool_status(&self) -> Option<ownid_bridge_store::PoolStatus> {
                 let size = self.reader.size();
-                let idle = u32::try_from(self.reader.num_idle()).unwrap_or(u32::MAX);
+                let idle = self.reader.num_idle();
                 Some(ownid_bridge_store::PoolStatus {
                     in_use: size.saturating_sub(idle),
                     idle,
-                    max: self.reader.options().get_max_connections(),
+                    max: self.reader.max_connections(),
                 })
             }
 
@@ -662,14 +666,20 @@ macro_rules! sql_user_store {
             ) -> Result<Vec<String>, ownid_bridge_store::StoreError> {
                 let facts = self.facts().await?;
                 let statements = $crate::plan($dialect, &self.mapping, &facts, create_table)?;
+                let mut conn = self
+                    .writer
+                    .acquire()
+                    .await
+                    .map_err(|err| self.classify(err))?;
                 for statement in &statements {
-                    sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                        .execute(&self.writer)
-                        .await
-                        .map_err(|err| {
-                            ownid_bridge_store::StoreError::Other(format!("{statement}: {err}"))
-                        })?;
+                    let result = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                        .execute(&mut *conn)
+                        .await;
+                    conn.settle(result).map_err(|err| {
+                        ownid_bridge_store::StoreError::Other(format!("{statement}: {err}"))
+                    })?;
                 }
+                drop(conn);
                 if !statements.is_empty() {
                     ownid_bridge_store::UserStore::inspect(self).await?;
                 }

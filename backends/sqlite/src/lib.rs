@@ -7,14 +7,20 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use ownid_bridge_sql::{
-    declared_width, pool_options, sql_user_store, Capacity, Column, Dialect, Statements, TableFacts,
+    declared_width, sql_user_store, Capacity, Column, Dialect, Pool, Pooled, Statements, TableFacts,
 };
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{ConnectOptions, Row};
+
+/// A pool of SQLite connections.
+pub type SqlitePool = Pool<SqliteConnection>;
+type SqlitePooled = Pooled<SqliteConnection>;
 
 #[derive(Clone, Debug)]
 pub struct SqliteOptions {
@@ -79,19 +85,28 @@ pub async fn open_pools(
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(pool.acquire_timeout.max(Duration::from_secs(1)));
     let classify = |err| ownid_bridge_sql::classify(err, u64::MAX);
-    let writer = pool_options::<Sqlite>(pool, 1)
-        .connect_with(connect.clone())
-        .await
-        .map_err(classify)?;
-    let reader = pool_options::<Sqlite>(pool, reader_connections(pool))
-        .connect_with(
+    let writer = Pool::new(connector(connect.clone()), pool, 1);
+    // Opened now, not on first use: a file that cannot be opened (or created) is an error at
+    // start-up, and the readers, which are read-only, need the file to exist.
+    writer.ping().await.map_err(classify)?;
+    let reader = Pool::new(
+        connector(
             connect
                 .read_only(true)
                 .pragma("cache_size", READER_CACHE_SIZE),
-        )
-        .await
-        .map_err(classify)?;
+        ),
+        pool,
+        reader_connections(pool),
+    );
+    reader.ping().await.map_err(classify)?;
     Ok((reader, writer))
+}
+
+fn connector(options: SqliteConnectOptions) -> ownid_bridge_sql::Connect<SqliteConnection> {
+    Arc::new(move || {
+        let options = options.clone();
+        Box::pin(async move { options.connect().await })
+    })
 }
 
 impl SqliteStore {
@@ -111,27 +126,28 @@ impl SqliteStore {
 
     async fn facts(&self) -> Result<TableFacts, StoreError> {
         let table = self.mapping.table.as_str();
-        let exists = sqlx::query(
+        let classify = |err| self.classify(err);
+        let mut conn = self.reader.acquire().await.map_err(classify)?;
+        let result = sqlx::query(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
         )
         .bind(table)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|err| self.classify(err))?
-        .is_some();
+        .fetch_optional(&mut *conn)
+        .await;
+        let exists = conn.settle(result).map_err(classify)?.is_some();
         if !exists {
             return Ok(TableFacts::default());
         }
-        let rows = sqlx::query("SELECT name, type FROM pragma_table_info(?1)")
+        let result = sqlx::query("SELECT name, type FROM pragma_table_info(?1)")
             .bind(table)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(|err| self.classify(err))?;
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = conn.settle(result).map_err(classify)?;
         let mut columns = Vec::new();
         for row in rows {
-            let declared: String = row.try_get(1).map_err(|err| self.classify(err))?;
+            let declared: String = row.try_get(1).map_err(classify)?;
             columns.push(Column {
-                name: row.try_get(0).map_err(|err| self.classify(err))?,
+                name: row.try_get(0).map_err(classify)?,
                 max_chars: declared_width(&declared),
                 declared,
                 ..Column::default()
@@ -140,29 +156,30 @@ impl SqliteStore {
         Ok(TableFacts {
             exists,
             columns,
-            login_id_unique: self.login_id_is_unique().await?,
+            login_id_unique: self.login_id_is_unique(&mut conn).await?,
         })
     }
 
     /// Whether a full (not partial) unique index covers exactly the login-id column.
-    async fn login_id_is_unique(&self) -> Result<bool, StoreError> {
-        let indexes = sqlx::query(
+    async fn login_id_is_unique(&self, conn: &mut SqlitePooled) -> Result<bool, StoreError> {
+        let classify = |err| self.classify(err);
+        let result = sqlx::query(
             "SELECT il.name FROM pragma_index_list(?1) AS il \
              WHERE il.\"unique\" = 1 AND il.partial = 0",
         )
         .bind(self.mapping.table.as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(|err| self.classify(err))?;
+        .fetch_all(&mut **conn)
+        .await;
+        let indexes = conn.settle(result).map_err(classify)?;
         for index in indexes {
-            let name: String = index.try_get(0).map_err(|err| self.classify(err))?;
-            let columns = sqlx::query("SELECT name FROM pragma_index_info(?1)")
+            let name: String = index.try_get(0).map_err(classify)?;
+            let result = sqlx::query("SELECT name FROM pragma_index_info(?1)")
                 .bind(&name)
-                .fetch_all(&self.reader)
-                .await
-                .map_err(|err| self.classify(err))?;
+                .fetch_all(&mut **conn)
+                .await;
+            let columns = conn.settle(result).map_err(classify)?;
             if let [only] = columns.as_slice() {
-                let column: Option<String> = only.try_get(0).map_err(|err| self.classify(err))?;
+                let column: Option<String> = only.try_get(0).map_err(classify)?;
                 if column.is_some_and(|c| c.eq_ignore_ascii_case(self.mapping.login_id.as_str())) {
                     return Ok(true);
                 }
