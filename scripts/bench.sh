@@ -38,6 +38,8 @@
 #   BENCH_REQUESTS=100000  pre-signed requests per endpoint (set: at most 30000, they are 1 KB)
 #   BENCH_OUT=DIR          where results go (default target/bench/<UTC time>)
 #   BENCH_DOCS=0|1         write docs/benchmarks.{md,svg} (default: 1 unless BENCH_QUICK)
+#   BENCH_BIN=DIR          take ownid-bridge and ownid-bench from DIR instead of building them (to
+#                          compare two builds on the same machine, one run after the other)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,15 +64,22 @@ if [[ -z ${OWNID_BENCH_INNER:-} ]]; then
   command -v python3 >/dev/null 2>&1 || die "python3 is needed (free ports, the report)"
   command -v curl >/dev/null 2>&1 || die "curl is needed (server readiness)"
 
-  echo "== cargo build --release -p ownid-bridge -p ownid-bridge-bench"
-  cargo build --release -p ownid-bridge -p ownid-bridge-bench
+  bin=target/release
+  if [[ -n ${BENCH_BIN:-} ]]; then
+    bin=$BENCH_BIN
+    [[ -x $bin/ownid-bridge && -x $bin/ownid-bench ]] || die "no ownid-bridge and ownid-bench in $bin"
+    echo "== binaries from $bin (not built)"
+  else
+    echo "== cargo build --release -p ownid-bridge -p ownid-bridge-bench"
+    cargo build --release -p ownid-bridge -p ownid-bridge-bench
+  fi
 
   out=${BENCH_OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
   mkdir -p "$out/bin"
   out=$(cd "$out" && pwd)
   # A copy of the binaries just built, so that another build into target/ during the run cannot
   # swap them.
-  cp target/release/ownid-bridge target/release/ownid-bench "$out/bin/"
+  cp "$bin/ownid-bridge" "$bin/ownid-bench" "$out/bin/"
   : >"$out/results.jsonl"
   : >"$out/commands.txt"
   : >"$out/versions.tsv"
