@@ -459,6 +459,8 @@ def document(res, meta, versions, commands):
         f"| server `storage.pool.max_connections` | {meta.get('pool', '?')} |\n"
         f"| raw pool size | min(concurrency, {meta.get('pool', '?')}); SQLite readers at most 2 per CPU, as in the server |\n"
         f"| wrk threads | {meta.get('wrk_threads', '?')} |\n"
+        f"| PostgreSQL `shared_buffers`, MariaDB `innodb_buffer_pool_size` | "
+        f"{meta.get('db_cache_mb', '32 and 64 (the tests defaults)')} MB |\n"
         f"| pre-signed requests per endpoint | {meta.get('requests', '?')} "
         "(set: at most 30,000), each for a random user |\n"
         f"| whole run (after the build) | {meta.get('elapsed', '?')} s |\n"

@@ -18,6 +18,9 @@
 #                            then stop them; cargo is not run.
 #   OWNID_TEST_SERVERS_RUN=CMD start the servers, run CMD (bash -c) with their URLs exported, then
 #                            stop them; the suite is not run (scripts/bench.sh uses this).
+#   OWNID_TEST_DB_CACHE_MB=N   PostgreSQL's shared_buffers and MariaDB's InnoDB buffer pool, in MB
+#                            (default 32 and 64: small, for the tests' small tables;
+#                            scripts/bench.sh gives them room for its 1,000,000-user tables).
 #
 # For each server it starts itself, the script also exports OWNID_TEST_POSTGRES_CTL,
 # OWNID_TEST_MYSQL_CTL or OWNID_TEST_MONGODB_CTL: a control script (`kill` or `start`, see "Each
@@ -32,6 +35,10 @@ JONGODB_PREFIX=.cache/jongodb
 JONGODB_DIR=$JONGODB_PREFIX/node_modules/$JONGODB_PACKAGE
 START_TIMEOUT=60 # seconds each server gets to accept connections
 
+[[ ${OWNID_TEST_DB_CACHE_MB:-64} =~ ^[1-9][0-9]*$ ]] || {
+  echo "test.sh: OWNID_TEST_DB_CACHE_MB must be a number of MB" >&2
+  exit 1
+}
 only_servers=${OWNID_TEST_ONLY_SERVERS:-}
 [[ $only_servers == 0 ]] && only_servers=
 servers_run=${OWNID_TEST_SERVERS_RUN:-}
@@ -411,7 +418,7 @@ if [[ -n $start_pg ]]; then
 listen_addresses = '127.0.0.1'
 port = $pg_port
 unix_socket_directories = '$tmp/pg'
-shared_buffers = 32MB
+shared_buffers = ${OWNID_TEST_DB_CACHE_MB:-32}MB
 max_connections = 200
 fsync = off
 EOF
@@ -431,7 +438,7 @@ if [[ -n $start_my ]]; then
   my_user=()
   [[ -n $is_root ]] && my_user=(--user=root)
   # The doublewrite buffer stays on (see above).
-  my_opts=(--innodb-buffer-pool-size=64M --innodb-log-file-size=32M --innodb-flush-log-at-trx-commit=2
+  my_opts=(--innodb-buffer-pool-size=${OWNID_TEST_DB_CACHE_MB:-64}M --innodb-log-file-size=32M --innodb-flush-log-at-trx-commit=2
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci)
   "$(find_tool mariadb-install-db)" --no-defaults --datadir="$my_dir/data" "${my_user[@]}" \
     --auth-root-authentication-method=normal --skip-test-db "${my_opts[@]}" \
