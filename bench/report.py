@@ -398,10 +398,8 @@ def test_sh_settings():
         return []
     found = []
     for pattern, label in [
-        (r"^shared_buffers = (\S+)", "PostgreSQL shared_buffers {}"),
         (r"^max_connections = (\S+)", "PostgreSQL max_connections {}"),
         (r"^fsync = (\S+)", "PostgreSQL fsync {} (synchronous_commit on)"),
-        (r"--innodb-buffer-pool-size=(\S+)", "MariaDB innodb_buffer_pool_size {}"),
         (r"--innodb-flush-log-at-trx-commit=(\S+)", "MariaDB innodb_flush_log_at_trx_commit {}"),
         (r"jongodb\" (-Xmx\S+)", "jongodb JVM heap {}"),
     ]:
@@ -441,8 +439,17 @@ def document(res, meta, versions, commands):
     for backend, version in versions.items():
         lines.append(f"| {NAMES.get(backend, backend)} | {esc(version)} |")
     settings = test_sh_settings()
+    cache = meta.get("db_cache_mb")
+    settings.insert(0, f"PostgreSQL shared_buffers and MariaDB innodb_buffer_pool_size {cache} MB"
+                    if cache else "PostgreSQL shared_buffers 32 MB, MariaDB "
+                    "innodb_buffer_pool_size 64 MB")
     if settings:
         lines.append("| database settings (scripts/test.sh) | " + "; ".join(settings) + " |")
+    if meta.get("cpu_probe_start_ms"):
+        lines.append(
+            "| CPU speed probe (a fixed Python loop, median of 3; lower is faster) | "
+            f"{meta['cpu_probe_start_ms']} ms before the run, "
+            f"{meta.get('cpu_probe_end_ms', '?')} ms after |")
     lines.append("")
     lines.append(
         "One machine runs everything: wrk, the server and the database share its cores, so each "
@@ -459,8 +466,7 @@ def document(res, meta, versions, commands):
         f"| server `storage.pool.max_connections` | {meta.get('pool', '?')} |\n"
         f"| raw pool size | min(concurrency, {meta.get('pool', '?')}); SQLite readers at most 2 per CPU, as in the server |\n"
         f"| wrk threads | {meta.get('wrk_threads', '?')} |\n"
-        f"| PostgreSQL `shared_buffers`, MariaDB `innodb_buffer_pool_size` | "
-        f"{meta.get('db_cache_mb', '32 and 64 (the tests defaults)')} MB |\n"
+
         f"| pre-signed requests per endpoint | {meta.get('requests', '?')} "
         "(set: at most 30,000), each for a random user |\n"
         f"| whole run (after the build) | {meta.get('elapsed', '?')} s |\n"

@@ -5,13 +5,13 @@
 # For each backend (sqlite, postgres, mysql = MariaDB, mongodb = jongodb) and each size, it:
 #   1. seeds users with `ownid-bench seed` (the demo table from the server's own schema code,
 #      user{i}@bench.example with ~1 KB of ownIdData each);
-#   2. runs `ownid-bench raw` for get, set and session at each concurrency: the server's own
-#      statements through the same driver and pool options, pool of min(C, BENCH_POOL) connections
-#      (SQLite: readers capped at 2 per CPU, as in the server), no HTTP;
-#   3. starts the release ownid-bridge (pool of BENCH_POOL connections, log level warn,
-#      max_clock_skew 1h) and drives getOwnIDDataByLoginId, setOwnIDDataByLoginId and
-#      getSessionByLoginId with wrk (bench/wrk.lua) at each concurrency, replaying requests
-#      pre-signed by `ownid-bench requests` for random users;
+#   2. starts the release ownid-bridge (pool of BENCH_POOL connections, log level warn,
+#      max_clock_skew 1h);
+#   3. for each concurrency and each of get, set and session: runs `ownid-bench raw` (the
+#      server's own statements through the same driver and pool, pool of min(C, BENCH_POOL)
+#      connections, SQLite readers capped at 2 per CPU as in the server, no HTTP), then drives
+#      getOwnIDDataByLoginId, setOwnIDDataByLoginId or getSessionByLoginId with wrk
+#      (bench/wrk.lua), replaying requests pre-signed by `ownid-bench requests` for random users;
 #   4. records the server's peak RSS (VmHWM, reset through /proc/PID/clear_refs before each measured
 #      run) with every run, and stops it.
 # Then bench/report.py prints a markdown table per backend and endpoint and writes the report and
@@ -98,6 +98,18 @@ if [[ -z ${OWNID_BENCH_INNER:-} ]]; then
   } >"$out/meta.tsv"
 
   echo "== results in $out"
+  # The machine is shared with other virtual machines and its speed moves from hour to hour: a
+  # fixed CPU-bound loop timed before and after the run shows how fast it was at the time.
+  cpu_probe() {
+    python3 -c '
+import statistics, time
+def once():
+    t = time.perf_counter(); s = 0
+    for i in range(5_000_000): s += i * i
+    return (time.perf_counter() - t) * 1000
+print(round(statistics.median(once() for _ in range(3))))'
+  }
+  printf 'cpu_probe_start_ms\t%s\n' "$(cpu_probe)" >>"$out/meta.tsv"
   started=$SECONDS
   # Database caches that hold the 1,000,000-user tables (~1.2 GB each), as a production database
   # would be sized for its working set: with the tests' 32 MB, nearly every lookup at that size
@@ -107,6 +119,7 @@ if [[ -z ${OWNID_BENCH_INNER:-} ]]; then
   OWNID_TEST_DB_CACHE_MB=$db_cache_mb OWNID_BENCH_INNER=1 BENCH_OUT=$out \
     OWNID_TEST_SERVERS_RUN=scripts/bench.sh scripts/test.sh
   printf 'elapsed\t%s\n' "$((SECONDS - started))" >>"$out/meta.tsv"
+  printf 'cpu_probe_end_ms\t%s\n' "$(cpu_probe)" >>"$out/meta.tsv"
 
   docs=${BENCH_DOCS:-}
   [[ -z $docs ]] && { if [[ -n $quick ]]; then docs=0; else docs=1; fi; }
@@ -288,17 +301,6 @@ for backend in $backends; do
       || printf '%s\t%s\n' "$backend" "$("$bench" server-version --backend "$backend" --url "$url")" \
         >>"$out/versions.tsv"
 
-    for op in get set session; do
-      for c in $concurrency; do
-        raw_pool=$((c < pool ? c : pool))
-        json=$(run "$bench" raw --backend "$backend" --url "$url" --users "$users" --op "$op" \
-          --concurrency "$c" --pool "$raw_pool" --seconds "$run_seconds" --warmup "$warmup")
-        echo "   raw $op c=$c pool=$raw_pool: $json"
-        sleep 0.5 # what raw abandoned at its deadline finishes in the database
-        record "\"kind\":\"raw\",$tag,\"op\":\"$op\",\"concurrency\":$c,\"pool\":$raw_pool" "$json"
-      done
-    done
-
     start_server "$backend" "$url" "$users"
     for op in get set session; do
       count=$request_count
@@ -307,9 +309,18 @@ for backend in $backends; do
         --users "$users" --count "$count" --out "$work/$op.tsv"
     done
     # Concurrency outside, endpoint inside: a run's peak memory then never includes what a run at
-    # a higher concurrency left allocated.
+    # a higher concurrency left allocated. Each row's raw run comes right before its wrk run (the
+    # server idle meanwhile), so that the two are measured in the same minute of a machine whose
+    # speed drifts.
     for c in $concurrency; do
       for op in get set session; do
+        raw_pool=$((c < pool ? c : pool))
+        json=$(run "$bench" raw --backend "$backend" --url "$url" --users "$users" --op "$op" \
+          --concurrency "$c" --pool "$raw_pool" --seconds "$run_seconds" --warmup "$warmup")
+        echo "   raw $op c=$c pool=$raw_pool: $json"
+        sleep 0.5 # what raw abandoned at its deadline finishes in the database
+        record "\"kind\":\"raw\",$tag,\"op\":\"$op\",\"concurrency\":$c,\"pool\":$raw_pool" "$json"
+
         wrk_run "$op" "$c" "$warmup" "$work/$op.tsv" 0 >/dev/null
         drain
         reset_peak_rss
