@@ -462,6 +462,27 @@ macro_rules! sql_user_store {
                 $crate::classify(err, self.capacity.chars())
             }
 
+            /// The row `statement` (one `login_id` parameter) finds on a reader connection, or
+            /// `NotFound`.
+            async fn lookup(
+                &self,
+                statement: &std::sync::Arc<str>,
+                login_id: &str,
+            ) -> Result<$row, ownid_bridge_store::StoreError> {
+                let mut conn = self
+                    .reader
+                    .acquire()
+                    .await
+                    .map_err(|err| self.classify(err))?;
+                let result = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(statement)))
+                    .bind(login_id)
+                    .fetch_optional(&mut *conn)
+                    .await;
+                conn.settle(result)
+                    .map_err(|err| self.classify(err))?
+                    .ok_or(ownid_bridge_store::StoreError::NotFound)
+            }
+
             /// A column value as JSON: the first Rust type the driver agrees to decode it as.
             fn json_value(row: &$row, index: usize) -> Result<serde_json::Value, sqlx::Error> {
                 use serde_json::Value;
@@ -503,20 +524,7 @@ macro_rules! sql_user_store {
                 login_id: &str,
             ) -> Result<Option<String>, ownid_bridge_store::StoreError> {
                 use sqlx::Row as _;
-                let mut conn = self
-                    .reader
-                    .acquire()
-                    .await
-                    .map_err(|err| self.classify(err))?;
-                let result = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.get)))
-                    .bind(login_id)
-                    .fetch_optional(&mut *conn)
-                    .await;
-                let row = conn
-                    .settle(result)
-                    .map_err(|err| self.classify(err))?
-                    .ok_or(ownid_bridge_store::StoreError::NotFound)?;
-                drop(conn);
+                let row = self.lookup(&self.sql.get, login_id).await?;
                 let data: Option<String> = row.try_get(0).map_err(|err| self.classify(err))?;
                 Ok(data.filter(|value| !value.is_empty()))
             }
@@ -565,22 +573,7 @@ macro_rules! sql_user_store {
                 &self,
                 login_id: &str,
             ) -> Result<ownid_bridge_store::SessionUser, ownid_bridge_store::StoreError> {
-                let mut conn = self
-                    .reader
-                    .acquire()
-                    .await
-                    .map_err(|err| self.classify(err))?;
-                let result = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(
-                    &self.sql.session,
-                )))
-                .bind(login_id)
-                .fetch_optional(&mut *conn)
-                .await;
-                let row = conn
-                    .settle(result)
-                    .map_err(|err| self.classify(err))?
-                    .ok_or(ownid_bridge_store::StoreError::NotFound)?;
-                drop(conn);
+                let row = self.lookup(&self.sql.session, login_id).await?;
                 let unreadable = |column: &ownid_bridge_store::Identifier, err: sqlx::Error| {
                     ownid_bridge_store::StoreError::Other(format!(
                         "column {column} cannot be read as a JSON value: {err}"

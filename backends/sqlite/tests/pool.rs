@@ -43,10 +43,14 @@ fn fixture() -> Fixture {
     }
 }
 
-fn settings(acquire_timeout: Duration) -> PoolSettings {
-    PoolSettings {
-        acquire_timeout,
-        ..PoolSettings::default()
+impl Fixture {
+    /// A pool of at most `max` connections to the fixture's file, default settings otherwise.
+    fn pool(&self, acquire_timeout: Duration, max: u32) -> Pool<SqliteConnection> {
+        let settings = PoolSettings {
+            acquire_timeout,
+            ..PoolSettings::default()
+        };
+        Pool::new(Arc::clone(&self.connect), &settings, max)
     }
 }
 
@@ -67,11 +71,7 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 #[tokio::test]
 async fn a_settled_connection_is_reused_and_one_left_unsettled_is_closed() {
     let fixture = fixture();
-    let pool = Pool::new(
-        Arc::clone(&fixture.connect),
-        &settings(Duration::from_secs(3)),
-        4,
-    );
+    let pool = fixture.pool(Duration::from_secs(3), 4);
     assert_eq!(pool.size(), 0, "nothing is opened before it is needed");
 
     for _ in 0..5 {
@@ -103,11 +103,7 @@ async fn a_settled_connection_is_reused_and_one_left_unsettled_is_closed() {
 #[tokio::test]
 async fn a_statement_cancelled_halfway_closes_its_connection() {
     let fixture = fixture();
-    let pool = Pool::new(
-        Arc::clone(&fixture.connect),
-        &settings(Duration::from_secs(3)),
-        4,
-    );
+    let pool = fixture.pool(Duration::from_secs(3), 4);
     select_one(&pool).await;
     let cancelled = tokio::time::timeout(Duration::from_millis(100), async {
         let mut conn = pool.acquire().await.unwrap();
@@ -128,11 +124,7 @@ async fn a_statement_cancelled_halfway_closes_its_connection() {
 #[tokio::test]
 async fn waiting_for_a_connection_ends_at_the_acquire_timeout() {
     let fixture = fixture();
-    let pool = Pool::new(
-        Arc::clone(&fixture.connect),
-        &settings(Duration::from_millis(300)),
-        2,
-    );
+    let pool = fixture.pool(Duration::from_millis(300), 2);
     let mut held = Vec::new();
     for _ in 0..2 {
         held.push(pool.acquire().await.unwrap());
@@ -170,11 +162,11 @@ async fn a_failed_or_hanging_connect_is_an_error_and_counts_nothing() {
             )))
         })
     });
-    let pool = Pool::new(refused, &settings(Duration::from_secs(3)), 2);
+    let pool = Pool::new(refused, &PoolSettings::default(), 2);
     let started = Instant::now();
     assert!(matches!(pool.acquire().await, Err(sqlx::Error::Io(_))));
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < PoolSettings::default().acquire_timeout,
         "a refused connection is reported at once, not retried until the acquire timeout"
     );
     assert_eq!(pool.size(), 0);
