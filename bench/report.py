@@ -447,9 +447,15 @@ def document(res, meta, versions, commands):
         lines.append("| database settings (scripts/test.sh) | " + "; ".join(settings) + " |")
     if meta.get("cpu_probe_start_ms"):
         lines.append(
-            "| CPU speed probe (a fixed Python loop, median of 3; lower is faster) | "
+            "| CPU speed probe (`bench/probe.py`: a fixed Python loop; lower is faster) | "
             f"{meta['cpu_probe_start_ms']} ms before the run, "
             f"{meta.get('cpu_probe_end_ms', '?')} ms after |")
+    if meta.get("wake_probe_start_us"):
+        lines.append(
+            "| wake-up probe (`bench/probe.py`: a round trip between two processes over a socket "
+            "pair; lower is faster) | "
+            f"{meta['wake_probe_start_us']} µs before the run, "
+            f"{meta.get('wake_probe_end_us', '?')} µs after |")
     lines.append("")
     lines.append(
         "One machine runs everything: wrk, the server and the database share its cores, so each "

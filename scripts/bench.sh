@@ -98,18 +98,16 @@ if [[ -z ${OWNID_BENCH_INNER:-} ]]; then
   } >"$out/meta.tsv"
 
   echo "== results in $out"
-  # The machine is shared with other virtual machines and its speed moves from hour to hour: a
-  # fixed CPU-bound loop timed before and after the run shows how fast it was at the time.
-  cpu_probe() {
-    python3 -c '
-import statistics, time
-def once():
-    t = time.perf_counter(); s = 0
-    for i in range(5_000_000): s += i * i
-    return (time.perf_counter() - t) * 1000
-print(round(statistics.median(once() for _ in range(3))))'
+  # The machine is shared with other virtual machines and its speed moves from hour to hour:
+  # bench/probe.py times a CPU-bound loop and a wake-up round trip between two processes, before
+  # and after the run, for the report.
+  probe() { # start|end
+    local figures
+    figures=$(python3 bench/probe.py) || die "bench/probe.py failed"
+    printf 'cpu_probe_%s_ms\t%s\nwake_probe_%s_us\t%s\n' "$1" "${figures%%$'\t'*}" "$1" \
+      "${figures#*$'\t'}" >>"$out/meta.tsv"
   }
-  printf 'cpu_probe_start_ms\t%s\n' "$(cpu_probe)" >>"$out/meta.tsv"
+  probe start
   started=$SECONDS
   # Database caches that hold the 1,000,000-user tables (~1.2 GB each), as a production database
   # would be sized for its working set: with the tests' 32 MB, nearly every lookup at that size
@@ -119,7 +117,7 @@ print(round(statistics.median(once() for _ in range(3))))'
   OWNID_TEST_DB_CACHE_MB=$db_cache_mb OWNID_BENCH_INNER=1 BENCH_OUT=$out \
     OWNID_TEST_SERVERS_RUN=scripts/bench.sh scripts/test.sh
   printf 'elapsed\t%s\n' "$((SECONDS - started))" >>"$out/meta.tsv"
-  printf 'cpu_probe_end_ms\t%s\n' "$(cpu_probe)" >>"$out/meta.tsv"
+  probe end
 
   docs=${BENCH_DOCS:-}
   [[ -z $docs ]] && { if [[ -n $quick ]]; then docs=0; else docs=1; fi; }
