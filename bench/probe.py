@@ -4,9 +4,8 @@ machines and its speed moves from hour to hour.
 Prints two tab-separated figures, each the median of three tries:
   cpu_ms   a fixed CPU-bound Python loop (lower is faster);
   wake_us  one round trip between two processes over a socket pair, each side woken by the other
-           (lower is faster). Every request the benchmark sends makes several such wake-ups
-           (wrk, server, database), so this tracks the benchmark's figures more closely than the
-           loop does.
+           (lower is faster); every request the benchmark sends makes several such wake-ups (wrk,
+           server, database).
 """
 
 import os
