@@ -174,6 +174,18 @@ def verdict(ok):
     return "**met**" if ok else "**missed**"
 
 
+def size_ratios(runs, concurrencies, backend, small, large):
+    """(req/s at `small` users / req/s at `large` users, op, concurrency) for every row that has
+    both sizes, from `runs` (Results.http or Results.raw)."""
+    ratios = []
+    for op, _ in OPS:
+        for c in concurrencies:
+            a, b = runs.get((backend, small, op, c)), runs.get((backend, large, op, c))
+            if a and b and b["rps"]:
+                ratios.append((a["rps"] / b["rps"], op, c))
+    return ratios
+
+
 def targets(res):
     rows = []
     sizes = res.sizes("postgres")
@@ -202,9 +214,8 @@ def targets(res):
             None if rps is None else rps >= TARGET_SET_RPS,
         ))
     # The target's "those runs": PostgreSQL, get and set, 32 connections.
-    pg_rss = [((u, op), res.run_rss_mb(("postgres", u, op, 32)))
-              for u in sizes for op in ("get", "set")
-              if res.run_rss_mb(("postgres", u, op, 32)) is not None]
+    pg_rss = [((u, op), m) for u in sizes for op in ("get", "set")
+              if (m := res.run_rss_mb(("postgres", u, op, 32))) is not None]
     if pg_rss:
         rows.append((
             f"server peak RSS ≤ {TARGET_RSS_MB:g} MB during the PostgreSQL get and set runs at 32 "
@@ -227,22 +238,12 @@ def targets(res):
         if len(bsizes) < 2:
             continue
         small, large = bsizes[0], bsizes[-1]
-        ratios = []
-        for op, endpoint in OPS:
-            for c in res.concurrencies():
-                a, b = res.http.get((backend, small, op, c)), res.http.get((backend, large, op, c))
-                if a and b and b["rps"]:
-                    ratios.append((a["rps"] / b["rps"], op, c))
+        ratios = size_ratios(res.http, res.concurrencies(), backend, small, large)
         if not ratios:
             continue
         worst = max(ratios)
         # The same ratio for the raw driver: how much of the slowdown is the database's own.
-        raw_ratios = []
-        for op, _ in OPS:
-            for c in res.concurrencies():
-                a, b = res.raw.get((backend, small, op, c)), res.raw.get((backend, large, op, c))
-                if a and b and b["rps"]:
-                    raw_ratios.append((a["rps"] / b["rps"], op, c))
+        raw_ratios = size_ratios(res.raw, res.concurrencies(), backend, small, large)
         raw_note = ""
         if raw_ratios:
             raw_worst = max(raw_ratios)
@@ -472,7 +473,6 @@ def document(res, meta, versions, commands):
         f"| server `storage.pool.max_connections` | {meta.get('pool', '?')} |\n"
         f"| raw pool size | min(concurrency, {meta.get('pool', '?')}); SQLite readers at most 2 per CPU, as in the server |\n"
         f"| wrk threads | {meta.get('wrk_threads', '?')} |\n"
-
         f"| pre-signed requests per endpoint | {meta.get('requests', '?')} "
         "(set: at most 30,000), each for a random user |\n"
         f"| whole run (after the build) | {meta.get('elapsed', '?')} s |\n"

@@ -6,12 +6,12 @@
 
 use std::str::FromStr;
 
-use std::sync::Arc;
-
-use ownid_bridge_sql::{sql_user_store, Capacity, Column, Dialect, Pool, Statements, TableFacts};
+use ownid_bridge_sql::{
+    connector, sql_user_store, Capacity, Column, Dialect, Pool, Statements, TableFacts,
+};
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
-use sqlx::{ConnectOptions, Row};
+use sqlx::Row;
 
 /// The pool of PostgreSQL connections.
 pub type PgPool = Pool<PgConnection>;
@@ -41,11 +41,11 @@ pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, StoreErro
     let options = PgConnectOptions::from_str(url)
         .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
         .application_name("ownid-bridge");
-    let connect: ownid_bridge_sql::Connect<PgConnection> = Arc::new(move || {
-        let options = options.clone();
-        Box::pin(async move { options.connect().await })
-    });
-    Ok(Pool::new(connect, settings, settings.max_connections))
+    Ok(Pool::new(
+        connector(options),
+        settings,
+        settings.max_connections,
+    ))
 }
 
 impl PostgresStore {

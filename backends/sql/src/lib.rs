@@ -14,7 +14,7 @@ use ownid_bridge_store::{
 pub use async_trait::async_trait as __async_trait;
 
 pub mod pool;
-pub use pool::{Connect, Pool, Pooled, PING_IF_IDLE_FOR};
+pub use pool::{connector, Connect, Pool, Pooled, PING_IF_IDLE_FOR};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {

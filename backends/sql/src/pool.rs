@@ -48,6 +48,15 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 pub type Connect<C> =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<C, sqlx::Error>> + Send>> + Send + Sync>;
 
+/// Opens connections with `options` as they are (a backend with session settings to apply writes
+/// its own [`Connect`]).
+pub fn connector<C: sqlx::Connection>(options: C::Options) -> Connect<C> {
+    Arc::new(move || {
+        let options = options.clone();
+        Box::pin(async move { sqlx::ConnectOptions::connect(&options).await })
+    })
+}
+
 /// A pool of connections of type `C` (`PgConnection`, `MySqlConnection`, `SqliteConnection`).
 pub struct Pool<C: sqlx::Connection + 'static> {
     shared: Arc<Shared<C>>,
@@ -341,7 +350,7 @@ impl<C: sqlx::Connection + 'static> Drop for Pooled<C> {
             // Dropped without a goodbye: its state is unknown.
             return;
         }
-        if live.opened.elapsed() >= MAX_LIFETIME || self.shared.permits.is_closed() {
+        if live.opened.elapsed() >= MAX_LIFETIME {
             live.retire();
             return;
         }

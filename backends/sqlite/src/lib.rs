@@ -7,16 +7,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use ownid_bridge_sql::{
-    declared_width, sql_user_store, Capacity, Column, Dialect, Pool, Pooled, Statements, TableFacts,
+    connector, declared_width, sql_user_store, Capacity, Column, Dialect, Pool, Pooled, Statements,
+    TableFacts,
 };
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
+use sqlx::Row;
 
 /// A pool of SQLite connections.
 pub type SqlitePool = Pool<SqliteConnection>;
@@ -100,13 +99,6 @@ pub async fn open_pools(
     );
     reader.ping().await.map_err(classify)?;
     Ok((reader, writer))
-}
-
-fn connector(options: SqliteConnectOptions) -> ownid_bridge_sql::Connect<SqliteConnection> {
-    Arc::new(move || {
-        let options = options.clone();
-        Box::pin(async move { options.connect().await })
-    })
 }
 
 impl SqliteStore {
