@@ -55,6 +55,7 @@ macro_rules! sql_op {
                 let mut conn = $reader.acquire().await.map_err(|err| err.to_string())?;
                 let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.get)))
                     .bind($login)
+                    .bind($login)
                     .fetch_optional(&mut *conn)
                     .await;
                 let row = conn
@@ -71,6 +72,7 @@ macro_rules! sql_op {
                 let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.update)))
                     .bind($value)
                     .bind($login)
+                    .bind($login)
                     .execute(&mut *conn)
                     .await;
                 let updated = conn
@@ -84,6 +86,7 @@ macro_rules! sql_op {
             Op::Session => {
                 let mut conn = $reader.acquire().await.map_err(|err| err.to_string())?;
                 let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.session)))
+                    .bind($login)
                     .bind($login)
                     .fetch_optional(&mut *conn)
                     .await;
@@ -115,7 +118,7 @@ impl Target {
                 Target::Sqlite {
                     reader,
                     writer,
-                    sql: Statements::new(Dialect::Sqlite, &mapping),
+                    sql: Statements::new(Dialect::Sqlite, &mapping, None),
                 }
             }
             Backend::Postgres => {
@@ -124,7 +127,7 @@ impl Target {
                 pool.ping().await?;
                 Target::Postgres {
                     pool,
-                    sql: Statements::new(Dialect::Postgres, &mapping),
+                    sql: Statements::new(Dialect::Postgres, &mapping, None),
                 }
             }
             Backend::Mysql => {
@@ -132,7 +135,7 @@ impl Target {
                 pool.ping().await?;
                 Target::MySql {
                     pool,
-                    sql: Statements::new(Dialect::MySql, &mapping),
+                    sql: Statements::new(Dialect::MySql, &mapping, None),
                 }
             }
             Backend::Mongodb => Target::Mongo {

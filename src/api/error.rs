@@ -16,7 +16,7 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 pub struct ErrorBody {
     /// A machine-readable code: `invalid_request`, `missing_signature`, `stale_timestamp`,
     /// `invalid_signature`, `replayed_request`, `forbidden`, `request_timeout`,
-    /// `payload_too_large`, `internal` or `storage_unavailable` (and `not_found` /
+    /// `login_id_conflict`, `payload_too_large`, `internal` or `storage_unavailable` (and `not_found` /
     /// `method_not_allowed` for a path or method the server does not have).
     pub error: String,
     /// A sentence for people; never contains internal details.
@@ -93,6 +93,12 @@ impl From<StoreError> for ApiError {
                     "ownIdData is longer than the database column's {max_chars} characters"
                 ))
             }
+            StoreError::Conflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "login_id_conflict",
+                "another user's login id differs from this one only in what the database's \
+                 collation ignores (case, accents, trailing spaces); nothing was written",
+            ),
             StoreError::Unavailable(detail) => {
                 crate::metrics::record_storage_error("unavailable");
                 tracing::warn!(error = %detail, "storage unavailable");

@@ -150,6 +150,12 @@ ownid_response!(
         /// No user has this login id (and `create_missing_users` is off). Empty body.
         #[oai(status = 404)]
         NotFound,
+        /// With `create_missing_users`: the login id is new, but the table's unique index holds
+        /// one that the database's collation treats as equal (`Alice@…` beside `alice@…` on a
+        /// case-insensitive column). That user is someone else; nothing is written
+        /// (`login_id_conflict`).
+        #[oai(status = 409)]
+        Conflict(Json<ErrorBody>),
     }
 );
 
@@ -323,6 +329,9 @@ impl OwnIdApi {
                 SetOwnIdDataResponse::LegacyNotFound(Json(LegacyError::user_not_found())),
             ),
             Err(StoreError::NotFound) => Ok(SetOwnIdDataResponse::NotFound),
+            Err(StoreError::Conflict) => Ok(SetOwnIdDataResponse::Conflict(Json(
+                ApiError::from(StoreError::Conflict).body(),
+            ))),
             Err(err) => Err(err.into()),
         }
     }

@@ -2,8 +2,13 @@
 //!
 //! Documents are schemaless, so the only schema this backend manages is the collection itself
 //! and a unique index on the login-id field. That index is what makes lookups independent of the
-//! number of users and what turns concurrent upserts of one new user into one document (the
-//! losers of the race get a duplicate-key error and retry as an update).
+//! number of users and what turns concurrent creations of one new user into one document (the
+//! losers of the race get a duplicate-key error and update the winner's document instead).
+//!
+//! Every filter matches the login id exactly: `{login: {$eq: id, $regex: ^id\z}}`. The `$eq`
+//! term uses the collection's default collation and so its index; the anchored, escaped regex
+//! is not collation-aware and drops what a case- or accent-insensitive collation (strength 1 or
+//! 2) would call equal (SPEC §1: a look-alike is another user).
 
 use std::time::Duration;
 
@@ -64,6 +69,11 @@ fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
 }
 
 fn map_err(err: mongodb::error::Error) -> StoreError {
+    if is_duplicate_key(&err) {
+        // Its message quotes the key ("dup key: { login: \"alice@...\" }"), a login id that must
+        // not reach the log.
+        return StoreError::Other("duplicate key error (E11000)".into());
+    }
     // The kind's text, not the error's: the latter appends the raw server response. Neither
     // carries the URL's password (the driver redacts credentials from its messages).
     let message = err.kind.to_string();
@@ -183,7 +193,7 @@ impl MongoStore {
     }
 
     fn login_filter(&self, login_id: &str) -> Document {
-        doc! { self.mapping.login_id.as_str(): login_id }
+        doc! { self.mapping.login_id.as_str(): { "$eq": login_id, "$regex": exact_pattern(login_id) } }
     }
 
     /// The collection's type as `listCollections` reports it (`"collection"`, `"view"`,
@@ -244,23 +254,61 @@ impl MongoStore {
         Ok(false)
     }
 
-    /// An upsert that creates the user when missing; the second attempt covers the race in
-    /// which another writer inserted the same login id between our lookup and our insert.
-    async fn upsert(&self, login_id: &str, update: Document) -> Result<bool, StoreError> {
-        let mut retried = false;
-        loop {
-            match self
-                .users
-                .update_one(self.login_filter(login_id), update.clone())
-                .upsert(true)
+    /// Creates the user document `fields` (the login id is added), or updates exactly that
+    /// user with `update` when it exists. `None` when a look-alike login id holds the unique
+    /// index: that document belongs to someone else and nothing is written.
+    async fn create_or_update(
+        &self,
+        login_id: &str,
+        mut fields: Document,
+        update: Document,
+    ) -> Result<SetOutcome, StoreError> {
+        let filter = self.login_filter(login_id);
+        let updated = |result: mongodb::results::UpdateResult| result.matched_count > 0;
+        if updated(
+            self.users
+                .update_one(filter.clone(), update.clone())
                 .await
-            {
-                Ok(result) => return Ok(result.upserted_id.is_some()),
-                Err(err) if is_duplicate_key(&err) && !retried => retried = true,
-                Err(err) => return Err(map_err(err)),
+                .map_err(map_err)?,
+        ) {
+            return Ok(SetOutcome::Updated);
+        }
+        fields.insert(self.mapping.login_id.as_str(), login_id);
+        match self.users.insert_one(fields).await {
+            Ok(_) => Ok(SetOutcome::Created),
+            // Another writer created this user since the update above, or a look-alike holds
+            // the index entry: only the first can be updated.
+            Err(err) if is_duplicate_key(&err) => {
+                let result = self
+                    .users
+                    .update_one(filter, update)
+                    .await
+                    .map_err(map_err)?;
+                if updated(result) {
+                    Ok(SetOutcome::Updated)
+                } else {
+                    Err(StoreError::Conflict)
+                }
             }
+            Err(err) => Err(map_err(err)),
         }
     }
+}
+
+/// `^…\z` around the login id with every ASCII punctuation and space character escaped, so that
+/// the regex matches exactly that string (PCRE: a backslash before a non-alphanumeric character
+/// makes it literal).
+fn exact_pattern(login_id: &str) -> String {
+    let mut pattern = String::with_capacity(login_id.len() * 2 + 3);
+    pattern.push('^');
+    for ch in login_id.chars() {
+        if ch.is_ascii() && !ch.is_ascii_alphanumeric() {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push_str("\\z");
+    pattern
 }
 
 #[async_trait]
@@ -302,12 +350,8 @@ impl UserStore for MongoStore {
         }
         let update = doc! { "$set": { self.mapping.ownid_data.as_str(): ownid_data } };
         if create_missing {
-            let created = self.upsert(login_id, update).await?;
-            return Ok(if created {
-                SetOutcome::Created
-            } else {
-                SetOutcome::Updated
-            });
+            let fields = doc! { self.mapping.ownid_data.as_str(): ownid_data };
+            return self.create_or_update(login_id, fields, update).await;
         }
         let result = self
             .users
@@ -353,8 +397,12 @@ impl UserStore for MongoStore {
     }
 
     async fn create_user(&self, login_id: &str) -> Result<bool, StoreError> {
+        // An update that changes nothing: it only tells whether exactly this user exists.
         let update = doc! { "$setOnInsert": { self.mapping.login_id.as_str(): login_id } };
-        self.upsert(login_id, update).await
+        let outcome = self
+            .create_or_update(login_id, Document::new(), update)
+            .await?;
+        Ok(outcome == SetOutcome::Created)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -63,7 +63,7 @@ impl MySqlStore {
         let store = MySqlStore {
             reader: pool.clone(),
             writer: pool,
-            sql: Statements::new(Dialect::MySql, &options.mapping),
+            sql: Statements::new(Dialect::MySql, &options.mapping, None),
             mapping: options.mapping,
             capacity: Capacity::default(),
         };

@@ -48,14 +48,47 @@ pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, StoreErro
     ))
 }
 
+/// The type the login-id parameter is cast to so that the lookup uses the column's index: the
+/// column's own type when it is not a plain string type (`citext`, or a domain), else none. A
+/// `text` parameter compared with a `citext` column compares as text, which is exact but cannot
+/// use the citext index.
+async fn login_cast(pool: &PgPool, mapping: &UsersMapping) -> Result<Option<String>, StoreError> {
+    let classify = |err| ownid_bridge_sql::classify(Dialect::Postgres, err, u64::MAX);
+    let mut conn = pool.acquire().await.map_err(classify)?;
+    let result = sqlx::query(
+        "SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+         WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
+         AND pg_catalog.pg_table_is_visible(c.oid) AND a.attname = $2 AND NOT a.attisdropped",
+    )
+    .bind(mapping.table.as_str())
+    .bind(mapping.login_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await;
+    let Some(row) = conn.settle(result).map_err(classify)? else {
+        return Ok(None);
+    };
+    let type_name: String = row.try_get(0).map_err(classify)?;
+    let plain = ["text", "character varying", "character", "name"];
+    // The name goes into the statement's text: only what the catalogue prints for an ordinary
+    // (possibly schema-qualified) type name is used; anything else keeps the exact text lookup.
+    let simple = type_name.split('.').all(|part| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    Ok((!plain.contains(&type_name.as_str()) && simple).then_some(type_name))
+}
+
 impl PostgresStore {
     pub async fn connect(options: PostgresOptions) -> Result<Self, StoreError> {
         let settings = &options.pool;
         let pool = open_pool(&options.url, settings)?;
+        let login_cast =
+            ownid_bridge_sql::within(settings, "PostgreSQL", login_cast(&pool, &options.mapping))
+                .await?;
         let store = PostgresStore {
             reader: pool.clone(),
             writer: pool,
-            sql: Statements::new(Dialect::Postgres, &options.mapping),
+            sql: Statements::new(Dialect::Postgres, &options.mapping, login_cast.as_deref()),
             mapping: options.mapping,
             capacity: Capacity::default(),
         };

@@ -42,6 +42,36 @@ impl Dialect {
         }
     }
 
+    /// A condition true only when the stored login id equals the parameter byte for byte, whatever
+    /// the column's collation, `PAD SPACE` rule or type (`citext`) would call equal. It follows an
+    /// ordinary `login = param` term, which keeps the lookup on the login-id index; this one then
+    /// drops the rows that only the collation matched (SPEC §1: a look-alike is another user).
+    fn exact(self, login: &str, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("CAST({login} AS BLOB) = CAST({param} AS BLOB)"),
+            // "C" is deterministic and compares bytes; `::text` also strips citext's rules.
+            Dialect::Postgres => {
+                format!("{login}::text COLLATE \"C\" = {param}::text COLLATE \"C\"")
+            }
+            // Binary strings compare byte by byte, without the PAD SPACE rule of the _ci and
+            // even the _bin collations of MariaDB; CONVERT makes a latin1 column's bytes UTF-8.
+            Dialect::MySql => {
+                format!("CAST(CONVERT({login} USING utf8mb4) AS BINARY) = CAST({param} AS BINARY)")
+            }
+        }
+    }
+
+    /// `login = param AND exact(login, param)`, the lookup every statement uses: `first` and
+    /// `second` are the two bind parameters, both bound to the login id. `cast` is the login
+    /// column's type where a text parameter would not use its index (PostgreSQL's `citext`).
+    fn login_matches(self, login: &str, first: &str, second: &str, cast: Option<&str>) -> String {
+        let indexed = match cast {
+            Some(cast) => format!("{login} = CAST({first} AS {cast})"),
+            None => format!("{login} = {first}"),
+        };
+        format!("{indexed} AND {}", self.exact(login, second))
+    }
+
     /// The column type for ownIdData when `schema` creates it: unbounded text, and on MySQL a
     /// 16 MB `MEDIUMTEXT` in utf8mb4 (a plain `TEXT` holds only 64 KB, and utf8mb3 refuses 4-byte
     /// characters).
@@ -84,22 +114,27 @@ impl Dialect {
     }
 }
 
-/// The data-path statements, built once from the mapping with every identifier quoted.
+/// The data-path statements, built once from the mapping with every identifier quoted. Every
+/// lookup matches the login id exactly (see [`Dialect::exact`]) and binds it twice: once for the
+/// index, once for the byte comparison.
 pub struct Statements {
-    /// `(login)` → `(ownid_data)`
+    /// `(login, login)` → `(ownid_data)`
     pub get: Arc<str>,
-    /// `(ownid_data, login)`
+    /// `(ownid_data, login, login)`
     pub update: Arc<str>,
-    /// `(login, ownid_data)`
-    pub upsert: Arc<str>,
-    /// `(login)` → `(login, [user_id], claims...)`
+    /// `(login, ownid_data)`: a plain insert. A unique violation means the user was created
+    /// meanwhile, or that a look-alike login id holds the index entry.
+    pub insert: Arc<str>,
+    /// `(login, login)` → `(login, [user_id], claims...)`
     pub session: Arc<str>,
-    /// `(login, login)`
+    /// `(login, login, login)`: inserts the login id unless exactly that one exists.
     pub insert_user: Arc<str>,
 }
 
 impl Statements {
-    pub fn new(dialect: Dialect, mapping: &UsersMapping) -> Self {
+    /// `login_cast`: the type to cast the lookup parameter to so that it uses the login-id index
+    /// (PostgreSQL `citext`; `None` elsewhere).
+    pub fn new(dialect: Dialect, mapping: &UsersMapping, login_cast: Option<&str>) -> Self {
         let q = |identifier: &Identifier| dialect.quote(identifier);
         let p = |n: usize| dialect.param(n);
         let (table, login, data) = (
@@ -107,49 +142,34 @@ impl Statements {
             q(&mapping.login_id),
             q(&mapping.ownid_data),
         );
+        let matches =
+            |first: usize| dialect.login_matches(&login, &p(first), &p(first + 1), login_cast);
         let session_columns: Vec<String> = mapping.session_columns().into_iter().map(q).collect();
-        let upsert = match dialect {
-            Dialect::Sqlite | Dialect::Postgres => format!(
-                "INSERT INTO {table} ({login}, {data}) VALUES ({}, {}) \
-                 ON CONFLICT ({login}) DO UPDATE SET {data} = excluded.{data}",
-                p(1),
-                p(2)
-            ),
-            // VALUES() rather than MySQL 8's row alias: MariaDB only knows VALUES().
-            Dialect::MySql => format!(
-                "INSERT INTO {table} ({login}, {data}) VALUES (?, ?) \
-                 ON DUPLICATE KEY UPDATE {data} = VALUES({data})"
-            ),
-        };
         let from_nothing = if dialect == Dialect::MySql {
             " FROM DUAL"
         } else {
             ""
         };
         Statements {
-            get: format!(
-                "SELECT {data} FROM {table} WHERE {login} = {} LIMIT 1",
-                p(1)
-            )
-            .into(),
-            update: format!(
-                "UPDATE {table} SET {data} = {} WHERE {login} = {}",
+            get: format!("SELECT {data} FROM {table} WHERE {} LIMIT 1", matches(1)).into(),
+            update: format!("UPDATE {table} SET {data} = {} WHERE {}", p(1), matches(2)).into(),
+            insert: format!(
+                "INSERT INTO {table} ({login}, {data}) VALUES ({}, {})",
                 p(1),
                 p(2)
             )
             .into(),
-            upsert: upsert.into(),
             session: format!(
-                "SELECT {} FROM {table} WHERE {login} = {} LIMIT 1",
+                "SELECT {} FROM {table} WHERE {} LIMIT 1",
                 session_columns.join(", "),
-                p(1)
+                matches(1)
             )
             .into(),
             insert_user: format!(
                 "INSERT INTO {table} ({login}) SELECT {}{from_nothing} \
-                 WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {login} = {})",
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {})",
                 p(1),
-                p(2)
+                matches(2)
             )
             .into(),
         }
@@ -403,9 +423,14 @@ pub async fn within<T>(
     })?
 }
 
-/// Maps a driver error onto the store's error enum. `capacity` is the column's limit for the
-/// `TooLarge` message (`u64::MAX` when unknown).
-pub fn classify(err: sqlx::Error, capacity: u64) -> StoreError {
+/// Maps a driver error onto the store's error enum, reading the codes of `dialect` only (an
+/// all-digit SQLSTATE such as `40001` is not a SQLite result code). `capacity` is the column's
+/// limit for the `TooLarge` message (`u64::MAX` when unknown).
+///
+/// Retryable conditions become `Unavailable` (503 with `Retry-After`, SPEC §1): the connection
+/// failing, the server shutting down or out of connections, serialization failures, deadlocks,
+/// lock timeouts and, on MariaDB Galera, certification conflicts (reported as deadlocks).
+pub fn classify(dialect: Dialect, err: sqlx::Error, capacity: u64) -> StoreError {
     let unavailable = |err: &sqlx::Error| StoreError::Unavailable(err.to_string());
     match &err {
         sqlx::Error::PoolTimedOut
@@ -415,38 +440,82 @@ pub fn classify(err: sqlx::Error, capacity: u64) -> StoreError {
         | sqlx::Error::Tls(_)
         // A reply the driver could not read is what a connection cut mid-answer looks like.
         | sqlx::Error::Protocol(_) => unavailable(&err),
-        sqlx::Error::Database(db) => {
-            let code = db.code().map(|code| code.into_owned()).unwrap_or_default();
-            if let Ok(number) = code.parse::<i32>() {
-                // SQLite result codes: SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended or not.
-                return if matches!(number & 0xff, 5 | 6) {
-                    unavailable(&err)
-                } else {
-                    StoreError::Other(err.to_string())
-                };
-            }
-            // SQLSTATE, as PostgreSQL and MySQL/MariaDB report it.
-            match code.as_str() {
-                // string_data_right_truncation: MySQL's "data too long" (1406) in strict mode,
-                // PostgreSQL's "value too long for type character varying(n)".
-                "22001" => StoreError::TooLarge {
-                    max_chars: capacity,
-                },
-                // connection exceptions, shutdown, too many connections, and the retryable
-                // serialization failure and deadlock.
-                c if c.starts_with("08")
-                    || c.starts_with("57P0")
-                    || c == "53300"
-                    || c == "40001"
-                    || c == "40P01" =>
-                {
-                    unavailable(&err)
-                }
-                _ => StoreError::Other(err.to_string()),
-            }
-        }
+        sqlx::Error::Database(db) => match database_condition(dialect, db.as_ref()) {
+            Condition::Retryable => unavailable(&err),
+            Condition::TooLong => StoreError::TooLarge {
+                max_chars: capacity,
+            },
+            Condition::Unique => StoreError::Conflict,
+            Condition::Other => StoreError::Other(err.to_string()),
+        },
         _ => StoreError::Other(err.to_string()),
     }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Condition {
+    Retryable,
+    TooLong,
+    /// A unique index refused the row. Its message names the value (MySQL's "Duplicate entry
+    /// 'alice@...'"), so it is mapped without its text.
+    Unique,
+    Other,
+}
+
+fn database_condition(dialect: Dialect, db: &dyn sqlx::error::DatabaseError) -> Condition {
+    if db.is_unique_violation() {
+        return Condition::Unique;
+    }
+    let code = db.code().unwrap_or_default();
+    match dialect {
+        // SQLite result codes: SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended or not.
+        Dialect::Sqlite => match code.parse::<i32>() {
+            Ok(number) if matches!(number & 0xff, 5 | 6) => Condition::Retryable,
+            _ => Condition::Other,
+        },
+        Dialect::Postgres => postgres_condition(&code),
+        Dialect::MySql => mysql_condition(mysql_number(db), &code),
+    }
+}
+
+/// PostgreSQL SQLSTATEs: class 08 (connection exception), 40001 serialization_failure, 40P01
+/// deadlock_detected, 53300 too_many_connections, 55P03 lock_not_available, 57P0x (admin or crash
+/// shutdown, cannot connect now, database dropped); 22001 string_data_right_truncation.
+fn postgres_condition(sqlstate: &str) -> Condition {
+    match sqlstate {
+        "22001" => Condition::TooLong,
+        "40001" | "40P01" | "53300" | "55P03" => Condition::Retryable,
+        c if c.starts_with("08") || c.starts_with("57P0") => Condition::Retryable,
+        _ => Condition::Other,
+    }
+}
+
+/// MySQL/MariaDB error numbers, then SQLSTATEs: 1213 deadlock (also Galera's certification
+/// conflict), 1205 lock wait timeout, 1040 too many connections, 2006 server gone away, 2013
+/// connection lost, 1047 (Galera: node not ready for queries); 1406 data too long.
+fn mysql_condition(number: Option<u16>, sqlstate: &str) -> Condition {
+    match number {
+        Some(1213 | 1205 | 1040 | 2006 | 2013 | 1047) => return Condition::Retryable,
+        Some(1406) => return Condition::TooLong,
+        _ => {}
+    }
+    match sqlstate {
+        "22001" => Condition::TooLong,
+        "40001" => Condition::Retryable,
+        c if c.starts_with("08") => Condition::Retryable,
+        _ => Condition::Other,
+    }
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_number(db: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .map(|err| err.number())
+}
+
+#[cfg(not(feature = "mysql"))]
+fn mysql_number(_: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+    None
 }
 
 /// The data path and schema commands of a SQL store, for a type with these fields:
@@ -458,8 +527,13 @@ pub fn classify(err: sqlx::Error, capacity: u64) -> StoreError {
 macro_rules! sql_user_store {
     ($store:ty, $row:ty, $dialect:expr, $name:literal) => {
         impl $store {
+            /// The statements this store runs (tests `EXPLAIN` them to see the index used).
+            pub fn statements(&self) -> &$crate::Statements {
+                &self.sql
+            }
+
             fn classify(&self, err: sqlx::Error) -> ownid_bridge_store::StoreError {
-                $crate::classify(err, self.capacity.chars())
+                $crate::classify($dialect, err, self.capacity.chars())
             }
 
             /// The row `statement` (one `login_id` parameter) finds on a reader connection, or
@@ -476,11 +550,33 @@ macro_rules! sql_user_store {
                     .map_err(|err| self.classify(err))?;
                 let result = sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(statement)))
                     .bind(login_id)
+                    .bind(login_id)
                     .fetch_optional(&mut *conn)
                     .await;
                 conn.settle(result)
                     .map_err(|err| self.classify(err))?
                     .ok_or(ownid_bridge_store::StoreError::NotFound)
+            }
+
+            /// Overwrites the ownIdData of exactly `login_id`; whether such a row was there.
+            async fn update_exact(
+                &self,
+                conn: &mut $crate::Pooled<
+                    <<$row as sqlx::Row>::Database as sqlx::Database>::Connection,
+                >,
+                login_id: &str,
+                ownid_data: &str,
+            ) -> Result<bool, ownid_bridge_store::StoreError> {
+                let result =
+                    sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.update)))
+                        .bind(ownid_data)
+                        .bind(login_id)
+                        .bind(login_id)
+                        .execute(&mut **conn)
+                        .await;
+                conn.settle(result)
+                    .map(|done| done.rows_affected() > 0)
+                    .map_err(|err| self.classify(err))
             }
 
             /// A column value as JSON: the first Rust type the driver agrees to decode it as.
@@ -541,32 +637,32 @@ macro_rules! sql_user_store {
                     .acquire()
                     .await
                     .map_err(|err| self.classify(err))?;
-                let result =
-                    sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.update)))
-                        .bind(ownid_data)
-                        .bind(login_id)
-                        .execute(&mut *conn)
-                        .await;
-                let updated = conn
-                    .settle(result)
-                    .map_err(|err| self.classify(err))?
-                    .rows_affected();
-                if updated > 0 {
+                if self.update_exact(&mut conn, login_id, ownid_data).await? {
                     return Ok(ownid_bridge_store::SetOutcome::Updated);
                 }
                 if !create_missing {
                     return Err(ownid_bridge_store::StoreError::NotFound);
                 }
-                // An upsert, not a plain insert: another request or instance may create the same
-                // user between the update and here.
                 let result =
-                    sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.upsert)))
+                    sqlx::query(sqlx::AssertSqlSafe(std::sync::Arc::clone(&self.sql.insert)))
                         .bind(login_id)
                         .bind(ownid_data)
                         .execute(&mut *conn)
                         .await;
-                conn.settle(result).map_err(|err| self.classify(err))?;
-                Ok(ownid_bridge_store::SetOutcome::Created)
+                match conn.settle(result).map_err(|err| self.classify(err)) {
+                    Ok(_) => Ok(ownid_bridge_store::SetOutcome::Created),
+                    // The unique index refused the row: either another request created this
+                    // user since the update above (then it is there to update now), or a
+                    // look-alike login id holds the index entry (then nothing is written).
+                    Err(ownid_bridge_store::StoreError::Conflict) => {
+                        if self.update_exact(&mut conn, login_id, ownid_data).await? {
+                            Ok(ownid_bridge_store::SetOutcome::Updated)
+                        } else {
+                            Err(ownid_bridge_store::StoreError::Conflict)
+                        }
+                    }
+                    Err(err) => Err(err),
+                }
             }
 
             async fn get_session_user(
@@ -615,13 +711,24 @@ macro_rules! sql_user_store {
                 )))
                 .bind(login_id)
                 .bind(login_id)
+                .bind(login_id)
                 .execute(&mut *conn)
                 .await;
-                let inserted = conn
-                    .settle(result)
-                    .map_err(|err| self.classify(err))?
-                    .rows_affected();
-                Ok(inserted > 0)
+                match conn.settle(result).map_err(|err| self.classify(err)) {
+                    Ok(done) => Ok(done.rows_affected() > 0),
+                    // Created meanwhile by another request, or a look-alike holds the index.
+                    Err(ownid_bridge_store::StoreError::Conflict) => {
+                        drop(conn);
+                        match self.lookup(&self.sql.get, login_id).await {
+                            Ok(_) => Ok(false),
+                            Err(ownid_bridge_store::StoreError::NotFound) => {
+                                Err(ownid_bridge_store::StoreError::Conflict)
+                            }
+                            Err(err) => Err(err),
+                        }
+                    }
+                    Err(err) => Err(err),
+                }
             }
 
             async fn ping(&self) -> Result<(), ownid_bridge_store::StoreError> {

@@ -83,7 +83,7 @@ pub async fn open_pools(
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(pool.acquire_timeout.max(Duration::from_secs(1)));
-    let classify = |err| ownid_bridge_sql::classify(err, u64::MAX);
+    let classify = |err| ownid_bridge_sql::classify(Dialect::Sqlite, err, u64::MAX);
     let writer = Pool::new(connector(connect.clone()), pool, 1);
     // Opened now, not on first use: a file that cannot be opened (or created) is an error at
     // start-up, and the readers, which are read-only, need the file to exist.
@@ -108,7 +108,7 @@ impl SqliteStore {
         let store = SqliteStore {
             reader,
             writer,
-            sql: Statements::new(Dialect::Sqlite, &options.mapping),
+            sql: Statements::new(Dialect::Sqlite, &options.mapping, None),
             mapping: options.mapping,
             capacity: Capacity::default(),
         };

@@ -96,3 +96,62 @@ async fn in_memory_urls_are_refused_with_a_reason() {
     .expect("in-memory accepted");
     assert!(err.to_string().contains("in-memory"), "{err}");
 }
+
+/// A users table whose login-id column compares without ASCII case (`COLLATE NOCASE`, with its
+/// unique index), holding Alice with `id` 7 and `role` admin.
+async fn nocase_store() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("nocase.db").display());
+    let options = SqliteOptions {
+        url: url.clone(),
+        mapping: conformance::look_alike_mapping(),
+        pool: PoolSettings::default(),
+        create_if_missing: true,
+    };
+    let setup = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    for statement in [
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, login_id TEXT NOT NULL COLLATE NOCASE, \
+         ownid_data TEXT, role TEXT)",
+        "CREATE UNIQUE INDEX users_login_id_key ON users (login_id)",
+        "INSERT INTO users (id, login_id, role) VALUES (7, 'alice@example.com', 'admin')",
+    ] {
+        sqlx::query(statement).execute(&setup).await.unwrap();
+    }
+    setup.close().await;
+    (SqliteStore::connect(options).await.unwrap(), dir)
+}
+
+#[tokio::test]
+async fn look_alike_login_ids_on_a_nocase_column_are_other_users() {
+    let (store, _dir) = nocase_store().await;
+    conformance::look_alikes_are_other_users(&store, "7").await;
+}
+
+#[tokio::test]
+async fn exact_lookups_still_search_the_login_id_index() {
+    let (store, dir) = nocase_store().await;
+    let url = format!("sqlite://{}", dir.path().join("nocase.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let sql = store.statements();
+    for statement in [&sql.get, &sql.session, &sql.update] {
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {statement}"
+        )))
+        .bind("x")
+        .bind("x")
+        .bind("x")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let details: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("USING INDEX users_login_id_key")
+                    || d.contains("USING COVERING INDEX users_login_id_key")),
+            "{statement}: {details:?}"
+        );
+    }
+}

@@ -328,3 +328,79 @@ pub async fn concurrent_upserts_of_one_new_user_create_it_once(factory: &dyn Sto
         "stored {stored:?} was never written"
     );
 }
+
+/// The mapping of the look-alike cases: `users` with `id` as the token subject and a `role`
+/// claim, so that a session handed to a look-alike would show whose row it came from.
+pub fn look_alike_mapping() -> UsersMapping {
+    UsersMapping {
+        user_id: Some(Identifier::new("id").unwrap()),
+        claims: vec![("role".into(), Identifier::new("role").unwrap())],
+        ..UsersMapping::demo()
+    }
+}
+
+/// The login id the look-alike cases store, and ids a case- or accent-insensitive collation, a
+/// `PAD SPACE` rule or `citext` treats as equal to it.
+pub const ALICE: &str = "alice@example.com";
+pub const LOOK_ALIKES: [&str; 4] = [
+    "ALICE@example.com",
+    "alice@exámple.com",
+    "alice@example.com ",
+    "Alice@Example.COM",
+];
+
+/// SPEC §1: a row belongs to a request only when its login id equals the requested one byte
+/// for byte. `store` is open on a table (made by the backend's test) whose login-id column or
+/// index compares without case, accents or trailing spaces, with a unique index on it, and one
+/// row: login id [`ALICE`], `id` `alice_id`, `role` `admin`. Every look-alike must be another
+/// user: not found on get, set and session; `create_missing_users` either refuses it
+/// (`Conflict`, when the index holds Alice's entry) or creates a separate user; nothing of
+/// Alice's changes.
+pub async fn look_alikes_are_other_users(store: &dyn UserStore, alice_id: &str) {
+    store
+        .set_ownid_data(ALICE, "alice-data", false)
+        .await
+        .expect("Alice exists");
+    let alice = store.get_session_user(ALICE).await.unwrap();
+    assert_eq!(alice.subject, alice_id);
+    assert_eq!(alice.claims.get("role"), Some(&"admin".into()));
+    for look_alike in LOOK_ALIKES {
+        let got = store.get_ownid_data(look_alike).await;
+        assert!(is_not_found(got), "get {look_alike:?} reached another row");
+        let set = store.set_ownid_data(look_alike, "attacker", false).await;
+        assert!(is_not_found(set), "set {look_alike:?} reached another row");
+        let session = store.get_session_user(look_alike).await;
+        assert!(
+            is_not_found(session),
+            "session for {look_alike:?} came from another row"
+        );
+        match store.set_ownid_data(look_alike, "attacker", true).await {
+            Err(StoreError::Conflict) => {
+                assert!(is_not_found(store.get_ownid_data(look_alike).await));
+            }
+            Ok(SetOutcome::Created) => {
+                // A separate user (the index does not call the two equal): its own row.
+                assert_eq!(
+                    store.get_ownid_data(look_alike).await.unwrap(),
+                    Some("attacker".into())
+                );
+                let user = store.get_session_user(look_alike).await.unwrap();
+                assert_ne!(user.subject, alice_id, "{look_alike:?} got Alice's id");
+                assert_eq!(user.claims.get("role"), None);
+            }
+            other => panic!("create_missing_users for {look_alike:?}: {other:?}"),
+        }
+        match store.create_user(look_alike).await {
+            Err(StoreError::Conflict) | Ok(_) => {}
+            Err(err) => panic!("create_user {look_alike:?}: {err:?}"),
+        }
+        assert_eq!(
+            store.get_ownid_data(ALICE).await.unwrap(),
+            Some("alice-data".into()),
+            "{look_alike:?} overwrote Alice's data"
+        );
+    }
+    let alice = store.get_session_user(ALICE).await.unwrap();
+    assert_eq!(alice.subject, alice_id);
+    assert_eq!(alice.claims.get("role"), Some(&"admin".into()));
+}

@@ -10,6 +10,10 @@ pub enum StoreError {
     Unavailable(String),
     /// The value does not fit the column (413); nothing was written.
     TooLarge { max_chars: u64 },
+    /// The login id is new, but the table's unique login-id index already holds one that its
+    /// collation treats as equal (`Alice@…` beside `alice@…` under a case-insensitive collation).
+    /// That row is another user: nothing is written (409 `login_id_conflict`).
+    Conflict,
     /// Anything else: a bug or an unexpected database error (500).
     Other(String),
 }
@@ -22,6 +26,9 @@ impl fmt::Display for StoreError {
             StoreError::TooLarge { max_chars } => {
                 write!(f, "value longer than the column's {max_chars} characters")
             }
+            StoreError::Conflict => f.write_str(
+                "a login id that the database's collation treats as equal belongs to another user",
+            ),
             StoreError::Other(detail) => write!(f, "storage error: {detail}"),
         }
     }
