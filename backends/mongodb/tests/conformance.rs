@@ -412,3 +412,75 @@ async fn schema_explains_why_the_unique_index_cannot_be_created() {
     );
     databases.drop_all().await;
 }
+
+/// A `users` collection that compares login ids without case (ICU strength 2): its default
+/// collation where the server lets a collection have one, and its unique login-id index; Alice
+/// with `id` 7 and `role` admin.
+///
+/// jongodb (the suite's default server) has no `create` command, so there only the index carries
+/// the collation; against a real MongoDB (`OWNID_TEST_MONGODB_URL`) the collection's default
+/// collation makes every unqualified query case-insensitive too.
+#[tokio::test]
+async fn look_alike_login_ids_under_a_strength_2_collation_are_other_users() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let client = mongodb::Client::with_uri_str(&url).await.unwrap();
+    let database = client.default_database().unwrap();
+    let collation = mongodb::options::Collation::builder()
+        .locale("en")
+        .strength(mongodb::options::CollationStrength::Secondary)
+        .build();
+    match database
+        .create_collection("users")
+        .collation(collation.clone())
+        .await
+    {
+        Ok(()) => {}
+        Err(err) if is_command_not_found(&err) => {}
+        Err(err) => panic!("create the collection: {err}"),
+    }
+    let users = database.collection::<Document>("users");
+    users
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "login_id": 1 })
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .unique(true)
+                        .collation(collation)
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+    users
+        .insert_one(doc! { "id": 7, "login_id": conformance::ALICE, "role": "admin" })
+        .await
+        .unwrap();
+    let store = open_store(url, conformance::look_alike_mapping(), test_pool()).await;
+    conformance::look_alikes_are_other_users(&store, "7").await;
+    databases.drop_all().await;
+}
+
+/// Regex characters in a login id are matched literally by the exact filter.
+#[tokio::test]
+async fn login_ids_with_regex_characters_match_only_themselves() {
+    let databases = Databases::default();
+    let store = open_store(databases.fresh_url(), UsersMapping::demo(), test_pool()).await;
+    store.apply_schema(true).await.unwrap();
+    let odd = "a.b+c*(d)?[e]{2}|^$\\z@example.com";
+    assert!(store.create_user(odd).await.unwrap());
+    store.set_ownid_data(odd, "odd", false).await.unwrap();
+    assert_eq!(store.get_ownid_data(odd).await.unwrap(), Some("odd".into()));
+    for other in [
+        "aXb+c*(d)?[e]{2}|^$\\z@example.com",
+        "a.b+c*(d)?[e]{2}|^$\\z@example.co",
+    ] {
+        assert!(matches!(
+            store.get_ownid_data(other).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    databases.drop_all().await;
+}

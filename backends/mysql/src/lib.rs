@@ -95,6 +95,7 @@ impl MySqlStore {
             let data_type: String = row.try_get(2).map_err(|err| self.classify(err))?;
             let max: Option<i64> = row.try_get(3).map_err(|err| self.classify(err))?;
             let octets: Option<i64> = row.try_get(6).map_err(|err| self.classify(err))?;
+            let collation: Option<String> = row.try_get(5).map_err(|err| self.classify(err))?;
             // (VAR)CHAR limits count characters; the TEXT types' limits count bytes.
             let counts_characters =
                 matches!(data_type.to_ascii_lowercase().as_str(), "varchar" | "char");
@@ -104,7 +105,10 @@ impl MySqlStore {
                 max_chars: max.filter(|_| counts_characters).map(|n| n as u64),
                 max_bytes: octets.filter(|_| !counts_characters).map(|n| n as u64),
                 charset: row.try_get(4).map_err(|err| self.classify(err))?,
-                collation: row.try_get(5).map_err(|err| self.classify(err))?,
+                loose: collation
+                    .as_deref()
+                    .is_some_and(|c| c.ends_with("_ci") || c.ends_with("_ai")),
+                collation,
             });
         }
         // A unique index on exactly the login-id column, over its full length (no prefix).

@@ -239,3 +239,123 @@ async fn quoted_keyword_and_mixed_case_names_with_claims() {
     assert_eq!(user.claims["active"], 1);
     assert_eq!(user.claims["score"], 2.5);
 }
+
+/// A users table whose login-id column has `collation` (with a unique index), holding Alice with
+/// `id` 7 and `role` admin.
+async fn look_alike_store(collation: &str) -> (MySqlStore, String) {
+    let url = fresh_database(&required_url(URL_VARIABLE)).await;
+    let setup = sqlx::MySqlPool::connect(&url).await.unwrap();
+    for statement in [
+        format!(
+            "CREATE TABLE users (id BIGINT AUTO_INCREMENT PRIMARY KEY, \
+             login_id VARCHAR(320) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL UNIQUE, \
+             ownid_data MEDIUMTEXT, role VARCHAR(20)) CHARSET utf8mb4"
+        ),
+        "INSERT INTO users (id, login_id, role) VALUES (7, 'alice@example.com', 'admin')".into(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&setup)
+            .await
+            .unwrap();
+    }
+    setup.close().await;
+    let store = MySqlStore::connect(MySqlOptions {
+        url: url.clone(),
+        mapping: conformance::look_alike_mapping(),
+        pool: PoolSettings::default(),
+    })
+    .await
+    .unwrap();
+    (store, url)
+}
+
+/// Every statement of the data path looks the login id up through its unique index.
+async fn assert_lookups_use_the_index(store: &MySqlStore, url: &str) {
+    let pool = sqlx::MySqlPool::connect(url).await.unwrap();
+    let sql = store.statements();
+    for (statement, leading) in [(&sql.get, 0), (&sql.session, 0), (&sql.update, 1)] {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {statement}")));
+        if leading == 1 {
+            query = query.bind("data");
+        }
+        let rows = query
+            .bind("alice@example.com")
+            .bind("alice@example.com")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        use sqlx::Row as _;
+        let keys: Vec<Option<String>> = rows.iter().map(|row| row.get("key")).collect();
+        assert_eq!(keys, [Some("login_id".to_owned())], "{statement}");
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn look_alike_login_ids_under_utf8mb4_general_ci_are_other_users() {
+    let (store, url) = look_alike_store("utf8mb4_general_ci").await;
+    conformance::look_alikes_are_other_users(&store, "7").await;
+    assert_lookups_use_the_index(&store, &url).await;
+}
+
+#[tokio::test]
+async fn look_alike_login_ids_under_utf8mb4_unicode_ci_are_other_users() {
+    let (store, url) = look_alike_store("utf8mb4_unicode_ci").await;
+    conformance::look_alikes_are_other_users(&store, "7").await;
+    assert_lookups_use_the_index(&store, &url).await;
+}
+
+/// Retryable conditions are 503, never 500: a trigger SIGNALs each error number (with the
+/// SQLSTATE the server gives it) on update.
+#[tokio::test]
+async fn retryable_errors_are_unavailable() {
+    let url = fresh_database(&required_url(URL_VARIABLE)).await;
+    let setup = sqlx::MySqlPool::connect(&url).await.unwrap();
+    let store = MySqlStore::connect(MySqlOptions {
+        url,
+        mapping: UsersMapping::demo(),
+        pool: PoolSettings::default(),
+    })
+    .await
+    .unwrap();
+    store.apply_schema(true).await.unwrap();
+    store.create_user("a@example.com").await.unwrap();
+    for (number, sqlstate, retryable) in [
+        (1213, "40001", true),
+        (1205, "HY000", true),
+        (1040, "08004", true),
+        (2006, "HY000", true),
+        (2013, "HY000", true),
+        (1644, "40001", true),
+        (1644, "45000", false),
+    ] {
+        for statement in [
+            "DROP TRIGGER IF EXISTS fail".to_owned(),
+            format!(
+                "CREATE TRIGGER fail BEFORE UPDATE ON users FOR EACH ROW \
+                 SIGNAL SQLSTATE '{sqlstate}' SET MYSQL_ERRNO = {number}, \
+                 MESSAGE_TEXT = 'raised by the test'"
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&setup)
+                .await
+                .unwrap();
+        }
+        let err = store
+            .set_ownid_data("a@example.com", "v", false)
+            .await
+            .unwrap_err();
+        if retryable {
+            assert!(
+                matches!(err, StoreError::Unavailable(_)),
+                "{number}/{sqlstate}: {err:?}"
+            );
+        } else {
+            assert!(
+                matches!(err, StoreError::Other(_)),
+                "{number}/{sqlstate}: {err:?}"
+            );
+        }
+    }
+}

@@ -115,8 +115,13 @@ impl PostgresStore {
         let result = sqlx::query(
             "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
              CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 \
-                  THEN (a.atttypmod - 4)::int8 END \
+                  THEN (a.atttypmod - 4)::int8 END, \
+             CASE WHEN t.typname = 'citext' THEN 'citext' \
+                  WHEN NOT co.collisdeterministic \
+                  THEN co.collname::text || ' (nondeterministic)' END \
              FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
              WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
         )
         .bind(oid)
@@ -126,10 +131,13 @@ impl PostgresStore {
         let mut columns = Vec::new();
         for row in rows {
             let max_chars: Option<i64> = row.try_get(2).map_err(|err| self.classify(err))?;
+            let loose: Option<String> = row.try_get(3).map_err(|err| self.classify(err))?;
             columns.push(Column {
                 name: row.try_get(0).map_err(|err| self.classify(err))?,
                 declared: row.try_get(1).map_err(|err| self.classify(err))?,
                 max_chars: max_chars.map(|n| n as u64),
+                loose: loose.is_some(),
+                collation: loose,
                 ..Column::default()
             });
         }

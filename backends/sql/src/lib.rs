@@ -229,9 +229,13 @@ pub struct Column {
     pub max_chars: Option<u64>,
     /// The most bytes it holds, when the limit is in bytes (MySQL's TEXT types).
     pub max_bytes: Option<u64>,
-    /// MySQL only: the character set and collation.
+    /// MySQL only: the character set.
     pub charset: Option<String>,
+    /// The collation (MySQL), or what makes the column compare loosely (PostgreSQL: `citext`,
+    /// a nondeterministic collation), for `check`.
     pub collation: Option<String>,
+    /// Whether values that differ in case, accents or trailing spaces compare equal.
+    pub loose: bool,
 }
 
 /// The shape of the users table, read from the database's catalogue.
@@ -335,11 +339,11 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
             }
         }
     }
-    if let Some(collation) = facts
+    if let Some((collation, loose)) = facts
         .column(dialect, &mapping.login_id)
-        .and_then(|column| column.collation.as_ref())
+        .and_then(|column| Some((column.collation.as_ref()?, column.loose)))
     {
-        let exact = !collation.ends_with("_ci");
+        let exact = !loose;
         report.advisory(
             "login_id collation",
             exact,
@@ -347,8 +351,11 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
                 format!("{collation}: login ids compare exactly")
             } else {
                 format!(
-                    "{collation} is case-insensitive: lookups ignore case here but not on other \
-                     backends (use login_id_normalization: lowercase, or a _bin collation)"
+                    "{collation} ignores case or accents: lookups still match login ids byte \
+                     for byte (a look-alike is another user), but with create_missing_users a \
+                     new login id whose look-alike holds the unique index is refused with 409 \
+                     login_id_conflict (use a _bin collation, or login_id_normalization: \
+                     lowercase with lower-case ids)"
                 )
             },
         );

@@ -1,4 +1,5 @@
-//! The embedded default backend: one SQLite file next to the server, WAL mode, zero set-up.
+//! The embedded default backend: one SQLite file next to the server, WAL mode with every commit
+//! synced (`synchronous = FULL`), zero set-up.
 //!
 //! Writes go through a pool of exactly one connection and reads through a separate pool: SQLite
 //! allows one writer at a time, and queueing writers in the pool (instead of letting several
@@ -81,10 +82,16 @@ pub async fn open_pools(
         .map_err(|err| StoreError::Other(format!("invalid SQLite URL: {err}")))?
         .create_if_missing(create_if_missing)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(pool.acquire_timeout.max(Duration::from_secs(1)));
     let classify = |err| ownid_bridge_sql::classify(Dialect::Sqlite, err, u64::MAX);
-    let writer = Pool::new(connector(connect.clone()), pool, 1);
+    // FULL: each commit is synced to the WAL before the set is acknowledged. With NORMAL, the
+    // last acknowledged sets could roll back after a power loss (a removed passkey would come
+    // back). Its cost is measured in docs/benchmarks.md.
+    let writer = Pool::new(
+        connector(connect.clone().synchronous(SqliteSynchronous::Full)),
+        pool,
+        1,
+    );
     // Opened now, not on first use: a file that cannot be opened (or created) is an error at
     // start-up, and the readers, which are read-only, need the file to exist.
     writer.ping().await.map_err(classify)?;

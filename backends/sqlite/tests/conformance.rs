@@ -155,3 +155,19 @@ async fn exact_lookups_still_search_the_login_id_index() {
         );
     }
 }
+
+/// An acknowledged set survives a power loss: the writer syncs every commit
+/// (`synchronous = FULL`, 2), not only at checkpoints (NORMAL, 1).
+#[tokio::test]
+async fn the_writer_syncs_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("durable.db").display());
+    let (_reader, writer) = ownid_bridge_sqlite::open_pools(&url, &PoolSettings::default(), true)
+        .await
+        .unwrap();
+    let mut conn = writer.acquire().await.unwrap();
+    let result = sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await;
+    assert_eq!(conn.settle(result).unwrap(), 2);
+}
