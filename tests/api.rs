@@ -544,6 +544,14 @@ async fn a_column_too_narrow_is_413() {
 }
 
 #[tokio::test]
+async fn a_look_alike_holding_the_index_is_409_on_set() {
+    let app = scripted_app(|| StoreError::Conflict);
+    app.set_data("ALICE@example.com", "x")
+        .await
+        .assert_error(409, "login_id_conflict");
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_get_the_error_body() {
     let app = spawn(&[]).await;
     app.get("/nope").await.assert_error(404, "not_found");
