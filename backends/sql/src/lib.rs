@@ -817,21 +817,42 @@ mod tests {
             user_id: None,
             claims: Vec::new(),
         };
-        let pg = Statements::new(Dialect::Postgres, &mapping);
+        let pg = Statements::new(Dialect::Postgres, &mapping, None);
         assert_eq!(
             &*pg.get,
-            "SELECT \"OwnIdData\" FROM \"Order\" WHERE \"order\" = $1 LIMIT 1"
+            "SELECT \"OwnIdData\" FROM \"Order\" WHERE \"order\" = $1 AND \
+             \"order\"::text COLLATE \"C\" = $2::text COLLATE \"C\" LIMIT 1"
         );
-        let mysql = Statements::new(Dialect::MySql, &mapping);
+        let citext = Statements::new(Dialect::Postgres, &mapping, Some("citext"));
+        assert!(citext.get.contains("\"order\" = CAST($1 AS citext) AND"));
+        let mysql = Statements::new(Dialect::MySql, &mapping, None);
         assert_eq!(
             &*mysql.update,
-            "UPDATE `Order` SET `OwnIdData` = ? WHERE `order` = ?"
+            "UPDATE `Order` SET `OwnIdData` = ? WHERE `order` = ? AND \
+             CAST(CONVERT(`order` USING utf8mb4) AS BINARY) = CAST(? AS BINARY)"
         );
-        assert!(mysql
-            .upsert
-            .contains("ON DUPLICATE KEY UPDATE `OwnIdData` = VALUES(`OwnIdData`)"));
-        let sqlite = Statements::new(Dialect::Sqlite, &mapping);
+        assert_eq!(
+            &*mysql.insert,
+            "INSERT INTO `Order` (`order`, `OwnIdData`) VALUES (?, ?)"
+        );
+        let sqlite = Statements::new(Dialect::Sqlite, &mapping, None);
+        assert!(sqlite.session.ends_with(
+            "WHERE \"order\" = ?1 AND CAST(\"order\" AS BLOB) = CAST(?2 AS BLOB) LIMIT 1"
+        ));
         assert!(sqlite.insert_user.contains("SELECT ?1 WHERE NOT EXISTS"));
+    }
+
+    #[test]
+    fn codes_are_read_in_their_own_dialect() {
+        // An all-digit SQLSTATE is not a SQLite result code, and the reverse.
+        assert_eq!(postgres_condition("40001"), Condition::Retryable);
+        assert_eq!(postgres_condition("08006"), Condition::Retryable);
+        assert_eq!(postgres_condition("57P03"), Condition::Retryable);
+        assert_eq!(postgres_condition("22001"), Condition::TooLong);
+        assert_eq!(postgres_condition("00005"), Condition::Other);
+        assert_eq!(mysql_condition(Some(1205), "HY000"), Condition::Retryable);
+        assert_eq!(mysql_condition(Some(1406), "22001"), Condition::TooLong);
+        assert_eq!(mysql_condition(Some(1064), "42000"), Condition::Other);
     }
 
     #[test]
