@@ -79,6 +79,85 @@ async fn forwarded_for_counts_behind_a_trusted_proxy() {
     );
 }
 
+/// POST getOwnIDDataByLoginId with one `X-Forwarded-For` line per item, in order.
+async fn get_data_lines(url: &str, lines: &[&[u8]]) -> u16 {
+    let body = r#"{"loginId":"nobody@example.com"}"#;
+    let timestamp = now_ms().to_string();
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/ownid/getOwnIDDataByLoginId"))
+        .header("content-type", "application/json")
+        .header("ownid-timestamp", &timestamp)
+        .header("ownid-signature", sign(body, &timestamp))
+        .body(body);
+    for line in lines {
+        let value = reqwest::header::HeaderValue::from_bytes(line).unwrap();
+        request = request.header("x-forwarded-for", value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn every_forwarded_for_line_is_read_as_one_list() {
+    let (url, _dir) = serve_with(&[
+        ("OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS", "203.0.113.0/24"),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    // The client sends its own line; the proxy (HAProxy's `option forwardfor`) adds a second one
+    // with the address it saw. The second line is the truth.
+    assert_eq!(
+        get_data_lines(&url, &[b"203.0.113.7", b"198.51.100.1"]).await,
+        403
+    );
+    assert_eq!(
+        get_data_lines(&url, &[b"203.0.113.7, 203.0.113.8", b"198.51.100.1"]).await,
+        403
+    );
+    assert_eq!(
+        get_data_lines(&url, &[b"198.51.100.1", b"203.0.113.7"]).await,
+        404
+    );
+    // Entries from several lines form one list: the right-most untrusted one is the client.
+    assert_eq!(
+        get_data_lines(&url, &[b"198.51.100.1", b"203.0.113.7, 127.0.0.1"]).await,
+        404
+    );
+    // A port after the address is read (some proxies add it).
+    assert_eq!(get_data_lines(&url, &[b"203.0.113.7:5678"]).await, 404);
+    assert_eq!(get_data_lines(&url, &[b"198.51.100.1:5678"]).await, 403);
+}
+
+#[tokio::test]
+async fn an_unreadable_forwarded_for_is_refused_not_replaced_by_the_proxy_address() {
+    // The proxy itself is in the allowed networks: falling back to its address would let anyone
+    // through who can make the header unreadable.
+    let (url, _dir) = serve_with(&[
+        (
+            "OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS",
+            "127.0.0.1, 203.0.113.0/24",
+        ),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    assert_eq!(get_data_lines(&url, &[b"203.0.113.7"]).await, 404);
+    assert_eq!(get_data_lines(&url, &[]).await, 404);
+    let unreadable: [&[&[u8]]; 9] = [
+        &[b"garbage"],
+        &[b"203.0.113.7, garbage"],
+        &[b"garbage, 203.0.113.7"],
+        &[b"203.0.113.7,"],
+        &[b"203.0.113.7,,203.0.113.8"],
+        &[b""],
+        &[b"203.0.113.7", b"\xff\xfe"],
+        &[b"unknown"],
+        &[b"203.0.113.7:notaport"],
+    ];
+    for lines in unreadable {
+        let shown: Vec<_> = lines.iter().map(|l| String::from_utf8_lossy(l)).collect();
+        assert_eq!(get_data_lines(&url, lines).await, 403, "{shown:?}");
+    }
+}
+
 #[tokio::test]
 async fn with_a_certificate_and_key_it_serves_https() {
     let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
