@@ -295,18 +295,35 @@ pub async fn serve(
 
 /// `serve`, closing connections that send nothing for `idle_timeout`: idle keep-alive
 /// connections, and clients that stall in the middle of their headers (answered 408; see
-/// `conn.rs`). A stalled body is the body timeout's job.
+/// `conn.rs`). A stalled body is the body timeout's job. The other connection limits keep
+/// their defaults.
 pub async fn serve_with_idle_timeout(
     acceptor: impl Acceptor + 'static,
     endpoint: impl Endpoint + 'static,
     shutdown_timeout: Duration,
     idle_timeout: Duration,
 ) -> std::io::Result<()> {
+    let server = crate::config::ServerConfig {
+        shutdown_timeout,
+        idle_timeout,
+        ..Default::default()
+    };
+    serve_configured(acceptor, endpoint, &server).await
+}
+
+/// Serves with every connection limit of `server.*` (see `conn.rs`): the idle timeout, the
+/// deadline for a request head, and the shutdown timeout.
+pub async fn serve_configured(
+    acceptor: impl Acceptor + 'static,
+    endpoint: impl Endpoint + 'static,
+    server: &crate::config::ServerConfig,
+) -> std::io::Result<()> {
     Server::new_with_acceptor(crate::conn::Guarded {
         inner: acceptor,
-        idle_timeout,
+        idle_timeout: server.idle_timeout,
+        header_timeout: server.header_timeout,
     })
-    .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(shutdown_timeout))
+    .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(server.shutdown_timeout))
     .await
 }
 

@@ -284,15 +284,9 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     }
     tracing::info!(%addr, "listening");
     let endpoint = app.endpoint();
-    let server = &app.config.server;
-    crate::app::serve_with_idle_timeout(
-        acceptor,
-        endpoint,
-        server.shutdown_timeout,
-        server.idle_timeout,
-    )
-    .await
-    .map_err(|err| format!("server error: {err}"))?;
+    crate::app::serve_configured(acceptor, endpoint, &app.config.server)
+        .await
+        .map_err(|err| format!("server error: {err}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
