@@ -312,19 +312,15 @@ pub async fn serve_with_idle_timeout(
 }
 
 /// Serves with every connection limit of `server.*` (see `conn.rs`): the idle timeout, the
-/// deadline for a request head, and the shutdown timeout.
+/// deadline for a request head, the number of open connections, and the shutdown timeout.
 pub async fn serve_configured(
     acceptor: impl Acceptor + 'static,
     endpoint: impl Endpoint + 'static,
     server: &crate::config::ServerConfig,
 ) -> std::io::Result<()> {
-    Server::new_with_acceptor(crate::conn::Guarded {
-        inner: acceptor,
-        idle_timeout: server.idle_timeout,
-        header_timeout: server.header_timeout,
-    })
-    .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(server.shutdown_timeout))
-    .await
+    Server::new_with_acceptor(crate::conn::Guarded::new(acceptor, server))
+        .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(server.shutdown_timeout))
+        .await
 }
 
 async fn shutdown_signal() {

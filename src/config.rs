@@ -102,7 +102,8 @@ pub struct ServerConfig {
     /// steadily it trickles; then 408.
     #[serde(deserialize_with = "duration")]
     pub header_timeout: Duration,
-    /// Open connections served at once; further connections wait in the listen backlog.
+    /// Open connections served at once; further connections wait in the listen backlog. The
+    /// default (512) stays well below the usual soft file-descriptor limit of 1024.
     #[serde(deserialize_with = "number")]
     pub max_connections: usize,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
@@ -131,7 +132,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            max_connections: 512,
             trusted_proxies: Vec::new(),
             tls: None,
         }

@@ -11,7 +11,11 @@
 //! - a request head (request line and headers) must be complete within the header timeout from
 //!   its first byte, however steadily it trickles (poem does not give hyper a timer, so hyper's
 //!   own `header_read_timeout` never runs); then the same `408` ends the connection;
-//! - hyper's own `431` is sent with the JSON error body instead.
+//! - hyper's own `431` is sent with the JSON error body instead;
+//! - at most `server.max_connections` connections are open at once: the acceptor takes a permit
+//!   before it accepts, so further clients wait in the kernel's listen backlog (their connect
+//!   succeeds, their request is read once a connection closes) instead of costing a file
+//!   descriptor each. The number open is the gauge `ownid_bridge_connections_open`.
 //!
 //! The head is followed on the bytes as they pass: it starts with the first byte read after a
 //! response went out and ends at the first empty line. HTTP/2 connections (the client preface
@@ -24,10 +28,12 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tokio_io_timeout::TimeoutStream;
 
@@ -61,9 +67,24 @@ fn raw_response(status: &str, code: &str, message: &str) -> Vec<u8> {
 
 /// An acceptor whose connections carry the guards.
 pub struct Guarded<A> {
-    pub inner: A,
-    pub idle_timeout: Duration,
-    pub header_timeout: Duration,
+    inner: A,
+    idle_timeout: Duration,
+    header_timeout: Duration,
+    /// One permit per open connection.
+    connections: Arc<Semaphore>,
+}
+
+impl<A> Guarded<A> {
+    pub fn new(inner: A, server: &crate::config::ServerConfig) -> Self {
+        Guarded {
+            inner,
+            idle_timeout: server.idle_timeout,
+            header_timeout: server.header_timeout,
+            connections: Arc::new(Semaphore::new(
+                server.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+        }
+    }
 }
 
 impl<A: Acceptor> Acceptor for Guarded<A> {
@@ -76,7 +97,15 @@ impl<A: Acceptor> Acceptor for Guarded<A> {
     async fn accept(
         &mut self,
     ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
+        // Not accepting while every permit is taken leaves further clients in the backlog.
+        let permit = self
+            .connections
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let (io, local, remote, scheme) = self.inner.accept().await?;
+        metrics::gauge!(OPEN_CONNECTIONS).increment(1.0);
         let mut io = TimeoutStream::new(io);
         io.set_read_timeout(Some(self.idle_timeout));
         Ok((
@@ -88,6 +117,7 @@ impl<A: Acceptor> Acceptor for Guarded<A> {
                 head: Head::Waiting,
                 first_read: true,
                 http2: false,
+                _permit: permit,
             },
             local,
             remote,
@@ -124,6 +154,16 @@ pub struct GuardedIo<T> {
     /// No byte has been read yet (the HTTP/2 preface is recognised on the first read).
     first_read: bool,
     http2: bool,
+    /// Returned to `Guarded` when the connection is dropped.
+    _permit: OwnedSemaphorePermit,
+}
+
+const OPEN_CONNECTIONS: &str = "ownid_bridge_connections_open";
+
+impl<T> Drop for GuardedIo<T> {
+    fn drop(&mut self) {
+        metrics::gauge!(OPEN_CONNECTIONS).decrement(1.0);
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite> GuardedIo<T> {

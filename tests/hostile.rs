@@ -292,3 +292,50 @@ async fn the_header_timeout_does_not_cover_the_body_or_the_next_request() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
 }
+
+/// Sends `GET /healthz` on a keep-alive connection and reads the answer's first bytes, or `None`
+/// when nothing arrives within `wait`.
+async fn healthz_on(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = vec![0; 4096];
+    match tokio::time::timeout(wait, stream.read(&mut reply)).await {
+        Ok(Ok(n)) => Some(String::from_utf8_lossy(&reply[..n]).into_owned()),
+        Ok(Err(err)) => Some(format!("error: {err}")),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn connections_over_max_connections_wait_until_one_closes() {
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS", "2"),
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
+    ])
+    .await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    for stream in [&mut first, &mut second] {
+        let reply = healthz_on(stream, Duration::from_secs(10)).await;
+        assert!(reply.unwrap().starts_with("HTTP/1.1 200"));
+    }
+    // Both stay open (keep-alive, idle). A third connection is not served meanwhile...
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let early = healthz_on(&mut third, Duration::from_secs(1)).await;
+    assert_eq!(early, None, "served over the connection limit");
+    // ...and is, as soon as one of the two closes.
+    drop(first);
+    let mut reply = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut reply))
+        .await
+        .expect("the waiting connection was never served")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(healthz_on(&mut second, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .starts_with("HTTP/1.1 200"));
+}
