@@ -12,6 +12,12 @@
 //!   its first byte, however steadily it trickles (poem does not give hyper a timer, so hyper's
 //!   own `header_read_timeout` never runs); then the same `408` ends the connection;
 //! - hyper's own `431` is sent with the JSON error body instead;
+//! - when the server closes a connection, it first sends its FIN and then reads and discards
+//!   what the client still sends, for up to [`LINGER_TIME`] and [`LINGER_BYTES`] ("lingering
+//!   close", as Apache and nginx do). A response sent before the request body was read (`413`
+//!   for a body over `server.max_body_bytes`, `403`, `401`) then reaches a client that writes
+//!   its whole body before reading: closing a socket with unread bytes makes the kernel send a
+//!   reset, and the client gets a broken pipe or a reset instead of the answer;
 //! - at most `server.max_connections` connections are open at once: the acceptor takes a permit
 //!   before it accepts, so further clients wait in the kernel's listen backlog (their connect
 //!   succeeds, their request is read once a connection closes) instead of costing a file
@@ -36,6 +42,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tokio_io_timeout::TimeoutStream;
+
+/// How long a closing connection keeps reading (and discarding) what the client still sends.
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How much a closing connection reads and discards at most.
+pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
 /// The raw response for a request head that stalled.
 fn request_timeout() -> Vec<u8> {
@@ -117,6 +128,7 @@ impl<A: Acceptor> Acceptor for Guarded<A> {
                 head: Head::Waiting,
                 first_read: true,
                 http2: false,
+                linger: None,
                 _permit: permit,
             },
             local,
@@ -154,6 +166,8 @@ pub struct GuardedIo<T> {
     /// No byte has been read yet (the HTTP/2 preface is recognised on the first read).
     first_read: bool,
     http2: bool,
+    /// Once the write side is shut down: the end of the lingering close and the bytes discarded.
+    linger: Option<(Pin<Box<Sleep>>, usize)>,
     /// Returned to `Guarded` when the connection is dropped.
     _permit: OwnedSemaphorePermit,
 }
@@ -289,10 +303,30 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for GuardedIo<T> {
         self.get_mut().inner.as_mut().poll_flush(cx)
     }
 
+    /// Sends the FIN, then reads and discards until the client closes too, for at most
+    /// `LINGER_TIME` and `LINGER_BYTES` (see the module's documentation).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.flush_closing(cx))?;
-        this.inner.as_mut().poll_shutdown(cx)
+        if this.linger.is_none() {
+            ready!(this.flush_closing(cx))?;
+            ready!(this.inner.as_mut().poll_shutdown(cx))?;
+            this.linger = Some((Box::pin(tokio::time::sleep(LINGER_TIME)), 0));
+        }
+        let Some((deadline, discarded)) = &mut this.linger else {
+            unreachable!("set above");
+        };
+        let mut scratch = [0u8; 8192];
+        loop {
+            if *discarded >= LINGER_BYTES || deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(this.inner.as_mut().poll_read(cx, &mut buf)) {
+                Ok(()) if !buf.filled().is_empty() => *discarded += buf.filled().len(),
+                // The client closed (or the connection failed): nothing is left to lose.
+                _ => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }
 

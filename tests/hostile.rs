@@ -339,3 +339,42 @@ async fn connections_over_max_connections_wait_until_one_closes() {
         .unwrap()
         .starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_sent_whole_still_gets_the_413() {
+    // A client that writes its whole body before reading (Python's http.client, curl without
+    // `Expect: 100-continue`): the server answers 413 before reading the body, and must not
+    // close the socket on unread bytes (the kernel would reset the connection, and the client
+    // would see a broken pipe or a reset instead of the answer).
+    let (addr, _dir) = tcp_server_with(&[("OWNID_BRIDGE__SERVER__MAX_BODY_BYTES", "65536")]).await;
+    // More than the kernel buffers of both ends hold on loopback, so that the client is still
+    // writing when the server has answered.
+    let body = vec![b'x'; 16 * 1024 * 1024];
+    for attempt in 0..5 {
+        let timestamp = now_ms().to_string();
+        let head = format!(
+            "POST /ownid/{SET} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             ownid-timestamp: {timestamp}\r\nownid-signature: {}\r\n\
+             content-length: {}\r\n\r\n",
+            sign("", &timestamp),
+            body.len()
+        );
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut request = head.into_bytes();
+        request.extend_from_slice(&body);
+        let sent = tokio::time::timeout(Duration::from_secs(10), stream.write_all(&request)).await;
+        let mut out = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+        let reply = String::from_utf8_lossy(&out);
+        assert!(
+            matches!(sent, Ok(Ok(()))),
+            "attempt {attempt}: sending: {sent:?}, reading: {read:?}, got {reply:?}"
+        );
+        assert!(
+            reply.starts_with("HTTP/1.1 413"),
+            "attempt {attempt}: sending: {sent:?}, reading: {read:?}, got {reply:?}"
+        );
+        assert!(reply.contains("\"payload_too_large\""), "{reply}");
+    }
+}
