@@ -135,11 +135,20 @@ impl App {
             .around(move |next, req| log_request(next, req, paths.clone()))
     }
 
-    /// `GET /metrics` in the Prometheus text format.
+    /// `GET /metrics` in the Prometheus text format, for callers inside
+    /// `metrics.allowed_networks` (loopback by default; see `NetworkPolicy::allows_metrics`),
+    /// on the main port and on `metrics.listen` alike.
     pub fn metrics_endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
         crate::metrics::init();
         let store = self.store.clone();
-        get(poem::endpoint::make_sync(move |_| {
+        let policy = NetworkPolicy {
+            allowed: self.config.metrics.allowed_networks.clone(),
+            trusted_proxies: self.config.server.trusted_proxies.clone(),
+        };
+        get(poem::endpoint::make_sync(move |req| {
+            if !policy.allows_metrics(&req) {
+                return crate::network::forbidden();
+            }
             Response::builder()
                 .content_type("text/plain; version=0.0.4; charset=utf-8")
                 .body(crate::metrics::render(store.as_ref()))

@@ -112,6 +112,36 @@ impl NetworkPolicy {
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.allowed.is_empty() || contains(&self.allowed, ip)
     }
+
+    /// Whether `/metrics` may answer this request (`allowed` is `metrics.allowed_networks`).
+    /// Stricter than the operations' check: a request that carries a forwarding header but does
+    /// not come from a trusted proxy was forwarded by a proxy this server knows nothing about (a
+    /// reverse proxy on the same host connects from loopback), and is refused.
+    pub fn allows_metrics(&self, req: &Request) -> bool {
+        if self.allowed.is_empty() {
+            return true;
+        }
+        let Some(peer) = req.remote_addr().as_socket_addr().map(|addr| addr.ip()) else {
+            return false;
+        };
+        let headers = req.headers();
+        let forwarded =
+            headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded");
+        if forwarded && !contains(&self.trusted_proxies, peer) {
+            return false;
+        }
+        self.caller(req).is_some_and(|ip| self.allows(ip))
+    }
+}
+
+/// The refusal for a caller outside the allowed networks.
+pub fn forbidden() -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "the caller's address is not in the allowed networks",
+    )
+    .into_response()
 }
 
 /// The middleware, applied outside the signature check: a caller from the wrong network is
@@ -145,12 +175,7 @@ impl<E: Endpoint> Endpoint for OriginEndpoint<E> {
                 .caller(&req)
                 .is_some_and(|ip| self.policy.allows(ip));
             if !allowed {
-                return Ok(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "the caller's address is not in the allowed networks",
-                )
-                .into_response());
+                return Ok(forbidden());
             }
         }
         self.inner.call(req).await.map(IntoResponse::into_response)

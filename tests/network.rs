@@ -9,9 +9,13 @@ use ownid_bridge::storage;
 use poem::listener::Acceptor;
 
 async fn serve_with(overrides: &[(&str, &str)]) -> (String, tempfile::TempDir) {
+    serve_on("127.0.0.1:0", overrides).await
+}
+
+async fn serve_on(listen: &str, overrides: &[(&str, &str)]) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut overrides = overrides.to_vec();
-    overrides.push(("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"));
+    overrides.push(("OWNID_BRIDGE__SERVER__LISTEN", listen));
     let config = test_config(dir.path(), &overrides);
     let store = storage::open(&config.storage, true).await.unwrap();
     store.apply_schema(true).await.unwrap();
@@ -214,5 +218,84 @@ async fn an_unreadable_certificate_stops_start_up_with_its_key_named() {
     assert!(
         err.starts_with("server.tls.certificate_file: cannot read"),
         "{err}"
+    );
+}
+
+/// `GET /metrics` with the given headers: the status.
+async fn metrics_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = reqwest::Client::new().get(format!("{url}/metrics"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn metrics_are_for_loopback_callers_by_default() {
+    let (url, _dir) = serve_with(&[]).await;
+    assert_eq!(metrics_status(&url, &[]).await, 200);
+    // A reverse proxy on the same host connects from loopback too: a forwarded request is not a
+    // local scrape unless the proxy is trusted and names a caller inside the allow-list.
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "198.51.100.1")]).await,
+        403
+    );
+    assert_eq!(
+        metrics_status(&url, &[("forwarded", "for=198.51.100.1")]).await,
+        403
+    );
+
+    // The default, seen from an address that is not loopback: bind to this host's own outward
+    // address when it has one (the peer is then that address, not 127.0.0.1).
+    let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("203.0.113.1:9")?;
+            socket.local_addr()
+        })
+        .map(|addr| addr.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    match outward {
+        Some(ip) => {
+            let listen = std::net::SocketAddr::new(ip, 0).to_string();
+            let (url, _dir) = serve_on(&listen, &[]).await;
+            assert_eq!(metrics_status(&url, &[]).await, 403, "from {ip}");
+            let reply = reqwest::get(format!("{url}/metrics")).await.unwrap();
+            let body = reply.text().await.unwrap();
+            assert!(body.contains("\"forbidden\""), "{body}");
+            assert!(!body.contains("ownid_bridge_"), "{body}");
+        }
+        None => eprintln!("no non-loopback local address: the remote-peer case is not exercised"),
+    }
+}
+
+#[tokio::test]
+async fn metrics_allowed_networks_decide_who_reads_metrics() {
+    let (url, _dir) =
+        serve_with(&[("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "203.0.113.0/24")]).await;
+    assert_eq!(metrics_status(&url, &[]).await, 403);
+    // Through a trusted proxy, the forwarded caller counts, and an unreadable header is refused.
+    let (url, _dir) = serve_with(&[
+        ("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "203.0.113.0/24"),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "203.0.113.7")]).await,
+        200
+    );
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "198.51.100.1")]).await,
+        403
+    );
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "garbage")]).await,
+        403
+    );
+    // An empty list lets anyone read them (for a network that is closed by other means).
+    let (url, _dir) = serve_with(&[("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "")]).await;
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "198.51.100.1")]).await,
+        200
     );
 }
