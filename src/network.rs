@@ -73,6 +73,39 @@ pub fn forwarded_for_list<'a>(
     Ok(hops)
 }
 
+/// Every RFC 7239 `Forwarded` line, in order, as one list of the elements' `for=` addresses.
+/// Each element must name its `for` as an address (optionally quoted, with a port, IPv6 in
+/// brackets); an element without one, an obfuscated identifier (`_hidden`), `unknown` or
+/// anything else unreadable makes the whole list unreadable.
+pub fn forwarded_list<'a>(
+    lines: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<IpAddr>, Unreadable> {
+    let mut hops = Vec::new();
+    for line in lines {
+        let line = std::str::from_utf8(line).map_err(|_| Unreadable)?;
+        for element in line.split(',') {
+            let mut client = None;
+            for pair in element.split(';') {
+                let (name, value) = pair.split_once('=').ok_or(Unreadable)?;
+                if !name.trim_matches([' ', '\t']).eq_ignore_ascii_case("for") {
+                    continue;
+                }
+                if client.is_some() {
+                    return Err(Unreadable);
+                }
+                let value = value.trim_matches([' ', '\t']);
+                let value = match value.strip_prefix('"') {
+                    Some(quoted) => quoted.strip_suffix('"').ok_or(Unreadable)?,
+                    None => value,
+                };
+                client = Some(parse_entry(value)?);
+            }
+            hops.push(client.ok_or(Unreadable)?);
+        }
+    }
+    Ok(hops)
+}
+
 impl NetworkPolicy {
     /// The caller's address: the peer, or, when the peer is a trusted proxy, the right-most
     /// forwarded address that is not itself a trusted proxy (the left-most one when all are).
@@ -86,27 +119,41 @@ impl NetworkPolicy {
         if !contains(&self.trusted_proxies, peer) {
             return Ok(peer);
         }
-        let hops = forwarded_for_list(forwarded)?;
-        let client = hops
-            .iter()
+        Ok(self.client_of(peer, &forwarded_for_list(forwarded)?))
+    }
+
+    /// The right-most hop that is not a trusted proxy, else the left-most, else the peer.
+    fn client_of(&self, peer: IpAddr, hops: &[IpAddr]) -> IpAddr {
+        hops.iter()
             .rev()
             .find(|hop| !contains(&self.trusted_proxies, **hop))
             .or(hops.first())
             .copied()
-            .unwrap_or(peer);
-        Ok(client)
+            .unwrap_or(peer)
     }
 
     /// The caller's address of a request, or `None` when it cannot be known (no socket peer, an
-    /// unreadable forwarding header from a trusted proxy).
+    /// unreadable forwarding header from a trusted proxy). From a trusted proxy either
+    /// `X-Forwarded-For` or RFC 7239 `Forwarded` is read, with the same rules; both at once are
+    /// refused (the proxy writes one, so the other came from the client).
     pub fn caller(&self, req: &Request) -> Option<IpAddr> {
         let peer = req.remote_addr().as_socket_addr()?.ip();
-        let lines = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .map(|value| value.as_bytes());
-        self.client_ip(peer, lines).ok()
+        if !contains(&self.trusted_proxies, peer) {
+            return Some(peer);
+        }
+        let lines = |name: &'static str| {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .map(|value| value.as_bytes())
+        };
+        let has = |name: &'static str| req.headers().contains_key(name);
+        let hops = match (has("x-forwarded-for"), has("forwarded")) {
+            (true, true) => return None,
+            (_, true) => forwarded_list(lines("forwarded")),
+            _ => forwarded_for_list(lines("x-forwarded-for")),
+        };
+        hops.ok().map(|hops| self.client_of(peer, &hops))
     }
 
     pub fn allows(&self, ip: IpAddr) -> bool {
@@ -263,6 +310,27 @@ mod tests {
             "[2001:db8::1]:x",
         ] {
             assert_eq!(parse_entry(entry), Err(Unreadable), "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn forwarded_elements_name_their_for_address() {
+        let list = |line: &str| forwarded_list([line.as_bytes()]);
+        assert_eq!(
+            list("for=192.0.2.60;proto=http;by=203.0.113.43, For=\"[2001:db8:cafe::17]:4711\""),
+            Ok(vec![ip("192.0.2.60"), ip("2001:db8:cafe::17")])
+        );
+        assert_eq!(list("for=\"192.0.2.60:8080\""), Ok(vec![ip("192.0.2.60")]));
+        for line in [
+            "for=unknown",
+            "for=_gazonk",
+            "proto=https",
+            "for=192.0.2.60;for=192.0.2.61",
+            "for=\"192.0.2.60",
+            "for=192.0.2.60, ",
+            "for",
+        ] {
+            assert_eq!(list(line), Err(Unreadable), "{line}");
         }
     }
 

@@ -162,6 +162,70 @@ async fn an_unreadable_forwarded_for_is_refused_not_replaced_by_the_proxy_addres
     }
 }
 
+/// POST getOwnIDDataByLoginId with the given header lines, in order.
+async fn get_data_headers(url: &str, lines: &[(&str, &str)]) -> u16 {
+    let body = r#"{"loginId":"nobody@example.com"}"#;
+    let timestamp = now_ms().to_string();
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/ownid/getOwnIDDataByLoginId"))
+        .header("content-type", "application/json")
+        .header("ownid-timestamp", &timestamp)
+        .header("ownid-signature", sign(body, &timestamp))
+        .body(body);
+    for (name, value) in lines {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_forwarded_header_is_read_with_the_same_rules() {
+    let (url, _dir) = serve_with(&[
+        (
+            "OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS",
+            "203.0.113.0/24, 2001:db8::/32",
+        ),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let passes: [&[(&str, &str)]; 4] = [
+        &[("forwarded", "for=203.0.113.7")],
+        &[(
+            "forwarded",
+            "For=198.51.100.1;proto=http, for=203.0.113.7;by=127.0.0.1",
+        )],
+        &[("forwarded", "for=\"[2001:db8::1]:4711\"")],
+        &[("forwarded", "for=\"203.0.113.7:80\";proto=https")],
+    ];
+    for lines in passes {
+        assert_eq!(get_data_headers(&url, lines).await, 404, "{lines:?}");
+    }
+    let refused: [&[(&str, &str)]; 8] = [
+        // The client's own line first, the proxy's second: the proxy's counts.
+        &[
+            ("forwarded", "for=203.0.113.7"),
+            ("forwarded", "for=198.51.100.1"),
+        ],
+        &[("forwarded", "for=unknown")],
+        &[("forwarded", "for=_hidden")],
+        &[("forwarded", "proto=https")],
+        &[("forwarded", "for=203.0.113.7, garbage")],
+        &[("forwarded", "for=[2001:db8::1")],
+        // Both kinds at once: one of them was written by the client.
+        &[
+            ("forwarded", "for=203.0.113.7"),
+            ("x-forwarded-for", "203.0.113.8"),
+        ],
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("forwarded", "for=198.51.100.1"),
+        ],
+    ];
+    for lines in refused {
+        assert_eq!(get_data_headers(&url, lines).await, 403, "{lines:?}");
+    }
+}
+
 #[tokio::test]
 async fn with_a_certificate_and_key_it_serves_https() {
     let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
