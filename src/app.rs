@@ -135,11 +135,20 @@ impl App {
             .around(move |next, req| log_request(next, req, paths.clone()))
     }
 
-    /// `GET /metrics` in the Prometheus text format.
+    /// `GET /metrics` in the Prometheus text format, for callers inside
+    /// `metrics.allowed_networks` (loopback by default; see `NetworkPolicy::allows_metrics`),
+    /// on the main port and on `metrics.listen` alike.
     pub fn metrics_endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
         crate::metrics::init();
         let store = self.store.clone();
-        get(poem::endpoint::make_sync(move |_| {
+        let policy = NetworkPolicy {
+            allowed: self.config.metrics.allowed_networks.clone(),
+            trusted_proxies: self.config.server.trusted_proxies.clone(),
+        };
+        get(poem::endpoint::make_sync(move |req| {
+            if !policy.allows_metrics(&req) {
+                return crate::network::forbidden();
+            }
             Response::builder()
                 .content_type("text/plain; version=0.0.4; charset=utf-8")
                 .body(crate::metrics::render(store.as_ref()))
@@ -295,19 +304,32 @@ pub async fn serve(
 
 /// `serve`, closing connections that send nothing for `idle_timeout`: idle keep-alive
 /// connections, and clients that stall in the middle of their headers (answered 408; see
-/// `conn.rs`). A stalled body is the body timeout's job.
+/// `conn.rs`). A stalled body is the body timeout's job. The other connection limits keep
+/// their defaults.
 pub async fn serve_with_idle_timeout(
     acceptor: impl Acceptor + 'static,
     endpoint: impl Endpoint + 'static,
     shutdown_timeout: Duration,
     idle_timeout: Duration,
 ) -> std::io::Result<()> {
-    Server::new_with_acceptor(crate::conn::Guarded {
-        inner: acceptor,
+    let server = crate::config::ServerConfig {
+        shutdown_timeout,
         idle_timeout,
-    })
-    .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(shutdown_timeout))
-    .await
+        ..Default::default()
+    };
+    serve_configured(acceptor, endpoint, &server).await
+}
+
+/// Serves with every connection limit of `server.*` (see `conn.rs`): the idle timeout, the
+/// deadline for a request head, the number of open connections, and the shutdown timeout.
+pub async fn serve_configured(
+    acceptor: impl Acceptor + 'static,
+    endpoint: impl Endpoint + 'static,
+    server: &crate::config::ServerConfig,
+) -> std::io::Result<()> {
+    Server::new_with_acceptor(crate::conn::Guarded::new(acceptor, server))
+        .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(server.shutdown_timeout))
+        .await
 }
 
 async fn shutdown_signal() {

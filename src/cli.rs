@@ -276,7 +276,9 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
                 .ok_or("the metrics listener has no socket address")?;
             println!("  metrics:         http://{metrics_addr}/metrics");
             let route = poem::Route::new().at("/metrics", app.metrics_endpoint());
-            // Ends with the process; scrapes in flight at shutdown do not matter.
+            // Ends with the process; scrapes in flight at shutdown do not matter. The same
+            // connection guards as the main port, with a connection limit of its own.
+            let acceptor = crate::conn::Guarded::new(acceptor, &config.server);
             tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(route));
         }
         (None, true) => println!("  metrics:         {base}/metrics"),
@@ -284,15 +286,9 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     }
     tracing::info!(%addr, "listening");
     let endpoint = app.endpoint();
-    let server = &app.config.server;
-    crate::app::serve_with_idle_timeout(
-        acceptor,
-        endpoint,
-        server.shutdown_timeout,
-        server.idle_timeout,
-    )
-    .await
-    .map_err(|err| format!("server error: {err}"))?;
+    crate::app::serve_configured(acceptor, endpoint, &app.config.server)
+        .await
+        .map_err(|err| format!("server error: {err}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -60,6 +60,11 @@ pub struct MetricsConfig {
     pub enabled: bool,
     /// A separate `host:port` for `/metrics` (e.g. an internal interface); empty: the main port.
     pub listen: Option<String>,
+    /// Only callers from these networks may read `/metrics` (the caller's address as
+    /// `server.trusted_proxies` resolves it); others get 403. Default: loopback only. Empty:
+    /// anyone.
+    #[serde(deserialize_with = "networks")]
+    pub allowed_networks: Vec<IpNet>,
 }
 
 impl Default for MetricsConfig {
@@ -67,6 +72,10 @@ impl Default for MetricsConfig {
         MetricsConfig {
             enabled: true,
             listen: None,
+            allowed_networks: vec![
+                "127.0.0.0/8".parse().expect("a network"),
+                "::1/128".parse().expect("a network"),
+            ],
         }
     }
 }
@@ -89,6 +98,14 @@ pub struct ServerConfig {
     /// Connections with no traffic for this long are closed.
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// How long a whole request head (request line and headers) may take to arrive, however
+    /// steadily it trickles; then 408.
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// Open connections served at once; further connections wait in the listen backlog. The
+    /// default (512) stays well below the usual soft file-descriptor limit of 1024.
+    #[serde(deserialize_with = "number")]
+    pub max_connections: usize,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<IpNet>,
@@ -114,6 +131,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 512,
             trusted_proxies: Vec::new(),
             tls: None,
         }
@@ -528,6 +547,15 @@ impl Config {
         self.server.base_path = base.to_owned();
         if self.server.max_body_bytes == 0 {
             return Err(ConfigError::at("server.max_body_bytes", "must be positive"));
+        }
+        if self.server.header_timeout.is_zero() {
+            return Err(ConfigError::at("server.header_timeout", "must be positive"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::at(
+                "server.max_connections",
+                "must be positive",
+            ));
         }
         if self.ownid.max_ownid_data_chars == 0 {
             return Err(ConfigError::at(

@@ -7,6 +7,7 @@
 //! | `ownid_bridge_signature_failures_total` | counter | `reason` |
 //! | `ownid_bridge_storage_errors_total` | counter | `kind` (`unavailable`, `too_large`, `other`) |
 //! | `ownid_bridge_storage_pool_connections` | gauge | `state` (`in_use`, `idle`, `max`) |
+//! | `ownid_bridge_connections_open` | gauge | (none): client connections open now (`conn.rs`) |
 //!
 //! `operation` is one of the three OwnID operations or the name of another route, and `other`
 //! for anything unknown, so that no caller can grow the number of series.

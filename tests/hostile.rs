@@ -104,15 +104,19 @@ async fn a_body_one_byte_off_the_signed_one_is_401() {
 
 /// The server over TCP with short timeouts.
 async fn tcp_server() -> (std::net::SocketAddr, tempfile::TempDir) {
+    tcp_server_with(&[]).await
+}
+
+/// The server over TCP with short timeouts, then `overrides`.
+async fn tcp_server_with(overrides: &[(&str, &str)]) -> (std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let config = test_config(
-        dir.path(),
-        &[
-            ("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
-            ("OWNID_BRIDGE__SERVER__BODY_TIMEOUT", "1s"),
-            ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "1s"),
-        ],
-    );
+    let mut settings = vec![
+        ("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+        ("OWNID_BRIDGE__SERVER__BODY_TIMEOUT", "1s"),
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "1s"),
+    ];
+    settings.extend_from_slice(overrides);
+    let config = test_config(dir.path(), &settings);
     let store = storage::open(&config.storage, true).await.unwrap();
     store.apply_schema(true).await.unwrap();
     let (addr, _) = serve_tcp(config, store).await;
@@ -206,4 +210,171 @@ async fn oversized_headers_are_refused_with_a_4xx() {
         .unwrap_or_default();
     let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     assert_eq!(body["error"], "invalid_request", "{reply:.300}");
+}
+
+/// Writes `bytes` one at a time, `every` apart, until a write fails (the server closed).
+fn trickle(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    bytes: Vec<u8>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for byte in bytes {
+            tokio::time::sleep(every).await;
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_request_head_trickled_inside_the_idle_timeout_is_cut_off_at_the_header_timeout() {
+    let (addr, _dir) = tcp_server_with(&[("OWNID_BRIDGE__SERVER__HEADER_TIMEOUT", "1s")]).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(format!("POST /ownid/{GET} HTTP/1.1\r\nhost: x\r\n").as_bytes())
+        .await
+        .unwrap();
+    // A byte every 300 ms keeps the 1 s idle timer from ever firing; the head never ends (60
+    // bytes take 18 s). Only a deadline for the whole head can end it while the client trickles.
+    let writer = trickle(
+        writer,
+        b"x-slow: ".repeat(8)[..60].to_vec(),
+        Duration::from_millis(300),
+    );
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut out)).await;
+    let reply = String::from_utf8_lossy(&out);
+    assert!(
+        !writer.is_finished(),
+        "the client had to stop trickling before the server answered: {reply}"
+    );
+    writer.abort();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("\"error\":\"request_timeout\""), "{reply}");
+}
+
+#[tokio::test]
+async fn the_header_timeout_does_not_cover_the_body_or_the_next_request() {
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__HEADER_TIMEOUT", "1s"),
+        ("OWNID_BRIDGE__SERVER__BODY_TIMEOUT", "5s"),
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "5s"),
+    ])
+    .await;
+    let body = r#"{"loginId":"a@b.c"}"#;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    for round in 0..2 {
+        let timestamp = now_ms().to_string();
+        let head = format!(
+            "POST /ownid/{GET} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             ownid-timestamp: {timestamp}\r\nownid-signature: {}\r\n\
+             content-length: {}\r\n\r\n",
+            sign(body, &timestamp),
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The body takes longer than the header timeout, well inside the body timeout.
+        for chunk in body.as_bytes().chunks(7) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stream.write_all(chunk).await.unwrap();
+        }
+        let mut reply = vec![0; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut reply))
+            .await
+            .unwrap()
+            .unwrap();
+        let reply = String::from_utf8_lossy(&reply[..n]);
+        assert!(reply.starts_with("HTTP/1.1 404"), "round {round}: {reply}");
+        // The next request on the keep-alive connection starts a head of its own later.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+}
+
+/// Sends `GET /healthz` on a keep-alive connection and reads the answer's first bytes, or `None`
+/// when nothing arrives within `wait`.
+async fn healthz_on(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = vec![0; 4096];
+    match tokio::time::timeout(wait, stream.read(&mut reply)).await {
+        Ok(Ok(n)) => Some(String::from_utf8_lossy(&reply[..n]).into_owned()),
+        Ok(Err(err)) => Some(format!("error: {err}")),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn connections_over_max_connections_wait_until_one_closes() {
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS", "2"),
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
+    ])
+    .await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    for stream in [&mut first, &mut second] {
+        let reply = healthz_on(stream, Duration::from_secs(10)).await;
+        assert!(reply.unwrap().starts_with("HTTP/1.1 200"));
+    }
+    // Both stay open (keep-alive, idle). A third connection is not served meanwhile...
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let early = healthz_on(&mut third, Duration::from_secs(1)).await;
+    assert_eq!(early, None, "served over the connection limit");
+    // ...and is, as soon as one of the two closes.
+    drop(first);
+    let mut reply = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut reply))
+        .await
+        .expect("the waiting connection was never served")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(healthz_on(&mut second, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_sent_whole_still_gets_the_413() {
+    // A client that writes its whole body before reading (Python's http.client, curl without
+    // `Expect: 100-continue`): the server answers 413 before reading the body, and must not
+    // close the socket on unread bytes (the kernel would reset the connection, and the client
+    // would see a broken pipe or a reset instead of the answer).
+    let (addr, _dir) = tcp_server_with(&[("OWNID_BRIDGE__SERVER__MAX_BODY_BYTES", "65536")]).await;
+    // More than the kernel buffers of both ends hold on loopback, so that the client is still
+    // writing when the server has answered.
+    let body = vec![b'x'; 16 * 1024 * 1024];
+    for attempt in 0..5 {
+        let timestamp = now_ms().to_string();
+        let head = format!(
+            "POST /ownid/{SET} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             ownid-timestamp: {timestamp}\r\nownid-signature: {}\r\n\
+             content-length: {}\r\n\r\n",
+            sign("", &timestamp),
+            body.len()
+        );
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut request = head.into_bytes();
+        request.extend_from_slice(&body);
+        let sent = tokio::time::timeout(Duration::from_secs(10), stream.write_all(&request)).await;
+        let mut out = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+        let reply = String::from_utf8_lossy(&out);
+        assert!(
+            matches!(sent, Ok(Ok(()))),
+            "attempt {attempt}: sending: {sent:?}, reading: {read:?}, got {reply:?}"
+        );
+        assert!(
+            reply.starts_with("HTTP/1.1 413"),
+            "attempt {attempt}: sending: {sent:?}, reading: {read:?}, got {reply:?}"
+        );
+        assert!(reply.contains("\"payload_too_large\""), "{reply}");
+    }
 }

@@ -9,9 +9,13 @@ use ownid_bridge::storage;
 use poem::listener::Acceptor;
 
 async fn serve_with(overrides: &[(&str, &str)]) -> (String, tempfile::TempDir) {
+    serve_on("127.0.0.1:0", overrides).await
+}
+
+async fn serve_on(listen: &str, overrides: &[(&str, &str)]) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut overrides = overrides.to_vec();
-    overrides.push(("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"));
+    overrides.push(("OWNID_BRIDGE__SERVER__LISTEN", listen));
     let config = test_config(dir.path(), &overrides);
     let store = storage::open(&config.storage, true).await.unwrap();
     store.apply_schema(true).await.unwrap();
@@ -79,6 +83,149 @@ async fn forwarded_for_counts_behind_a_trusted_proxy() {
     );
 }
 
+/// POST getOwnIDDataByLoginId with one `X-Forwarded-For` line per item, in order.
+async fn get_data_lines(url: &str, lines: &[&[u8]]) -> u16 {
+    let body = r#"{"loginId":"nobody@example.com"}"#;
+    let timestamp = now_ms().to_string();
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/ownid/getOwnIDDataByLoginId"))
+        .header("content-type", "application/json")
+        .header("ownid-timestamp", &timestamp)
+        .header("ownid-signature", sign(body, &timestamp))
+        .body(body);
+    for line in lines {
+        let value = reqwest::header::HeaderValue::from_bytes(line).unwrap();
+        request = request.header("x-forwarded-for", value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn every_forwarded_for_line_is_read_as_one_list() {
+    let (url, _dir) = serve_with(&[
+        ("OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS", "203.0.113.0/24"),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    // The client sends its own line; the proxy (HAProxy's `option forwardfor`) adds a second one
+    // with the address it saw. The second line is the truth.
+    assert_eq!(
+        get_data_lines(&url, &[b"203.0.113.7", b"198.51.100.1"]).await,
+        403
+    );
+    assert_eq!(
+        get_data_lines(&url, &[b"203.0.113.7, 203.0.113.8", b"198.51.100.1"]).await,
+        403
+    );
+    assert_eq!(
+        get_data_lines(&url, &[b"198.51.100.1", b"203.0.113.7"]).await,
+        404
+    );
+    // Entries from several lines form one list: the right-most untrusted one is the client.
+    assert_eq!(
+        get_data_lines(&url, &[b"198.51.100.1", b"203.0.113.7, 127.0.0.1"]).await,
+        404
+    );
+    // A port after the address is read (some proxies add it).
+    assert_eq!(get_data_lines(&url, &[b"203.0.113.7:5678"]).await, 404);
+    assert_eq!(get_data_lines(&url, &[b"198.51.100.1:5678"]).await, 403);
+}
+
+#[tokio::test]
+async fn an_unreadable_forwarded_for_is_refused_not_replaced_by_the_proxy_address() {
+    // The proxy itself is in the allowed networks: falling back to its address would let anyone
+    // through who can make the header unreadable.
+    let (url, _dir) = serve_with(&[
+        (
+            "OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS",
+            "127.0.0.1, 203.0.113.0/24",
+        ),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    assert_eq!(get_data_lines(&url, &[b"203.0.113.7"]).await, 404);
+    assert_eq!(get_data_lines(&url, &[]).await, 404);
+    let unreadable: [&[&[u8]]; 9] = [
+        &[b"garbage"],
+        &[b"203.0.113.7, garbage"],
+        &[b"garbage, 203.0.113.7"],
+        &[b"203.0.113.7,"],
+        &[b"203.0.113.7,,203.0.113.8"],
+        &[b""],
+        &[b"203.0.113.7", b"\xff\xfe"],
+        &[b"unknown"],
+        &[b"203.0.113.7:notaport"],
+    ];
+    for lines in unreadable {
+        let shown: Vec<_> = lines.iter().map(|l| String::from_utf8_lossy(l)).collect();
+        assert_eq!(get_data_lines(&url, lines).await, 403, "{shown:?}");
+    }
+}
+
+/// POST getOwnIDDataByLoginId with the given header lines, in order.
+async fn get_data_headers(url: &str, lines: &[(&str, &str)]) -> u16 {
+    let body = r#"{"loginId":"nobody@example.com"}"#;
+    let timestamp = now_ms().to_string();
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/ownid/getOwnIDDataByLoginId"))
+        .header("content-type", "application/json")
+        .header("ownid-timestamp", &timestamp)
+        .header("ownid-signature", sign(body, &timestamp))
+        .body(body);
+    for (name, value) in lines {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_forwarded_header_is_read_with_the_same_rules() {
+    let (url, _dir) = serve_with(&[
+        (
+            "OWNID_BRIDGE__OWNID__ALLOWED_NETWORKS",
+            "203.0.113.0/24, 2001:db8::/32",
+        ),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let passes: [&[(&str, &str)]; 4] = [
+        &[("forwarded", "for=203.0.113.7")],
+        &[(
+            "forwarded",
+            "For=198.51.100.1;proto=http, for=203.0.113.7;by=127.0.0.1",
+        )],
+        &[("forwarded", "for=\"[2001:db8::1]:4711\"")],
+        &[("forwarded", "for=\"203.0.113.7:80\";proto=https")],
+    ];
+    for lines in passes {
+        assert_eq!(get_data_headers(&url, lines).await, 404, "{lines:?}");
+    }
+    let refused: [&[(&str, &str)]; 8] = [
+        // The client's own line first, the proxy's second: the proxy's counts.
+        &[
+            ("forwarded", "for=203.0.113.7"),
+            ("forwarded", "for=198.51.100.1"),
+        ],
+        &[("forwarded", "for=unknown")],
+        &[("forwarded", "for=_hidden")],
+        &[("forwarded", "proto=https")],
+        &[("forwarded", "for=203.0.113.7, garbage")],
+        &[("forwarded", "for=[2001:db8::1")],
+        // Both kinds at once: one of them was written by the client.
+        &[
+            ("forwarded", "for=203.0.113.7"),
+            ("x-forwarded-for", "203.0.113.8"),
+        ],
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("forwarded", "for=198.51.100.1"),
+        ],
+    ];
+    for lines in refused {
+        assert_eq!(get_data_headers(&url, lines).await, 403, "{lines:?}");
+    }
+}
+
 #[tokio::test]
 async fn with_a_certificate_and_key_it_serves_https() {
     let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -135,5 +282,84 @@ async fn an_unreadable_certificate_stops_start_up_with_its_key_named() {
     assert!(
         err.starts_with("server.tls.certificate_file: cannot read"),
         "{err}"
+    );
+}
+
+/// `GET /metrics` with the given headers: the status.
+async fn metrics_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = reqwest::Client::new().get(format!("{url}/metrics"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn metrics_are_for_loopback_callers_by_default() {
+    let (url, _dir) = serve_with(&[]).await;
+    assert_eq!(metrics_status(&url, &[]).await, 200);
+    // A reverse proxy on the same host connects from loopback too: a forwarded request is not a
+    // local scrape unless the proxy is trusted and names a caller inside the allow-list.
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "198.51.100.1")]).await,
+        403
+    );
+    assert_eq!(
+        metrics_status(&url, &[("forwarded", "for=198.51.100.1")]).await,
+        403
+    );
+
+    // The default, seen from an address that is not loopback: bind to this host's own outward
+    // address when it has one (the peer is then that address, not 127.0.0.1).
+    let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("203.0.113.1:9")?;
+            socket.local_addr()
+        })
+        .map(|addr| addr.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    match outward {
+        Some(ip) => {
+            let listen = std::net::SocketAddr::new(ip, 0).to_string();
+            let (url, _dir) = serve_on(&listen, &[]).await;
+            assert_eq!(metrics_status(&url, &[]).await, 403, "from {ip}");
+            let reply = reqwest::get(format!("{url}/metrics")).await.unwrap();
+            let body = reply.text().await.unwrap();
+            assert!(body.contains("\"forbidden\""), "{body}");
+            assert!(!body.contains("ownid_bridge_"), "{body}");
+        }
+        None => eprintln!("no non-loopback local address: the remote-peer case is not exercised"),
+    }
+}
+
+#[tokio::test]
+async fn metrics_allowed_networks_decide_who_reads_metrics() {
+    let (url, _dir) =
+        serve_with(&[("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "203.0.113.0/24")]).await;
+    assert_eq!(metrics_status(&url, &[]).await, 403);
+    // Through a trusted proxy, the forwarded caller counts, and an unreadable header is refused.
+    let (url, _dir) = serve_with(&[
+        ("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "203.0.113.0/24"),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "203.0.113.7")]).await,
+        200
+    );
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "198.51.100.1")]).await,
+        403
+    );
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "garbage")]).await,
+        403
+    );
+    // An empty list lets anyone read them (for a network that is closed by other means).
+    let (url, _dir) = serve_with(&[("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "")]).await;
+    assert_eq!(
+        metrics_status(&url, &[("x-forwarded-for", "198.51.100.1")]).await,
+        200
     );
 }

@@ -210,7 +210,8 @@ pub fn backend_config(
     Config::from_yaml(&yaml, &env).expect("config")
 }
 
-/// Serves the app over TCP on the config's `server.listen` (use port 0), with its idle timeout.
+/// Serves the app over TCP on the config's `server.listen` (use port 0), with its connection
+/// limits (`server.*`) and a 1 s shutdown timeout.
 pub async fn serve_tcp(
     config: Config,
     store: Arc<dyn UserStore>,
@@ -224,11 +225,13 @@ pub async fn serve_tcp(
         .await
         .expect("bind");
     let addr = *acceptor.local_addr()[0].as_socket_addr().expect("a socket");
-    let task = tokio::spawn(ownid_bridge::app::serve_with_idle_timeout(
-        acceptor,
-        app.endpoint(),
-        std::time::Duration::from_secs(1),
-        app.config.server.idle_timeout,
-    ));
+    let server = ownid_bridge::config::ServerConfig {
+        shutdown_timeout: std::time::Duration::from_secs(1),
+        ..app.config.server.clone()
+    };
+    let endpoint = app.endpoint();
+    let task = tokio::spawn(async move {
+        ownid_bridge::app::serve_configured(acceptor, endpoint, &server).await
+    });
     (addr, task)
 }
