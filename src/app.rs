@@ -11,10 +11,11 @@ use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response,
 use crate::api::spec;
 use crate::api::{ApiError, ApiState, OwnIdApi};
 use crate::config::Config;
+use crate::config::ReplayProtection;
 use crate::network::{NetworkPolicy, OriginCheck};
 use crate::secret::Secret;
 use crate::session::SessionIssuer;
-use crate::signature::{ReplayCache, SignatureCheck, SignatureRejected, SignatureVerifier};
+use crate::signature::{ReplayGuard, SignatureCheck, SignatureRejected, SignatureVerifier};
 
 /// Everything `serve` derives from the configuration before it listens.
 pub struct App {
@@ -91,8 +92,13 @@ impl App {
             config.server.max_body_bytes,
             config.server.body_timeout,
         );
-        if config.ownid.replay_protection {
-            signature = signature.with_replay_protection(Arc::new(ReplayCache::default()));
+        match config.ownid.replay_protection {
+            ReplayProtection::Off => {}
+            ReplayProtection::Memory => {
+                signature = signature.with_replay_protection(Arc::new(ReplayGuard::new(
+                    config.ownid.replay_max_entries,
+                )));
+            }
         }
         let origin = OriginCheck(Arc::new(NetworkPolicy {
             allowed: config.ownid.allowed_networks.clone(),

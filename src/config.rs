@@ -148,6 +148,34 @@ impl Normalization {
     }
 }
 
+/// Where accepted signatures are remembered (`ownid.replay_protection`). An enum so that a mode
+/// shared by several instances can join `off` and `memory` under the same key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplayProtection {
+    /// Every correctly signed request inside the clock-skew window is accepted, repeats too.
+    Off,
+    /// Each signature is accepted once per instance, remembered in this process's memory.
+    #[default]
+    Memory,
+}
+
+impl<'de> Deserialize<'de> for ReplayProtection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The key was a boolean before it was a mode: `true`/`false` (YAML or strings) still work.
+        match Scalar::<bool>::deserialize(deserializer)? {
+            Scalar::Native(true) => Ok(ReplayProtection::Memory),
+            Scalar::Native(false) => Ok(ReplayProtection::Off),
+            Scalar::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "memory" | "true" => Ok(ReplayProtection::Memory),
+                "off" | "false" => Ok(ReplayProtection::Off),
+                _ => Err(serde::de::Error::custom(format!(
+                    "invalid value {text:?}: expected one of off, memory"
+                ))),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OwnIdConfig {
@@ -159,9 +187,14 @@ pub struct OwnIdConfig {
     /// comma-separated string).
     #[serde(deserialize_with = "secrets")]
     pub previous_shared_secrets: Vec<Secret>,
-    /// Accept each signed request only once within its clock-skew window (per instance).
-    #[serde(deserialize_with = "boolean")]
-    pub replay_protection: bool,
+    /// Accept each signed request only once within its clock-skew window: `off` or `memory`
+    /// (this instance's memory, the default). `true` and `false` mean `memory` and `off`.
+    pub replay_protection: ReplayProtection,
+    /// The most signatures the replay guard holds at once (each until its timestamp leaves the
+    /// window). When it is full, new signed requests are refused with 503 rather than an entry
+    /// still inside its window forgotten.
+    #[serde(deserialize_with = "number")]
+    pub replay_max_entries: usize,
     #[serde(deserialize_with = "duration")]
     pub max_clock_skew: Duration,
     pub responses: ResponseMode,
@@ -183,7 +216,8 @@ impl Default for OwnIdConfig {
             shared_secret: None,
             shared_secret_file: None,
             previous_shared_secrets: Vec::new(),
-            replay_protection: false,
+            replay_protection: ReplayProtection::Memory,
+            replay_max_entries: 500_000,
             max_clock_skew: Duration::from_secs(60),
             responses: ResponseMode::Standard,
             max_ownid_data_chars: 16384,
@@ -532,6 +566,12 @@ impl Config {
         if self.ownid.max_ownid_data_chars == 0 {
             return Err(ConfigError::at(
                 "ownid.max_ownid_data_chars",
+                "must be positive",
+            ));
+        }
+        if self.ownid.replay_max_entries == 0 {
+            return Err(ConfigError::at(
+                "ownid.replay_max_entries",
                 "must be positive",
             ));
         }
@@ -1031,5 +1071,58 @@ mod tests {
             assert!(!debug.contains(leaked), "{leaked} in {debug}");
         }
         assert!(debug.contains("[redacted]"));
+    }
+
+    #[test]
+    fn replay_protection_is_a_mode_and_the_old_booleans_still_work() {
+        let mode = |yaml: &str, vars: &[(&str, &str)]| {
+            Config::from_yaml(yaml, &env(vars))
+                .unwrap()
+                .ownid
+                .replay_protection
+        };
+        assert_eq!(mode("", &[]), ReplayProtection::Memory);
+        assert_eq!(
+            mode("ownid: { replay_protection: off }", &[]),
+            ReplayProtection::Off
+        );
+        assert_eq!(
+            mode("ownid: { replay_protection: memory }", &[]),
+            ReplayProtection::Memory
+        );
+        assert_eq!(
+            mode("ownid: { replay_protection: false }", &[]),
+            ReplayProtection::Off
+        );
+        assert_eq!(
+            mode("ownid: { replay_protection: true }", &[]),
+            ReplayProtection::Memory
+        );
+        for (value, expected) in [
+            ("false", ReplayProtection::Off),
+            ("true", ReplayProtection::Memory),
+            ("off", ReplayProtection::Off),
+            ("memory", ReplayProtection::Memory),
+        ] {
+            assert_eq!(
+                mode("", &[("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", value)]),
+                expected,
+                "{value}"
+            );
+        }
+        let message = error("ownid: { replay_protection: sometimes }", &[]);
+        assert!(
+            message.starts_with("ownid.replay_protection:") && message.contains("off, memory"),
+            "{message}"
+        );
+        assert_eq!(
+            Config::from_yaml("", &[]).unwrap().ownid.replay_max_entries,
+            500_000
+        );
+        let message = error("ownid: { replay_max_entries: 0 }", &[]);
+        assert!(
+            message.starts_with("ownid.replay_max_entries: must be positive"),
+            "{message}"
+        );
     }
 }

@@ -189,48 +189,179 @@ fn decode_secret(secret: &Secret, path: &str) -> Result<Vec<u8>, String> {
     Ok(key)
 }
 
-/// Signatures already accepted, each kept until its timestamp leaves the skew window (after that
-/// the clock check refuses it anyway). Per process: see the README for several instances.
-#[derive(Default)]
-pub struct ReplayCache {
-    seen: std::sync::Mutex<ReplayState>,
+/// The length of an HMAC-SHA256 signature, the replay guard's key.
+const MAC_LEN: usize = 32;
+
+/// Why the replay guard refused a correctly signed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayRefusal {
+    /// The signature was accepted before, or a request carrying it is being answered now.
+    Replayed,
+    /// The timestamp left the window while the request was arriving, and the guard may already
+    /// have forgotten the signature's earlier use: refused rather than taken on trust.
+    Stale,
+    /// The guard holds `capacity` signatures still inside their window (fail closed: 503).
+    Full,
+}
+
+/// Signatures of correctly signed requests, each remembered until its timestamp leaves the
+/// clock-skew window (`ownid-timestamp + max_clock_skew`; after that the clock check refuses the
+/// signature anyway). Per process: see the README for several instances.
+///
+/// A signature is reserved when it verifies ("in flight"), marked used when the operation answers
+/// 2xx or 4xx, and released when it answers 5xx or the request is dropped before its answer
+/// (the client went away), so that OwnID may retry it. It is never accepted twice with a 2xx or
+/// 4xx answer in between.
+///
+/// Bounded: at most `capacity` entries; when full, a new signature is refused (never an entry
+/// inside its window forgotten). Expired entries leave through a min-heap on their expiry, so
+/// each request does O(log n) work under one mutex.
+pub struct ReplayGuard {
+    state: std::sync::Mutex<GuardState>,
+    capacity: usize,
 }
 
 #[derive(Default)]
-struct ReplayState {
-    expiries: std::collections::HashMap<Vec<u8>, i128>,
-    next_prune: usize,
+struct GuardState {
+    entries: std::collections::HashMap<[u8; MAC_LEN], Entry>,
+    /// One item per entry: (expiry, signature), soonest first.
+    expiries: std::collections::BinaryHeap<std::cmp::Reverse<(i64, [u8; MAC_LEN])>>,
+    /// The latest expiry removed so far: a signature expiring then or earlier may have been
+    /// accepted and forgotten, so it cannot be told apart from a new one.
+    forgotten_through: Option<i64>,
 }
 
-impl ReplayCache {
-    /// Records the signature; `false` when it was already recorded and has not expired.
-    pub fn first_use(&self, mac: Vec<u8>, expires_ms: i128, now_ms: i128) -> bool {
-        let mut state = self
-            .seen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if state.expiries.len() >= state.next_prune {
-            state.expiries.retain(|_, expiry| *expiry >= now_ms);
-            state.next_prune = (state.expiries.len() * 2).max(1024);
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum EntryState {
+    InFlight,
+    Used,
+    /// Answered 5xx or dropped before its answer: may be reserved again.
+    Released,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    state: EntryState,
+}
+
+impl std::fmt::Debug for ReplayGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayGuard")
+            .field("entries", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl ReplayGuard {
+    pub fn new(capacity: usize) -> Self {
+        ReplayGuard {
+            state: Default::default(),
+            capacity: capacity.max(1),
         }
-        match state.expiries.get(&mac) {
-            Some(expiry) if *expiry >= now_ms => false,
-            _ => {
-                state.expiries.insert(mac, expires_ms);
-                true
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reserves a verified signature that expires at `expires_ms`. `now_ms` is the clock reading
+    /// the request's timestamp was checked against, taken when the request started: every
+    /// request whose own start lies inside the window finds the entry (or is refused as stale).
+    pub fn reserve(
+        self: &Arc<Self>,
+        mac: &[u8],
+        expires_ms: i128,
+        now_ms: i128,
+    ) -> Result<Reservation, ReplayRefusal> {
+        let mac: [u8; MAC_LEN] = mac.try_into().map_err(|_| ReplayRefusal::Replayed)?;
+        let expires = clamp_ms(expires_ms);
+        let now = clamp_ms(now_ms);
+        let mut state = self.lock();
+        // Forget what expired before this request's start (never later than it).
+        while let Some(std::cmp::Reverse((expiry, key))) = state.expiries.peek().copied() {
+            if expiry >= now {
+                break;
+            }
+            state.expiries.pop();
+            state.entries.remove(&key);
+            state.forgotten_through = state.forgotten_through.max(Some(expiry));
+        }
+        if state
+            .forgotten_through
+            .is_some_and(|through| expires <= through)
+        {
+            return Err(ReplayRefusal::Stale);
+        }
+        let full = state.entries.len() >= self.capacity;
+        match state.entries.get_mut(&mac) {
+            Some(entry) if entry.state == EntryState::Released => {
+                entry.state = EntryState::InFlight;
+            }
+            Some(_) => return Err(ReplayRefusal::Replayed),
+            None if full => return Err(ReplayRefusal::Full),
+            None => {
+                state.entries.insert(
+                    mac,
+                    Entry {
+                        state: EntryState::InFlight,
+                    },
+                );
+                state.expiries.push(std::cmp::Reverse((expires, mac)));
+            }
+        }
+        Ok(Reservation {
+            guard: self.clone(),
+            mac,
+            done: false,
+        })
+    }
+
+    fn finish(&self, mac: &[u8; MAC_LEN], to: EntryState) {
+        if let Some(entry) = self.lock().entries.get_mut(mac) {
+            if entry.state == EntryState::InFlight {
+                entry.state = to;
             }
         }
     }
 
+    /// Signatures held (in flight, used, or released and not yet expired).
     pub fn len(&self) -> usize {
-        self.seen
-            .lock()
-            .map(|state| state.expiries.len())
-            .unwrap_or(0)
+        self.lock().entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+fn clamp_ms(ms: i128) -> i64 {
+    ms.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+/// A signature reserved by [`ReplayGuard::reserve`]. [`Reservation::used`] marks it used;
+/// dropped without that (a 5xx answer, or the request future dropped), it is released.
+pub struct Reservation {
+    guard: Arc<ReplayGuard>,
+    mac: [u8; MAC_LEN],
+    done: bool,
+}
+
+impl Reservation {
+    /// The request was answered (2xx or 4xx): the signature is never accepted again.
+    pub fn used(mut self) {
+        self.done = true;
+        self.guard.finish(&self.mac, EntryState::Used);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.done {
+            self.guard.finish(&self.mac, EntryState::Released);
+        }
     }
 }
 
@@ -247,7 +378,7 @@ pub struct SignatureCheck {
     verifier: Arc<SignatureVerifier>,
     max_body_bytes: usize,
     body_timeout: Duration,
-    replays: Option<Arc<ReplayCache>>,
+    replays: Option<Arc<ReplayGuard>>,
 }
 
 impl SignatureCheck {
@@ -265,8 +396,8 @@ impl SignatureCheck {
     }
 
     /// Accepts each signed request once within its skew window.
-    pub fn with_replay_protection(mut self, cache: Arc<ReplayCache>) -> Self {
-        self.replays = Some(cache);
+    pub fn with_replay_protection(mut self, guard: Arc<ReplayGuard>) -> Self {
+        self.replays = Some(guard);
         self
     }
 }
@@ -298,7 +429,11 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 impl<E: Endpoint> SignatureEndpoint<E> {
-    async fn verify(&self, req: &mut Request) -> Result<(), Response> {
+    /// Checks the request; on success, the signature's reservation in the replay guard (when
+    /// replay protection is on).
+    async fn verify(&self, req: &mut Request) -> Result<Option<Reservation>, Response> {
+        // One clock reading decides both the timestamp window and the replay guard.
+        let now = now_ms();
         let reject = |reason: SignatureError| {
             let mut response = reason.into_api_error().into_response();
             response.set_data(SignatureRejected(reason));
@@ -312,7 +447,7 @@ impl<E: Endpoint> SignatureEndpoint<E> {
         let (signature, timestamp) = (signature.to_owned(), timestamp.to_owned());
         self.check
             .verifier
-            .check_timestamp(&timestamp, now_ms())
+            .check_timestamp(&timestamp, now)
             .map_err(reject)?;
 
         let declared = header(req, "content-length").and_then(|len| len.parse::<u64>().ok());
@@ -350,15 +485,33 @@ impl<E: Endpoint> SignatureEndpoint<E> {
             .verifier
             .verified_mac(&body, &timestamp, &signature)
             .map_err(reject)?;
-        if let Some(replays) = &self.check.replays {
-            // Checked only after the signature verifies: forged requests cannot fill the cache
-            // or block a genuine one.
-            let sent: i128 = timestamp.parse().unwrap_or_default();
-            let expires = sent + self.check.verifier.max_skew.as_millis() as i128;
-            if !replays.first_use(mac, expires, now_ms()) {
-                return Err(reject(SignatureError::Replayed));
+        // Checked only after the signature verifies: forged requests cannot fill the guard or
+        // block a genuine one.
+        let reservation = match &self.check.replays {
+            None => None,
+            Some(replays) => {
+                let sent: i128 = timestamp.parse().unwrap_or_default();
+                let expires = sent + self.check.verifier.max_skew.as_millis() as i128;
+                match replays.reserve(&mac, expires, now) {
+                    Ok(reservation) => Some(reservation),
+                    Err(ReplayRefusal::Replayed) => return Err(reject(SignatureError::Replayed)),
+                    Err(ReplayRefusal::Stale) => return Err(reject(SignatureError::Stale)),
+                    Err(ReplayRefusal::Full) => {
+                        tracing::warn!(
+                            capacity = replays.capacity,
+                            "the replay guard is full; refusing new signed requests (503) until \
+                             entries expire: see ownid.replay_max_entries"
+                        );
+                        return Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "replay_capacity",
+                            "too many signed requests inside the clock-skew window; retry shortly",
+                        )
+                        .into_response());
+                    }
+                }
             }
-        }
+        };
         // A JSON object with a key twice is ambiguous (which one did the signer mean?); refuse it
         // rather than let the parser pick the last.
         if let Err(message) = crate::json::check_unique_keys(&body) {
@@ -366,7 +519,7 @@ impl<E: Endpoint> SignatureEndpoint<E> {
         }
         // `Bytes` is reference-counted: the operation parses the very buffer that was verified.
         req.set_body(body);
-        Ok(())
+        Ok(reservation)
     }
 }
 
@@ -383,10 +536,24 @@ impl<E: Endpoint> Endpoint for SignatureEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        if let Err(response) = self.verify(&mut req).await {
-            return Ok(response);
+        let reservation = match self.verify(&mut req).await {
+            Ok(reservation) => reservation,
+            Err(response) => return Ok(response),
+        };
+        // If this future is dropped here (the client went away), `reservation` is dropped with it
+        // and the signature released.
+        let result = self.inner.call(req).await.map(IntoResponse::into_response);
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(err) => err.status(),
+        };
+        if let Some(reservation) = reservation {
+            if !status.is_server_error() {
+                reservation.used();
+            }
+            // A 5xx drops it: released, OwnID may retry with the same signature.
         }
-        self.inner.call(req).await.map(IntoResponse::into_response)
+        result
     }
 }
 
@@ -524,22 +691,75 @@ mod tests {
         );
     }
 
+    fn mac(i: u32) -> [u8; MAC_LEN] {
+        let mut mac = [0u8; MAC_LEN];
+        mac[..4].copy_from_slice(&i.to_be_bytes());
+        mac
+    }
+
     #[test]
-    fn the_replay_cache_accepts_a_signature_once_until_it_expires() {
-        let cache = ReplayCache::default();
-        assert!(cache.first_use(vec![1], 1_000, 0));
-        assert!(!cache.first_use(vec![1], 1_000, 500));
-        assert!(cache.first_use(vec![2], 1_000, 500));
-        // Expired entries no longer block, and are pruned.
-        assert!(cache.first_use(vec![1], 3_000, 2_000));
-        for i in 0..3_000u32 {
-            cache.first_use(i.to_be_bytes().to_vec(), 2_500, 2_000);
+    fn the_replay_guard_accepts_a_signature_once() {
+        let guard = Arc::new(ReplayGuard::new(100));
+        guard.reserve(&mac(1), 1_000, 0).unwrap().used();
+        assert_eq!(
+            guard.reserve(&mac(1), 1_000, 500).err(),
+            Some(ReplayRefusal::Replayed)
+        );
+        guard.reserve(&mac(2), 1_000, 500).unwrap().used();
+        // While a request is in flight, a duplicate is refused; once it answered 5xx (or was
+        // dropped) the signature may be retried.
+        let in_flight = guard.reserve(&mac(3), 1_000, 0).unwrap();
+        assert_eq!(
+            guard.reserve(&mac(3), 1_000, 0).err(),
+            Some(ReplayRefusal::Replayed)
+        );
+        drop(in_flight);
+        guard.reserve(&mac(3), 1_000, 0).unwrap().used();
+        assert_eq!(
+            guard.reserve(&mac(3), 1_000, 0).err(),
+            Some(ReplayRefusal::Replayed)
+        );
+    }
+
+    #[test]
+    fn a_request_that_started_inside_the_window_never_finds_its_signature_forgotten() {
+        let guard = Arc::new(ReplayGuard::new(100));
+        guard.reserve(&mac(1), 1_000, 0).unwrap().used();
+        // Another request, started at 2 000, forgets everything that expired before then.
+        guard.reserve(&mac(2), 3_000, 2_000).unwrap().used();
+        assert_eq!(guard.len(), 1);
+        // A request carrying signature 1 that started at 900 (its timestamp was inside the
+        // window then) and whose body arrived only now is refused, not taken for new.
+        assert_eq!(
+            guard.reserve(&mac(1), 1_000, 900).err(),
+            Some(ReplayRefusal::Stale)
+        );
+        // Signatures expiring later than anything forgotten are judged as usual.
+        guard.reserve(&mac(3), 1_001, 900).unwrap().used();
+    }
+
+    #[test]
+    fn the_replay_guard_is_bounded_and_refuses_new_signatures_when_full() {
+        let guard = Arc::new(ReplayGuard::new(3));
+        for i in 0..3 {
+            guard.reserve(&mac(i), 1_000 + i as i128, 0).unwrap().used();
         }
-        // Pruning is amortized: once the map has doubled, expired entries are dropped.
-        for i in 3_000..6_000u32 {
-            cache.first_use(i.to_be_bytes().to_vec(), 10_000, 5_000);
+        assert_eq!(
+            guard.reserve(&mac(9), 5_000, 500).err(),
+            Some(ReplayRefusal::Full)
+        );
+        // Nothing inside its window was forgotten to make room.
+        assert_eq!(
+            guard.reserve(&mac(0), 1_000, 500).err(),
+            Some(ReplayRefusal::Replayed)
+        );
+        // Once entries expire, their room is free again.
+        guard.reserve(&mac(9), 5_000, 1_003).unwrap().used();
+        assert_eq!(guard.len(), 1);
+        for i in 10..10_000 {
+            let _ = guard.reserve(&mac(i), 20_000, 19_000);
         }
-        assert_eq!(cache.len(), 3_000);
+        assert_eq!(guard.len(), 3);
     }
 
     #[test]

@@ -7,8 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{sign, JWT_SECRET, SECRET};
-use ownid_bridge::signature::now_ms;
+use common::{fresh_timestamp, sign, JWT_SECRET, SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -89,7 +88,7 @@ async fn start(config: &Path) -> (Child, String) {
 }
 
 async fn post(url: &str, operation: &str, body: &str) -> (u16, String) {
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let response = reqwest::Client::new()
         .post(format!("{url}/ownid/{operation}"))
         .header("content-type", "application/json")

@@ -16,8 +16,8 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 pub struct ErrorBody {
     /// A machine-readable code: `invalid_request`, `missing_signature`, `stale_timestamp`,
     /// `invalid_signature`, `replayed_request`, `forbidden`, `request_timeout`,
-    /// `payload_too_large`, `internal` or `storage_unavailable` (and `not_found` /
-    /// `method_not_allowed` for a path or method the server does not have).
+    /// `payload_too_large`, `internal`, `storage_unavailable` or `replay_capacity` (and
+    /// `not_found` / `method_not_allowed` for a path or method the server does not have).
     pub error: String,
     /// A sentence for people; never contains internal details.
     pub message: String,
