@@ -318,3 +318,71 @@ async fn the_replay_guard_is_bounded_and_fails_closed_when_full() {
     .await
     .assert_error(401, "replayed_request");
 }
+
+/// Log lines written while `run` runs on this thread, at info level and above.
+fn logged_at_info(run: impl FnOnce()) -> String {
+    #[derive(Clone)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture(Default::default());
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = capture.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn storage_error_messages_that_quote_user_data_do_not_reach_the_log() {
+    // Drivers quote the offending value: MySQL's duplicate entry, MongoDB's duplicate key.
+    let login_id = "leaky.login@example.com";
+    let errors = [
+        ownid_bridge_store::StoreError::Other(format!(
+            "error returned from database: 1062 (23000): Duplicate entry '{login_id}' for key \
+             'users.login_id'"
+        )),
+        ownid_bridge_store::StoreError::Other(format!(
+            "E11000 duplicate key error collection: app.users index: login_id_1 dup key: \
+             {{ login_id: \"{login_id}\" }}"
+        )),
+        ownid_bridge_store::StoreError::Unavailable(format!(
+            "write conflict on `{login_id}` (Key (login_id)=({login_id}))"
+        )),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let logs = logged_at_info(|| {
+        runtime.block_on(async {
+            let (app, script) =
+                spawn_scripted(&[("OWNID_BRIDGE__OWNID__CREATE_MISSING_USERS", "true")]).await;
+            for err in errors {
+                *script.fail_next.lock().unwrap() = Some(err);
+                let reply = app.set_data(login_id, "data").await;
+                assert!(reply.status >= 500, "{reply:?}");
+            }
+        })
+    });
+    assert!(logs.contains("storage error"), "nothing logged:\n{logs}");
+    assert!(
+        logs.contains("storage unavailable"),
+        "nothing logged:\n{logs}"
+    );
+    assert!(
+        !logs.contains("leaky.login"),
+        "the login id reached the log:\n{logs}"
+    );
+}
