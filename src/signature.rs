@@ -17,6 +17,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use sha2::Sha256;
 
 use crate::api::ApiError;
+use crate::config::PreviousSecret;
 use crate::secret::Secret;
 
 pub const SIGNATURE_HEADER: &str = "ownid-signature";
@@ -62,11 +63,28 @@ impl SignatureError {
     }
 }
 
+/// The shortest shared secret accepted, in bytes after base64 decoding.
+pub const MIN_SECRET_BYTES: usize = 16;
+
 /// The decoded shared secret(s) and the clock-skew policy.
 pub struct SignatureVerifier {
     /// The current key first, then the previous ones still accepted during a rotation.
-    keys: Vec<Vec<u8>>,
+    keys: Vec<Key>,
     max_skew: Duration,
+}
+
+struct Key {
+    bytes: Vec<u8>,
+    /// Unix milliseconds after which signatures made with this key are refused.
+    expires_ms: Option<i128>,
+    /// The configuration key it came from, for log lines (never the secret).
+    name: String,
+}
+
+impl Key {
+    fn expired_at(&self, now_ms: i128) -> bool {
+        self.expires_ms.is_some_and(|expires| now_ms > expires)
+    }
 }
 
 impl std::fmt::Debug for SignatureVerifier {
@@ -81,16 +99,41 @@ impl std::fmt::Debug for SignatureVerifier {
 impl SignatureVerifier {
     pub fn new(shared_secret: &Secret, max_skew: Duration) -> Result<Self, String> {
         Ok(SignatureVerifier {
-            keys: vec![decode_secret(shared_secret, "ownid.shared_secret")?],
+            keys: vec![Key {
+                bytes: decode_secret(shared_secret, "ownid.shared_secret")?,
+                expires_ms: None,
+                name: "ownid.shared_secret".into(),
+            }],
             max_skew,
         })
     }
 
     /// Also accepts signatures made with these secrets, so that the shared secret can be rotated
-    /// without refusing OwnID's calls while the new one is rolled out.
-    pub fn with_previous(mut self, previous: &[Secret]) -> Result<Self, String> {
-        for (i, secret) in previous.iter().enumerate() {
-            let key = decode_secret(secret, &format!("ownid.previous_shared_secrets[{i}]"))?;
+    /// without refusing OwnID's calls while the new one is rolled out; each until its expiry,
+    /// when it has one (one already past is warned about here, and refused).
+    pub fn with_previous(mut self, previous: &[PreviousSecret]) -> Result<Self, String> {
+        let now = now_ms();
+        for (i, entry) in previous.iter().enumerate() {
+            let name = format!("ownid.previous_shared_secrets[{i}]");
+            let bytes = decode_secret(&entry.secret, &name)?;
+            let expires_ms = entry.expires.map(|time| {
+                time.duration_since(UNIX_EPOCH)
+                    .map(|since| since.as_millis() as i128)
+                    .unwrap_or(0)
+            });
+            let key = Key {
+                bytes,
+                expires_ms,
+                name,
+            };
+            if key.expired_at(now) {
+                tracing::warn!(
+                    key = %key.name,
+                    expired = %entry.expires.map(humantime::format_rfc3339_seconds).map(|t| t.to_string()).unwrap_or_default(),
+                    "a previous shared secret has expired: requests signed with it are refused \
+                     (401 invalid_signature); remove it from the configuration"
+                );
+            }
             self.keys.push(key);
         }
         Ok(self)
@@ -113,7 +156,7 @@ impl SignatureVerifier {
     /// The `ownid-signature` value for a body and a timestamp header value.
     pub fn sign(&self, body: &[u8], timestamp: &str) -> String {
         BASE64.encode(
-            Self::mac(&self.keys[0], body, timestamp)
+            Self::mac(&self.keys[0].bytes, body, timestamp)
                 .finalize()
                 .into_bytes(),
         )
@@ -138,28 +181,38 @@ impl SignatureVerifier {
         timestamp: &str,
         signature: &str,
     ) -> Result<(), SignatureError> {
-        self.verified_mac(body, timestamp, signature).map(|_| ())
+        self.verified_mac(body, timestamp, signature, now_ms())
+            .map(|_| ())
     }
 
     /// The signature's bytes once they verify (the replay cache's key).
+    /// A signature made with a previous secret past its expiry (at `now_ms`) is refused.
     fn verified_mac(
         &self,
         body: &[u8],
         timestamp: &str,
         signature: &str,
+        now_ms: i128,
     ) -> Result<Vec<u8>, SignatureError> {
         let provided = BASE64
             .decode(signature.trim())
             .map_err(|_| SignatureError::Invalid)?;
-        let matches = self.keys.iter().any(|key| {
-            Self::mac(key, body, timestamp)
+        let matched = self.keys.iter().find(|key| {
+            Self::mac(&key.bytes, body, timestamp)
                 .verify_slice(&provided)
                 .is_ok()
         });
-        if matches {
-            Ok(provided)
-        } else {
-            Err(SignatureError::Invalid)
+        match matched {
+            Some(key) if key.expired_at(now_ms) => {
+                tracing::warn!(
+                    key = %key.name,
+                    "refused a request signed with a previous shared secret that has expired \
+                     (401 invalid_signature)"
+                );
+                Err(SignatureError::Invalid)
+            }
+            Some(_) => Ok(provided),
+            None => Err(SignatureError::Invalid),
         }
     }
 
@@ -183,8 +236,12 @@ fn decode_secret(secret: &Secret, path: &str) -> Result<Vec<u8>, String> {
              shows it"
         )
     })?;
-    if key.is_empty() {
-        return Err(format!("{path} decodes to no bytes"));
+    if key.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "{path} is {} bytes once base64-decoded; at least {MIN_SECRET_BYTES} are required \
+             (`ownid-bridge config secret` prints a 32-byte one)",
+            key.len()
+        ));
     }
     Ok(key)
 }
@@ -483,7 +540,7 @@ impl<E: Endpoint> SignatureEndpoint<E> {
         let mac = self
             .check
             .verifier
-            .verified_mac(&body, &timestamp, &signature)
+            .verified_mac(&body, &timestamp, &signature, now)
             .map_err(reject)?;
         // Checked only after the signature verifies: forged requests cannot fill the guard or
         // block a genuine one.
@@ -675,7 +732,7 @@ mod tests {
             Err(SignatureError::Invalid)
         );
         let rotating = verifier()
-            .with_previous(std::slice::from_ref(&old))
+            .with_previous(&[PreviousSecret::from(old.clone())])
             .unwrap();
         assert_eq!(
             rotating.check_signature(BODY, TIMESTAMP, &signed_with_old),
@@ -684,7 +741,9 @@ mod tests {
         assert_eq!(rotating.check_signature(BODY, TIMESTAMP, EXPECTED), Ok(()));
         // New signatures always use the current secret.
         assert_eq!(rotating.sign(BODY, TIMESTAMP), EXPECTED);
-        let err = verifier().with_previous(&[Secret::new("%%%")]).unwrap_err();
+        let err = verifier()
+            .with_previous(&[Secret::new("%%%").into()])
+            .unwrap_err();
         assert!(
             err.starts_with("ownid.previous_shared_secrets[0] is not valid base64"),
             "{err}"
@@ -760,6 +819,48 @@ mod tests {
             let _ = guard.reserve(&mac(i), 20_000, 19_000);
         }
         assert_eq!(guard.len(), 3);
+    }
+
+    #[test]
+    fn secrets_shorter_than_16_bytes_are_refused() {
+        let skew = Duration::from_secs(60);
+        // "fifteen bytes!!" and "sixteen bytes!!!"
+        let short = SignatureVerifier::new(&Secret::new("ZmlmdGVlbiBieXRlcyEh"), skew).unwrap_err();
+        assert!(
+            short.starts_with("ownid.shared_secret is 15 bytes once base64-decoded"),
+            "{short}"
+        );
+        assert!(SignatureVerifier::new(&Secret::new("c2l4dGVlbiBieXRlcyEhIQ=="), skew).is_ok());
+        let err = verifier()
+            .with_previous(&[Secret::new("ZmlmdGVlbiBieXRlcyEh").into()])
+            .unwrap_err();
+        assert!(
+            err.starts_with("ownid.previous_shared_secrets[0] is 15 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_previous_secret_is_refused_past_its_expiry() {
+        let old = Secret::new("b2xkLXNlY3JldC1vbGQtc2VjcmV0LW9sZC1zZWNyZXQ=");
+        let signed_with_old = SignatureVerifier::new(&old, Duration::from_secs(60))
+            .unwrap()
+            .sign(BODY, TIMESTAMP);
+        let expiry = humantime::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+        let expiry_ms = expiry.duration_since(UNIX_EPOCH).unwrap().as_millis() as i128;
+        let rotating = verifier()
+            .with_previous(&[PreviousSecret {
+                secret: old,
+                expires: Some(expiry),
+            }])
+            .unwrap();
+        let check = |now| rotating.verified_mac(BODY, TIMESTAMP, &signed_with_old, now);
+        assert!(check(expiry_ms).is_ok());
+        assert_eq!(check(expiry_ms + 1), Err(SignatureError::Invalid));
+        // The current secret never expires.
+        assert!(rotating
+            .verified_mac(BODY, TIMESTAMP, EXPECTED, i128::MAX / 2)
+            .is_ok());
     }
 
     #[test]
