@@ -478,8 +478,8 @@ def document(res, meta, versions, commands):
         f"| whole run (after the build) | {meta.get('elapsed', '?')} s |\n"
     )
     lines.append(
-        "Server configuration: `ownid.max_clock_skew: 1h` (the requests are signed before the "
-        "run and replayed), `log.level: warn`, metrics on (the default), everything else default. "
+        "Server configuration: `ownid.max_clock_skew: 1h` and `ownid.replay_protection: off` (the "
+        "requests are signed before the run and replayed), `log.level: warn`, metrics on (the default), everything else default. "
         "Users are `user{i}@bench.example` with 1,024 characters of ownIdData; sets write "
         "another 1,024-character value. `errors` counts responses with a status of 400 or more "
         "and socket errors (wrk; the endpoints answer nothing but 2xx, 4xx and 5xx) or failed "

@@ -211,8 +211,10 @@ server:
   listen: "127.0.0.1:$port"
 ownid:
   shared_secret: "$secret"
-  # The requests are signed before the run and replayed during it.
+  # The requests are signed before the run and replayed during it: a long window, and replay
+  # protection (on by default) off, since every pre-signed request is sent many times.
   max_clock_skew: "1h"
+  replay_protection: "off"
 session:
   secret: "$("$bridge" config secret)"
 storage:

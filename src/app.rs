@@ -11,10 +11,11 @@ use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response,
 use crate::api::spec;
 use crate::api::{ApiError, ApiState, OwnIdApi};
 use crate::config::Config;
+use crate::config::ReplayProtection;
 use crate::network::{NetworkPolicy, OriginCheck};
 use crate::secret::Secret;
 use crate::session::SessionIssuer;
-use crate::signature::{ReplayCache, SignatureCheck, SignatureRejected, SignatureVerifier};
+use crate::signature::{ReplayGuard, SignatureCheck, SignatureRejected, SignatureVerifier};
 
 /// Everything `serve` derives from the configuration before it listens.
 pub struct App {
@@ -31,13 +32,51 @@ pub struct GeneratedSecrets {
     pub jwt_secret: bool,
 }
 
+/// Refuses a configuration without the shared secret or, for the HMAC algorithms, the session
+/// secret: outside the zero-configuration trial, a missing secret is a forgotten one.
+pub fn require_secrets(config: &Config) -> Result<(), String> {
+    if config.ownid.shared_secret.is_none() {
+        return Err(
+            "ownid.shared_secret is not set: set it (or ownid.shared_secret_file, or \
+             OWNID_BRIDGE__OWNID__SHARED_SECRET) to the application's shared secret from the OwnID \
+             console. Secrets are generated only when nothing at all is configured (no \
+             configuration file and no OWNID_BRIDGE__ environment variable)"
+                .into(),
+        );
+    }
+    if config.session.algorithm.is_hmac() && config.session.secret.is_none() {
+        return Err(format!(
+            "session.secret is not set: {:?} signs session tokens with it; set it (or \
+             session.secret_file, or OWNID_BRIDGE__SESSION__SECRET; `ownid-bridge config secret` \
+             prints one). Secrets are generated only when nothing at all is configured (no \
+             configuration file and no OWNID_BRIDGE__ environment variable)",
+            config.session.algorithm
+        ));
+    }
+    Ok(())
+}
+
 impl App {
-    /// Checks the secrets and keys. Missing secrets are generated for this run and reported
-    /// back, so that the caller can print them; nothing here has a fixed default.
+    /// Checks the secrets and keys; every secret must be configured (see [`require_secrets`]).
     pub fn new(
         config: Config,
         store: Arc<dyn UserStore>,
     ) -> Result<(App, GeneratedSecrets), String> {
+        require_secrets(&config)?;
+        Self::build(config, store)
+    }
+
+    /// The zero-configuration trial start (no configuration file, no `OWNID_BRIDGE__`
+    /// variable): missing secrets are generated for this run and reported back, so that the
+    /// caller can print them; nothing here has a fixed default.
+    pub fn new_trial(
+        config: Config,
+        store: Arc<dyn UserStore>,
+    ) -> Result<(App, GeneratedSecrets), String> {
+        Self::build(config, store)
+    }
+
+    fn build(config: Config, store: Arc<dyn UserStore>) -> Result<(App, GeneratedSecrets), String> {
         let mut generated = GeneratedSecrets::default();
         let shared_secret = match &config.ownid.shared_secret {
             Some(secret) => secret.clone(),
@@ -91,8 +130,13 @@ impl App {
             config.server.max_body_bytes,
             config.server.body_timeout,
         );
-        if config.ownid.replay_protection {
-            signature = signature.with_replay_protection(Arc::new(ReplayCache::default()));
+        match config.ownid.replay_protection {
+            ReplayProtection::Off => {}
+            ReplayProtection::Memory => {
+                signature = signature.with_replay_protection(Arc::new(ReplayGuard::new(
+                    config.ownid.replay_max_entries,
+                )));
+            }
         }
         let origin = OriginCheck(Arc::new(NetworkPolicy {
             allowed: config.ownid.allowed_networks.clone(),

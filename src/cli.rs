@@ -31,7 +31,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (the default command).
-    Serve,
+    Serve {
+        /// Listen on this `host:port` instead of server.listen.
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Validate the configuration and report the storage state without changing anything.
     /// Exits 1 when something is wrong.
     Check,
@@ -133,10 +137,14 @@ pub async fn run() -> ExitCode {
 }
 
 async fn run_command(cli: Cli) -> Result<ExitCode, String> {
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = cli.command.unwrap_or(Command::Serve { listen: None });
     let config = || Config::load(cli.config.as_deref()).map_err(|err| err.to_string());
     match command {
-        Command::Serve => serve(config()?).await,
+        Command::Serve { listen } => {
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let trial = zero_configuration(cli.config.is_some(), &env);
+            serve(config()?, trial, listen).await
+        }
         Command::Check => check(config()?).await,
         Command::Schema => schema(config()?).await,
         Command::Openapi { format, output } => openapi(format, output),
@@ -219,10 +227,35 @@ async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, String>
     Ok(store)
 }
 
-async fn serve(config: Config) -> Result<ExitCode, String> {
+/// Whether this is the zero-configuration trial start, the only one that generates missing
+/// secrets: no configuration file and no `OWNID_BRIDGE__` environment variable. Anything
+/// configured means a deployment, where a missing secret is a forgotten one.
+pub fn zero_configuration(config_file: bool, env: &[(String, String)]) -> bool {
+    !config_file
+        && !env
+            .iter()
+            .any(|(key, _)| key.starts_with(crate::config::ENV_PREFIX))
+}
+
+async fn serve(
+    mut config: Config,
+    trial: bool,
+    listen: Option<String>,
+) -> Result<ExitCode, String> {
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if !trial {
+        // Before the storage is touched: a forgotten secret changes nothing.
+        crate::app::require_secrets(&config)?;
+    }
     init_tracing(&config);
     let store = open_for_serving(&config).await?;
-    let (app, generated) = App::new(config, store)?;
+    let (app, generated) = if trial {
+        App::new_trial(config, store)?
+    } else {
+        App::new(config, store)?
+    };
     let acceptor =
         crate::app::bind_server(&app.config.server.listen, app.config.server.tls.as_ref()).await?;
     let addr = acceptor
@@ -307,7 +340,10 @@ async fn check(config: Config) -> Result<ExitCode, String> {
         },
         None => {
             ok = false;
-            println!("FAIL shared secret: not configured (serve would generate one per run)");
+            println!(
+                "FAIL shared secret: not configured (serve refuses to start without it, unless \
+                 nothing at all is configured)"
+            );
         }
     }
     let jwt_secret = config.session.secret.clone();
@@ -315,7 +351,8 @@ async fn check(config: Config) -> Result<ExitCode, String> {
     if needs_secret {
         ok = false;
         println!(
-            "FAIL session key: session.secret not configured (serve would generate one per run)"
+            "FAIL session key: session.secret not configured (serve refuses to start without it, \
+             unless nothing at all is configured)"
         );
     } else {
         match crate::session::SessionIssuer::new(&config.session, jwt_secret.as_ref()) {

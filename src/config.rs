@@ -167,6 +167,50 @@ impl Normalization {
     }
 }
 
+/// An entry of `ownid.previous_shared_secrets`: a secret, accepted until `expires` when set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: Secret,
+    pub expires: Option<std::time::SystemTime>,
+}
+
+impl From<Secret> for PreviousSecret {
+    fn from(secret: Secret) -> Self {
+        PreviousSecret {
+            secret,
+            expires: None,
+        }
+    }
+}
+
+/// Where accepted signatures are remembered (`ownid.replay_protection`). An enum so that a mode
+/// shared by several instances can join `off` and `memory` under the same key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplayProtection {
+    /// Every correctly signed request inside the clock-skew window is accepted, repeats too.
+    Off,
+    /// Each signature is accepted once per instance, remembered in this process's memory.
+    #[default]
+    Memory,
+}
+
+impl<'de> Deserialize<'de> for ReplayProtection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The key was a boolean before it was a mode: `true`/`false` (YAML or strings) still work.
+        match Scalar::<bool>::deserialize(deserializer)? {
+            Scalar::Native(true) => Ok(ReplayProtection::Memory),
+            Scalar::Native(false) => Ok(ReplayProtection::Off),
+            Scalar::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "memory" | "true" => Ok(ReplayProtection::Memory),
+                "off" | "false" => Ok(ReplayProtection::Off),
+                _ => Err(serde::de::Error::custom(format!(
+                    "invalid value {text:?}: expected one of off, memory"
+                ))),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OwnIdConfig {
@@ -174,13 +218,18 @@ pub struct OwnIdConfig {
     pub shared_secret: Option<Secret>,
     /// A file holding the shared secret instead (surrounding white space is ignored).
     pub shared_secret_file: Option<PathBuf>,
-    /// Secrets still accepted while a new shared secret is rolled out (a list, or one
-    /// comma-separated string).
-    #[serde(deserialize_with = "secrets")]
-    pub previous_shared_secrets: Vec<Secret>,
-    /// Accept each signed request only once within its clock-skew window (per instance).
-    #[serde(deserialize_with = "boolean")]
-    pub replay_protection: bool,
+    /// Secrets still accepted while a new shared secret is rolled out: a list whose items are a
+    /// secret or `{ secret, expires }` (RFC 3339, UTC), or one comma-separated string.
+    #[serde(deserialize_with = "previous_secrets")]
+    pub previous_shared_secrets: Vec<PreviousSecret>,
+    /// Accept each signed request only once within its clock-skew window: `off` or `memory`
+    /// (this instance's memory, the default). `true` and `false` mean `memory` and `off`.
+    pub replay_protection: ReplayProtection,
+    /// The most signatures the replay guard holds at once (each until its timestamp leaves the
+    /// window). When it is full, new signed requests are refused with 503 rather than an entry
+    /// still inside its window forgotten.
+    #[serde(deserialize_with = "number")]
+    pub replay_max_entries: usize,
     #[serde(deserialize_with = "duration")]
     pub max_clock_skew: Duration,
     pub responses: ResponseMode,
@@ -202,7 +251,8 @@ impl Default for OwnIdConfig {
             shared_secret: None,
             shared_secret_file: None,
             previous_shared_secrets: Vec::new(),
-            replay_protection: false,
+            replay_protection: ReplayProtection::Memory,
+            replay_max_entries: 500_000,
             max_clock_skew: Duration::from_secs(60),
             responses: ResponseMode::Standard,
             max_ownid_data_chars: 16384,
@@ -563,6 +613,12 @@ impl Config {
                 "must be positive",
             ));
         }
+        if self.ownid.replay_max_entries == 0 {
+            return Err(ConfigError::at(
+                "ownid.replay_max_entries",
+                "must be positive",
+            ));
+        }
         if self.session.ttl.is_zero() {
             return Err(ConfigError::at("session.ttl", "must be positive"));
         }
@@ -819,12 +875,77 @@ fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D:
         .collect()
 }
 
-/// A list of secrets: a YAML sequence, or one comma-separated string (base64 has no commas).
-fn secrets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>, D::Error> {
-    Ok(string_list(deserializer)?
-        .into_iter()
-        .map(Secret::new)
-        .collect())
+/// Previous shared secrets: a YAML sequence whose items are a secret or a mapping
+/// `{ secret: ..., expires: 2026-12-31T00:00:00Z }`, or one comma-separated string of secrets
+/// (base64 has no commas), as an environment override gives it.
+fn previous_secrets<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<PreviousSecret>, D::Error> {
+    use serde::de::Error as _;
+    let plain = |text: &str| PreviousSecret::from(Secret::new(text.trim()));
+    let items = match Value::deserialize(deserializer)? {
+        Value::Null => return Ok(Vec::new()),
+        Value::String(text) => {
+            return Ok(text
+                .split(',')
+                .filter(|item| !item.trim().is_empty())
+                .map(plain)
+                .collect())
+        }
+        Value::Sequence(items) => items,
+        _ => {
+            return Err(D::Error::custom(
+                "expected a list of secrets (or one comma-separated string)",
+            ))
+        }
+    };
+    let mut secrets = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Value::String(text) if text.trim().is_empty() => {}
+            Value::String(text) => secrets.push(plain(&text)),
+            Value::Mapping(map) => {
+                let mut secret = None;
+                let mut expires = None;
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        (Some("secret"), Value::String(text)) => {
+                            secret = Some(Secret::new(text.trim()))
+                        }
+                        (Some("expires"), Value::String(text)) => {
+                            let time = humantime::parse_rfc3339(text.trim()).map_err(|_| {
+                                D::Error::custom(format!(
+                                    "item {i}: expires {text:?} is not an RFC 3339 time in UTC, \
+                                     e.g. \"2026-12-31T00:00:00Z\""
+                                ))
+                            })?;
+                            expires = Some(time);
+                        }
+                        (Some(key @ ("secret" | "expires")), _) => {
+                            return Err(D::Error::custom(format!(
+                                "item {i}: {key} must be a string"
+                            )))
+                        }
+                        (key, _) => {
+                            return Err(D::Error::custom(format!(
+                                "item {i}: unknown field {key:?}, expected secret or expires"
+                            )))
+                        }
+                    }
+                }
+                let secret = secret.ok_or_else(|| {
+                    D::Error::custom(format!("item {i}: a mapping needs a secret"))
+                })?;
+                secrets.push(PreviousSecret { secret, expires });
+            }
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "item {i}: expected a secret or {{ secret, expires }}"
+                )))
+            }
+        }
+    }
+    Ok(secrets)
 }
 
 fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -1059,5 +1180,96 @@ mod tests {
             assert!(!debug.contains(leaked), "{leaked} in {debug}");
         }
         assert!(debug.contains("[redacted]"));
+    }
+
+    #[test]
+    fn replay_protection_is_a_mode_and_the_old_booleans_still_work() {
+        let mode = |yaml: &str, vars: &[(&str, &str)]| {
+            Config::from_yaml(yaml, &env(vars))
+                .unwrap()
+                .ownid
+                .replay_protection
+        };
+        assert_eq!(mode("", &[]), ReplayProtection::Memory);
+        assert_eq!(
+            mode("ownid: { replay_protection: off }", &[]),
+            ReplayProtection::Off
+        );
+        assert_eq!(
+            mode("ownid: { replay_protection: memory }", &[]),
+            ReplayProtection::Memory
+        );
+        assert_eq!(
+            mode("ownid: { replay_protection: false }", &[]),
+            ReplayProtection::Off
+        );
+        assert_eq!(
+            mode("ownid: { replay_protection: true }", &[]),
+            ReplayProtection::Memory
+        );
+        for (value, expected) in [
+            ("false", ReplayProtection::Off),
+            ("true", ReplayProtection::Memory),
+            ("off", ReplayProtection::Off),
+            ("memory", ReplayProtection::Memory),
+        ] {
+            assert_eq!(
+                mode("", &[("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", value)]),
+                expected,
+                "{value}"
+            );
+        }
+        let message = error("ownid: { replay_protection: sometimes }", &[]);
+        assert!(
+            message.starts_with("ownid.replay_protection:") && message.contains("off, memory"),
+            "{message}"
+        );
+        assert_eq!(
+            Config::from_yaml("", &[]).unwrap().ownid.replay_max_entries,
+            500_000
+        );
+        let message = error("ownid: { replay_max_entries: 0 }", &[]);
+        assert!(
+            message.starts_with("ownid.replay_max_entries: must be positive"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn previous_secrets_are_strings_or_carry_an_expiry() {
+        let config = Config::from_yaml(
+            "ownid:\n  previous_shared_secrets:\n    - c2VjcmV0LW9uZQ==\n    \
+             - { secret: c2VjcmV0LXR3bw==, expires: \"2026-12-31T00:00:00Z\" }\n",
+            &[],
+        )
+        .unwrap();
+        let previous = &config.ownid.previous_shared_secrets;
+        assert_eq!(previous.len(), 2);
+        assert_eq!(previous[0].secret.expose(), "c2VjcmV0LW9uZQ==");
+        assert_eq!(previous[0].expires, None);
+        assert_eq!(previous[1].secret.expose(), "c2VjcmV0LXR3bw==");
+        assert_eq!(
+            previous[1].expires,
+            Some(humantime::parse_rfc3339("2026-12-31T00:00:00Z").unwrap())
+        );
+        let config = Config::from_yaml(
+            "",
+            &env(&[(
+                "OWNID_BRIDGE__OWNID__PREVIOUS_SHARED_SECRETS",
+                "c2VjcmV0LW9uZQ==, c2VjcmV0LXR3bw==",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(config.ownid.previous_shared_secrets.len(), 2);
+        let message = error(
+            "ownid: { previous_shared_secrets: [{ secret: x, expires: tomorrow }] }",
+            &[],
+        );
+        assert!(
+            message.starts_with("ownid.previous_shared_secrets: item 0: expires \"tomorrow\""),
+            "{message}"
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("c2VjcmV0"), "{debug}");
     }
 }

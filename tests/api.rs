@@ -148,7 +148,7 @@ async fn malformed_requests_are_400_with_the_error_body() {
 async fn a_wrong_content_type_is_400() {
     let app = spawn(&[]).await;
     let body = r#"{"loginId":"a@b.c"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = sign(body, &timestamp);
     let reply = app
         .post(
@@ -285,7 +285,7 @@ fn signed_headers<'a>(timestamp: &'a str, signature: &'a str) -> Vec<(&'static s
 async fn missing_headers_are_401_missing_signature() {
     let app = spawn(&[]).await;
     let body = r#"{"loginId":"a@b.c"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = sign(body, &timestamp);
     for headers in [
         vec![("content-type", "application/json")],
@@ -329,7 +329,7 @@ async fn a_tampered_body_is_401_and_nothing_is_stored() {
     app.add_user("jay@example.com").await;
     let signed_body = r#"{"loginId":"jay@example.com","ownIdData":"mine"}"#;
     let sent_body = r#"{"loginId":"jay@example.com","ownIdData":"evil"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = sign(signed_body, &timestamp);
     app.post(SET, sent_body, &signed_headers(&timestamp, &signature))
         .await
@@ -341,7 +341,7 @@ async fn a_tampered_body_is_401_and_nothing_is_stored() {
 async fn a_signature_with_another_key_is_401() {
     let app = spawn(&[]).await;
     let body = r#"{"loginId":"a@b.c"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let other = ownid_bridge::signature::SignatureVerifier::new(
         &ownid_bridge::secret::Secret::new("b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA=="),
         std::time::Duration::from_secs(60),
@@ -358,7 +358,7 @@ async fn the_secret_text_used_as_key_is_401() {
     use hmac::{Hmac, Mac};
     let app = spawn(&[]).await;
     let body = r#"{"loginId":"a@b.c"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(format!("{body}.{timestamp}").as_bytes());
     use base64::Engine as _;
@@ -407,7 +407,7 @@ async fn a_malformed_timestamp_is_401() {
 async fn header_names_are_case_insensitive() {
     let app = spawn(&[]).await;
     let body = r#"{"loginId":"a@b.c"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = sign(body, &timestamp);
     let headers = [
         ("Content-Type", "application/json"),
@@ -446,7 +446,7 @@ async fn unsigned_requests_never_reach_the_store() {
     app.post(SET, body, &[])
         .await
         .assert_error(401, "missing_signature");
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     app.post(SET, body, &signed_headers(&timestamp, "AAAA"))
         .await
         .assert_error(401, "invalid_signature");
@@ -558,7 +558,7 @@ async fn unknown_routes_and_methods_get_the_error_body() {
     // Unsigned, the signature check answers first; signed, the wrong method is a 405 naming POST.
     let reply = app.get("/ownid/getOwnIDDataByLoginId").await;
     reply.assert_error(401, "missing_signature");
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = sign("", &timestamp);
     let reply = common::read(
         app.client

@@ -7,12 +7,17 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{sign, JWT_SECRET, SECRET};
-use ownid_bridge::signature::now_ms;
+use common::{fresh_timestamp, sign, JWT_SECRET, SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ownid-bridge");
+/// The binary under test: cargo's, or `OWNID_BRIDGE_TEST_BIN` (worktrees that share one target
+/// directory also share its `target/debug/ownid-bridge`, which another worktree's build may
+/// replace; point this at the worktree's own `target/debug/deps/ownid_bridge-<hash>`).
+fn bin() -> String {
+    std::env::var("OWNID_BRIDGE_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ownid-bridge").to_owned())
+}
 
 fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     let path = dir.join("ownid-bridge.yaml");
@@ -30,7 +35,7 @@ fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
 }
 
 fn command(config: &Path) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(bin());
     command
         .arg("--config")
         .arg(config)
@@ -89,7 +94,7 @@ async fn start(config: &Path) -> (Child, String) {
 }
 
 async fn post(url: &str, operation: &str, body: &str) -> (u16, String) {
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let response = reqwest::Client::new()
         .post(format!("{url}/ownid/{operation}"))
         .header("content-type", "application/json")
@@ -310,10 +315,8 @@ async fn check_does_not_create_a_missing_database() {
 #[tokio::test]
 async fn without_any_configuration_it_generates_secrets_and_the_demo_table() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0")
-        .env_remove("OWNID_BRIDGE_CONFIG")
+    let mut child = bare_command(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -345,4 +348,428 @@ async fn without_any_configuration_it_generates_secrets_and_the_demo_table() {
     assert_eq!(secret.len(), 44, "{secret}");
     assert!(dir.path().join("ownid-bridge.db").exists());
     child.kill().await.unwrap();
+}
+
+/// Runs `command` to its end; a server that starts instead of refusing fails the test.
+async fn exits(mut command: Command) -> (i32, String, String) {
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("the server started instead of refusing to (still running after 30 s)")
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A configuration file without the shared secret and the session secret.
+fn write_config_without_secrets(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("no-secrets.yaml");
+    let yaml = format!(
+        "server:\n  listen: \"127.0.0.1:0\"\nstorage:\n  url: \"sqlite://{}\"\n",
+        dir.join("bridge.db").display()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// The binary without a configuration file or any `OWNID_BRIDGE__` variable from this process.
+fn bare_command(dir: &Path) -> Command {
+    let mut command = Command::new(bin());
+    command
+        .current_dir(dir)
+        .env_remove("OWNID_BRIDGE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OWNID_BRIDGE__") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[tokio::test]
+async fn a_missing_secret_stops_start_up_once_anything_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    // A configuration file without the shared secret.
+    let config = write_config_without_secrets(dir.path());
+    let mut command = bare_command(dir.path());
+    command.arg("--config").arg(&config).arg("serve");
+    let (code, out, err) = exits(command).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("ownid.shared_secret"), "{err}");
+    assert!(!out.contains("shared secret:"), "{out}");
+
+    // No file, but the environment configures the server: a forgotten secret variable.
+    let mut command = bare_command(dir.path());
+    command
+        .env("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0")
+        .env(
+            "OWNID_BRIDGE__STORAGE__URL",
+            format!("sqlite://{}", dir.path().join("env.db").display()),
+        )
+        .arg("serve");
+    let (code, out, err) = exits(command).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("ownid.shared_secret"), "{err}");
+    assert!(!out.contains("shared secret:"), "{out}");
+
+    // The shared secret is set, the session secret forgotten.
+    let mut command = bare_command(dir.path());
+    command
+        .env("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0")
+        .env("OWNID_BRIDGE__OWNID__SHARED_SECRET", SECRET)
+        .arg("serve");
+    let (code, out, err) = exits(command).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("session.secret"), "{err}");
+    assert!(!out.contains("JWT secret:"), "{out}");
+}
+
+#[tokio::test]
+async fn a_shared_secret_shorter_than_16_bytes_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    // "short-secret" is 12 bytes.
+    let short = "c2hvcnQtc2VjcmV0";
+    let mut command = command(&config);
+    command.env("TEST_OWNID_SECRET", short);
+    let (code, out, err) = exits(command).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("ownid.shared_secret"), "{err}");
+    assert!(err.contains("at least 16"), "{err}");
+    assert!(!err.contains(short), "{err}");
+
+    let path = dir.path().join("previous.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "server:\n  listen: \"127.0.0.1:0\"\n\
+             ownid:\n  shared_secret: \"{SECRET}\"\n  previous_shared_secrets: [\"{short}\"]\n\
+             session:\n  secret: \"{JWT_SECRET}\"\n\
+             storage:\n  url: \"sqlite://{}\"\n",
+            dir.path().join("bridge.db").display()
+        ),
+    )
+    .unwrap();
+    let mut command = bare_command(dir.path());
+    command.arg("--config").arg(&path).arg("serve");
+    let (code, out, err) = exits(command).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("ownid.previous_shared_secrets[0]"), "{err}");
+    assert!(err.contains("at least 16"), "{err}");
+    assert!(!err.contains(short), "{err}");
+}
+
+async fn post_signed_by(
+    url: &str,
+    operation: &str,
+    body: &str,
+    verifier: &ownid_bridge::signature::SignatureVerifier,
+) -> (u16, String) {
+    let timestamp = fresh_timestamp();
+    let response = reqwest::Client::new()
+        .post(format!("{url}/ownid/{operation}"))
+        .header("content-type", "application/json")
+        .header("ownid-timestamp", &timestamp)
+        .header(
+            "ownid-signature",
+            verifier.sign(body.as_bytes(), &timestamp),
+        )
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// SIGTERM, then the exit status and everything the server logged.
+async fn stop(mut child: Child) -> String {
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the server did not stop within 20 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    logs
+}
+
+#[tokio::test]
+async fn a_previous_secret_past_its_expiry_is_refused_and_warned_about() {
+    use ownid_bridge::secret::Secret;
+    use ownid_bridge::signature::SignatureVerifier;
+    let dir = tempfile::tempdir().unwrap();
+    let current = "Y3VycmVudC1zZWNyZXQtY3VycmVudC1zZWNyZXQtY3VycmVudA==";
+    let still_valid = "bmV3LXNoYXJlZC1zZWNyZXQtbmV3LXNoYXJlZC1zZWNyZXQ=";
+    let plain = "b2xkLXNlY3JldC1vbGQtc2VjcmV0LW9sZC1zZWNyZXQ=";
+    let path = dir.path().join("expiry.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "server:\n  listen: \"127.0.0.1:0\"\n\
+             ownid:\n  shared_secret: \"{current}\"\n  previous_shared_secrets:\n\
+             \x20   - {{ secret: \"{SECRET}\", expires: \"2020-01-01T00:00:00Z\" }}\n\
+             \x20   - {{ secret: \"{still_valid}\", expires: \"2999-01-01T00:00:00Z\" }}\n\
+             \x20   - \"{plain}\"\n\
+             session:\n  secret: \"{JWT_SECRET}\"\n\
+             storage:\n  url: \"sqlite://{}\"\n",
+            dir.path().join("bridge.db").display()
+        ),
+    )
+    .unwrap();
+    let (child, url) = start(&path).await;
+    let signer = |secret: &str| {
+        SignatureVerifier::new(&Secret::new(secret), Duration::from_secs(60)).unwrap()
+    };
+    let body = r#"{"loginId":"nobody@example.com"}"#;
+    // SECRET expired in 2020: refused as if it were unknown.
+    let (status, reply) =
+        post_signed_by(&url, "getOwnIDDataByLoginId", body, &signer(SECRET)).await;
+    assert_eq!(status, 401, "{reply}");
+    assert!(reply.contains("invalid_signature"), "{reply}");
+    for secret in [current, still_valid, plain] {
+        let (status, reply) =
+            post_signed_by(&url, "getOwnIDDataByLoginId", body, &signer(secret)).await;
+        assert_eq!(status, 404, "{reply}");
+    }
+    let logs = stop(child).await;
+    let expired: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("expired"))
+        .collect();
+    // Once at start-up, once for the request it refused.
+    assert!(expired.len() >= 2, "{logs}");
+    assert!(
+        expired
+            .iter()
+            .all(|line| line.contains("ownid.previous_shared_secrets[0]")),
+        "{logs}"
+    );
+    for secret in [SECRET, current, still_valid, plain] {
+        assert!(
+            !logs.contains(secret),
+            "a secret leaked into the log:\n{logs}"
+        );
+    }
+}
+
+async fn post_with(
+    url: &str,
+    operation: &str,
+    body: String,
+    timestamp: &str,
+    signature: &str,
+) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/ownid/{operation}"))
+        .header("content-type", "application/json")
+        .header("ownid-timestamp", timestamp)
+        .header("ownid-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_full_contract_run_logs_no_login_id_ownid_data_token_or_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bridge.db");
+    let path = dir.path().join("contract.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "server:\n  listen: \"127.0.0.1:0\"\n  max_body_bytes: 4096\n\
+             ownid:\n  shared_secret: \"{SECRET}\"\n  create_missing_users: true\n  \
+             max_ownid_data_chars: 512\n\
+             session:\n  secret: \"{JWT_SECRET}\"\n\
+             storage:\n  url: \"sqlite://{}\"\n\
+             log:\n  format: json\n  level: info\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let alice = "alice.contract@example.com";
+    let (code, out, err) = run(&path, &["users", "add", alice]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (child, url) = start(&path).await;
+
+    let unknown = "carol.unknown@example.com";
+    let created = "dave.created@example.com";
+    let look_alike = "ALICE.Contract@Example.com";
+    let malformed = "eve.malformed@example.com";
+    let too_long = "frank.toolong@example.com";
+    let forged = "mallory.forged@example.com";
+    let alice_data = "alice-device-record-7f3c9a";
+    let created_data = "dave-device-record-4b8e21";
+    let long_data = format!("frank-device-record-{}", "z".repeat(600));
+    let mut tokens = Vec::new();
+    let json = |value: serde_json::Value| value.to_string();
+
+    let set =
+        |login: &str, data: &str| json(serde_json::json!({"loginId": login, "ownIdData": data}));
+    let get = |login: &str| json(serde_json::json!({"loginId": login}));
+    assert_eq!(
+        post(&url, "setOwnIDDataByLoginId", &set(alice, alice_data))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        post(&url, "getOwnIDDataByLoginId", &get(alice)).await.0,
+        200
+    );
+    let (status, body) = post(&url, "getSessionByLoginId", &get(alice)).await;
+    assert_eq!(status, 200, "{body}");
+    tokens.push(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    // Unknown users; one created by a set (create_missing_users).
+    assert_eq!(
+        post(&url, "getOwnIDDataByLoginId", &get(unknown)).await.0,
+        404
+    );
+    assert_eq!(
+        post(&url, "getSessionByLoginId", &get(unknown)).await.0,
+        404
+    );
+    assert_eq!(
+        post(&url, "setOwnIDDataByLoginId", &set(created, created_data))
+            .await
+            .0,
+        204
+    );
+    let (status, body) = post(&url, "getSessionByLoginId", &get(created)).await;
+    assert_eq!(status, 200, "{body}");
+    tokens.push(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    // A look-alike of a stored login id.
+    let (status, _) = post(&url, "getOwnIDDataByLoginId", &get(look_alike)).await;
+    assert!(status == 404 || status == 200, "{status}");
+    // A bad signature, missing headers, a replay.
+    let timestamp = fresh_timestamp();
+    let wrong = sign("something else", &timestamp);
+    assert_eq!(
+        post_with(&url, "getSessionByLoginId", get(forged), &timestamp, &wrong)
+            .await
+            .0,
+        401
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{url}/ownid/getSessionByLoginId"))
+        .body(get(forged))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let body = get(alice);
+    let signature = sign(&body, &timestamp);
+    assert_eq!(
+        post_with(
+            &url,
+            "getOwnIDDataByLoginId",
+            body.clone(),
+            &timestamp,
+            &signature
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        post_with(&url, "getSessionByLoginId", body, &timestamp, &signature)
+            .await
+            .0,
+        401
+    );
+    // 400: malformed JSON and a wrong type, both signed.
+    let broken = format!(r#"{{"loginId":"{malformed}","ownIdData":"#);
+    assert_eq!(post(&url, "setOwnIDDataByLoginId", &broken).await.0, 400);
+    let wrong_type =
+        format!(r#"{{"loginId":"{malformed}","ownIdData":{{"devices":["{alice_data}"]}}}}"#);
+    assert_eq!(
+        post(&url, "setOwnIDDataByLoginId", &wrong_type).await.0,
+        400
+    );
+    // 413: ownIdData over the maximum, and a body over max_body_bytes.
+    assert_eq!(
+        post(&url, "setOwnIDDataByLoginId", &set(too_long, &long_data))
+            .await
+            .0,
+        413
+    );
+    let huge = set(too_long, &format!("{long_data}{}", "y".repeat(5000)));
+    assert_eq!(post(&url, "setOwnIDDataByLoginId", &huge).await.0, 413);
+    // The storage error path: the table disappears under the server.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE users")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    for (operation, body) in [
+        ("setOwnIDDataByLoginId", set(alice, alice_data)),
+        ("getOwnIDDataByLoginId", get(alice)),
+        ("getSessionByLoginId", get(created)),
+    ] {
+        let (status, body) = post(&url, operation, &body).await;
+        assert!(status >= 500, "{operation}: {status} {body}");
+    }
+
+    let logs = stop(child).await;
+    let lines: Vec<&str> = logs.lines().collect();
+    assert!(lines.len() >= 20, "too few log lines:\n{logs}");
+    assert!(logs.contains("storage error"), "{logs}");
+    let mut secrets: Vec<String> = vec![
+        alice.into(),
+        unknown.into(),
+        created.into(),
+        look_alike.into(),
+        malformed.into(),
+        too_long.into(),
+        forged.into(),
+        alice_data.into(),
+        created_data.into(),
+        "frank-device-record".into(),
+        SECRET.into(),
+        JWT_SECRET.into(),
+    ];
+    secrets.extend(tokens);
+    for line in &lines {
+        let lower = line.to_lowercase();
+        for secret in &secrets {
+            assert!(
+                !lower.contains(&secret.to_lowercase()),
+                "{secret} in the log line:\n{line}"
+            );
+        }
+    }
 }

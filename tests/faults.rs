@@ -31,8 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{backend_config, serve_tcp, sign};
-use ownid_bridge::signature::now_ms;
+use common::{backend_config, fresh_timestamp, serve_tcp, sign};
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 use ownid_bridge_store::UserStore;
@@ -269,7 +268,7 @@ fn logins(group: char) -> Vec<String> {
 }
 
 async fn call(load: &Load, operation: &str, body: String) -> Answer {
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = sign(&body, &timestamp);
     let response = load
         .client

@@ -88,7 +88,7 @@ fn signed_requests_of_any_shape_never_get_a_5xx() {
     runner
         .run(&(operations, bodies()), |(operation, body)| {
             let reply = runtime.block_on(async {
-                let timestamp = now_ms().to_string();
+                let timestamp = fresh_timestamp();
                 let signature = verifier().sign(&body, &timestamp);
                 let response = app
                     .client

@@ -5,7 +5,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ownid_bridge::signature::now_ms;
 use ownid_bridge::storage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,7 +14,7 @@ const SET: &str = "setOwnIDDataByLoginId";
 
 /// Signs raw bytes (which need not be UTF-8).
 async fn signed_bytes(app: &TestApp, operation: &str, body: Vec<u8>) -> Reply {
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = verifier().sign(&body, &timestamp);
     let response = app
         .client
@@ -84,7 +83,7 @@ async fn nul_and_control_characters_in_login_id_are_400() {
 async fn a_body_one_byte_off_the_signed_one_is_401() {
     let app = spawn(&[]).await;
     let signed = br#"{"loginId":"a@b.c"}"#.to_vec();
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = verifier().sign(&signed, &timestamp);
     for i in 0..signed.len() {
         let mut sent = signed.clone();
@@ -133,7 +132,7 @@ async fn read_all(stream: &mut TcpStream, limit: Duration) -> String {
 async fn a_slow_body_is_408_after_the_body_timeout() {
     let (addr, _dir) = tcp_server().await;
     let body = r#"{"loginId":"a@b.c"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let signature = sign(body, &timestamp);
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = format!(

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{backend_config, serve_tcp, sign};
-use ownid_bridge::signature::now_ms;
+use common::{backend_config, fresh_timestamp, serve_tcp, sign};
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 
@@ -88,7 +87,7 @@ async fn ten_thousand_sets_over_256_connections_on_postgres() {
                         "ownIdData": value(&run, index),
                     })
                     .to_string();
-                    let timestamp = now_ms().to_string();
+                    let timestamp = fresh_timestamp();
                     let signature = sign(&body, &timestamp);
                     let started = Instant::now();
                     let answer = client

@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use ownid_bridge::app::{serve, App};
-use ownid_bridge::signature::now_ms;
 use ownid_bridge::storage;
 use poem::listener::Acceptor;
 
@@ -37,7 +36,7 @@ async fn get_data_forwarded(
     forwarded_for: Option<&str>,
 ) -> (u16, String) {
     let body = r#"{"loginId":"nobody@example.com"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let mut request = client
         .post(format!("{url}/ownid/getOwnIDDataByLoginId"))
         .header("content-type", "application/json")

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use ownid_bridge::signature::now_ms;
 
 #[tokio::test]
 async fn metrics_count_requests_signature_failures_and_pool_usage() {
@@ -47,7 +48,7 @@ async fn metrics_can_be_turned_off() {
 
 #[tokio::test]
 async fn with_replay_protection_a_signed_request_is_accepted_once() {
-    let app = spawn(&[("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", "true")]).await;
+    let app = spawn(&[("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", "memory")]).await;
     app.add_user("replay@example.com").await;
     let body = r#"{"loginId":"replay@example.com","ownIdData":"v1"}"#;
     let timestamp = ownid_bridge::signature::now_ms().to_string();
@@ -95,7 +96,7 @@ async fn with_replay_protection_a_signed_request_is_accepted_once() {
 
 #[tokio::test]
 async fn without_replay_protection_a_repeat_is_accepted() {
-    let app = spawn(&[]).await;
+    let app = spawn(&[("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", "off")]).await;
     let body = r#"{"loginId":"nobody@example.com"}"#;
     let timestamp = ownid_bridge::signature::now_ms().to_string();
     let signature = sign(body, &timestamp);
@@ -127,4 +128,263 @@ async fn a_previous_shared_secret_is_accepted_during_a_rotation() {
         .get_data("nobody@example.com")
         .await
         .assert_error(401, "invalid_signature");
+}
+
+fn signed_headers<'a>(timestamp: &'a str, signature: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("content-type", "application/json"),
+        ("ownid-timestamp", timestamp),
+        ("ownid-signature", signature),
+    ]
+}
+
+#[tokio::test]
+async fn replay_protection_is_on_by_default_and_one_guard_covers_every_endpoint() {
+    // OwnID signs the body and the timestamp, not the path: get and session have the same body.
+    let app = spawn(&[]).await;
+    app.add_user("alice@example.com").await;
+    let body = r#"{"loginId":"alice@example.com"}"#;
+    let (timestamp, signature) = signed_now(body);
+    let headers = signed_headers(&timestamp, &signature);
+    app.post("getOwnIDDataByLoginId", body, &headers)
+        .await
+        .assert_empty(204);
+    for operation in [
+        "getSessionByLoginId",
+        "getOwnIDDataByLoginId",
+        "setOwnIDDataByLoginId",
+    ] {
+        app.post(operation, body, &headers)
+            .await
+            .assert_error(401, "replayed_request");
+    }
+}
+
+#[tokio::test]
+async fn a_signature_answered_5xx_may_be_retried_but_not_reused_after_success() {
+    let (app, script) = spawn_scripted(&[]).await;
+    app.add_user("alice@example.com").await;
+    let body = r#"{"loginId":"alice@example.com","ownIdData":"v1"}"#;
+    let (timestamp, signature) = signed_now(body);
+    let headers = signed_headers(&timestamp, &signature);
+    *script.fail_next.lock().unwrap() = Some(ownid_bridge_store::StoreError::Unavailable(
+        "the database is down".into(),
+    ));
+    app.post("setOwnIDDataByLoginId", body, &headers)
+        .await
+        .assert_error(503, "storage_unavailable");
+    // OwnID retries the same signed request.
+    app.post("setOwnIDDataByLoginId", body, &headers)
+        .await
+        .assert_empty(204);
+    app.post("setOwnIDDataByLoginId", body, &headers)
+        .await
+        .assert_error(401, "replayed_request");
+}
+
+#[tokio::test]
+async fn a_request_dropped_before_its_answer_may_be_retried() {
+    let (app, script) = spawn_scripted(&[]).await;
+    app.add_user("alice@example.com").await;
+    let body = r#"{"loginId":"alice@example.com"}"#;
+    let (timestamp, signature) = signed_now(body);
+    let headers = signed_headers(&timestamp, &signature);
+    script.hold();
+    tokio::select! {
+        reply = app.post("getSessionByLoginId", body, &headers) => {
+            panic!("answered while the store held it: {reply:?}")
+        }
+        // The request reached the store: the client goes away, and its future is dropped.
+        _ = script.entered.notified() => {}
+    }
+    script.open();
+    let reply = app.post("getSessionByLoginId", body, &headers).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    app.post("getSessionByLoginId", body, &headers)
+        .await
+        .assert_error(401, "replayed_request");
+}
+
+#[tokio::test]
+async fn a_duplicate_is_refused_while_the_first_is_in_flight() {
+    let (app, script) = spawn_scripted(&[]).await;
+    app.add_user("alice@example.com").await;
+    let body = r#"{"loginId":"alice@example.com"}"#;
+    let (timestamp, signature) = signed_now(body);
+    let headers = signed_headers(&timestamp, &signature);
+    let gate = script.hold();
+    let first = app.post("getSessionByLoginId", body, &headers);
+    let second = async {
+        // The first request reached the store and is held there.
+        script.entered.notified().await;
+        let reply = tokio::select! {
+            reply = app.post("getOwnIDDataByLoginId", body, &headers) => Some(reply),
+            // The duplicate got past the guard and reached the store too.
+            _ = script.entered.notified() => None,
+        };
+        gate.add_permits(2);
+        reply
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first.status, 200, "{}", first.body);
+    second
+        .expect("the duplicate reached the store while the first was in flight")
+        .assert_error(401, "replayed_request");
+}
+
+#[tokio::test]
+async fn a_signed_request_answered_4xx_is_used_up() {
+    let app = spawn(&[]).await;
+    let body = r#"{"loginId":""}"#;
+    let (timestamp, signature) = signed_now(body);
+    let headers = signed_headers(&timestamp, &signature);
+    app.post("getOwnIDDataByLoginId", body, &headers)
+        .await
+        .assert_error(400, "invalid_request");
+    app.post("getOwnIDDataByLoginId", body, &headers)
+        .await
+        .assert_error(401, "replayed_request");
+}
+
+#[tokio::test]
+async fn a_body_held_back_until_the_window_closes_is_still_a_replay() {
+    // The attack: send a captured request again while its timestamp is still accepted, and hold
+    // the body back until the timestamp has left the window (and the first use with it).
+    let skew_ms = 2_000;
+    let app = spawn(&[("OWNID_BRIDGE__OWNID__MAX_CLOCK_SKEW", "2s")]).await;
+    let body = r#"{"loginId":"nobody@example.com"}"#;
+    let (timestamp, signature) = signed_now(body);
+    let sent: i128 = timestamp.parse().unwrap();
+    let headers = signed_headers(&timestamp, &signature);
+    app.post("getOwnIDDataByLoginId", body, &headers)
+        .await
+        .assert_empty(404);
+
+    let (mut writer, reader) = tokio::io::duplex(1024);
+    let mut request = app
+        .client
+        .post(app.path("getOwnIDDataByLoginId"))
+        .body(poem::Body::from_async_read(reader));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    assert!(
+        now_ms() < sent + skew_ms / 2,
+        "the test machine is too slow: the second request would not start inside the window"
+    );
+    let replay = async { read(request.send().await).await };
+    let late_body = async {
+        while now_ms() <= sent + skew_ms + 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        use tokio::io::AsyncWriteExt as _;
+        writer.write_all(body.as_bytes()).await.unwrap();
+        drop(writer);
+    };
+    let (reply, ()) = tokio::join!(replay, late_body);
+    assert_eq!(reply.status, 401, "the replay was accepted: {reply:?}");
+    let code = reply.json()["error"].as_str().unwrap().to_owned();
+    assert!(
+        code == "replayed_request" || code == "stale_timestamp",
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_replay_guard_is_bounded_and_fails_closed_when_full() {
+    let app = spawn(&[("OWNID_BRIDGE__OWNID__REPLAY_MAX_ENTRIES", "2")]).await;
+    let mut first = None;
+    for i in 0..2 {
+        let body = format!(r#"{{"loginId":"nobody{i}@example.com"}}"#);
+        let (timestamp, signature) = signed_now(&body);
+        app.post(
+            "getOwnIDDataByLoginId",
+            &body,
+            &signed_headers(&timestamp, &signature),
+        )
+        .await
+        .assert_empty(404);
+        first.get_or_insert((body, timestamp, signature));
+    }
+    // Full of signatures still inside their window: a new one is refused rather than an old one
+    // forgotten.
+    let reply = app.get_data("nobody2@example.com").await;
+    reply.assert_error(503, "replay_capacity");
+    assert!(reply.headers.contains_key("retry-after"), "{reply:?}");
+    let (body, timestamp, signature) = first.unwrap();
+    app.post(
+        "getOwnIDDataByLoginId",
+        &body,
+        &signed_headers(&timestamp, &signature),
+    )
+    .await
+    .assert_error(401, "replayed_request");
+}
+
+/// Log lines written while `run` runs on this thread, at info level and above.
+fn logged_at_info(run: impl FnOnce()) -> String {
+    #[derive(Clone)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture(Default::default());
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = capture.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn storage_error_messages_that_quote_user_data_do_not_reach_the_log() {
+    // Drivers quote the offending value: MySQL's duplicate entry, MongoDB's duplicate key.
+    let login_id = "leaky.login@example.com";
+    let errors = [
+        ownid_bridge_store::StoreError::Other(format!(
+            "error returned from database: 1062 (23000): Duplicate entry '{login_id}' for key \
+             'users.login_id'"
+        )),
+        ownid_bridge_store::StoreError::Other(format!(
+            "E11000 duplicate key error collection: app.users index: login_id_1 dup key: \
+             {{ login_id: \"{login_id}\" }}"
+        )),
+        ownid_bridge_store::StoreError::Unavailable(format!(
+            "write conflict on `{login_id}` (Key (login_id)=({login_id}))"
+        )),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let logs = logged_at_info(|| {
+        runtime.block_on(async {
+            let (app, script) =
+                spawn_scripted(&[("OWNID_BRIDGE__OWNID__CREATE_MISSING_USERS", "true")]).await;
+            for err in errors {
+                *script.fail_next.lock().unwrap() = Some(err);
+                let reply = app.set_data(login_id, "data").await;
+                assert!(reply.status >= 500, "{reply:?}");
+            }
+        })
+    });
+    assert!(logs.contains("storage error"), "nothing logged:\n{logs}");
+    assert!(
+        logs.contains("storage unavailable"),
+        "nothing logged:\n{logs}"
+    );
+    assert!(
+        !logs.contains("leaky.login"),
+        "the login id reached the log:\n{logs}"
+    );
 }

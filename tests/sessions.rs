@@ -255,7 +255,12 @@ async fn a_generated_jwt_secret_is_used_when_none_is_configured() {
     config.session.secret = None;
     let store = storage::open(&config.storage, true).await.unwrap();
     store.apply_schema(true).await.unwrap();
-    let (_, generated) = ownid_bridge::app::App::new(config, Arc::clone(&store)).unwrap();
+    // Only the zero-configuration trial generates one; otherwise a missing secret is an error.
+    let err = ownid_bridge::app::App::new(config.clone(), Arc::clone(&store))
+        .err()
+        .expect("a missing session.secret is refused");
+    assert!(err.starts_with("session.secret is not set"), "{err}");
+    let (_, generated) = ownid_bridge::app::App::new_trial(config, Arc::clone(&store)).unwrap();
     assert!(generated.jwt_secret);
     assert!(generated.shared_secret.is_none());
 }

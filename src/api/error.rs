@@ -16,8 +16,9 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 pub struct ErrorBody {
     /// A machine-readable code: `invalid_request`, `missing_signature`, `stale_timestamp`,
     /// `invalid_signature`, `replayed_request`, `forbidden`, `request_timeout`,
-    /// `login_id_conflict`, `payload_too_large`, `internal` or `storage_unavailable` (and `not_found` /
-    /// `method_not_allowed` for a path or method the server does not have).
+    /// `login_id_conflict`, `payload_too_large`, `internal`, `storage_unavailable` or
+    /// `replay_capacity` (and `not_found` / `method_not_allowed` for a path or method the server
+    /// does not have).
     pub error: String,
     /// A sentence for people; never contains internal details.
     pub message: String,
@@ -101,16 +102,55 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Unavailable(detail) => {
                 crate::metrics::record_storage_error("unavailable");
-                tracing::warn!(error = %detail, "storage unavailable");
+                tracing::warn!(error = %redact_values(&detail), "storage unavailable");
+                tracing::debug!(error = %detail, "storage unavailable (unredacted)");
                 ApiError::unavailable()
             }
             StoreError::Other(detail) => {
                 crate::metrics::record_storage_error("other");
-                tracing::error!(error = %detail, "storage error");
+                tracing::error!(error = %redact_values(&detail), "storage error");
+                tracing::debug!(error = %detail, "storage error (unredacted)");
                 ApiError::internal()
             }
         }
     }
+}
+
+/// A driver's message with the values it quotes replaced by `[redacted]`. Drivers quote the
+/// offending value, which may be a login id or ownIdData: MySQL's `Duplicate entry 'x' for key
+/// 'k'`, MongoDB's `dup key: { login_id: "x" }`, PostgreSQL's `Key (login_id)=(x)`. What stays
+/// (the error's kind, codes, table and index names outside quotes) is what an operator needs;
+/// the full message is logged at debug level only.
+pub fn redact_values(detail: &str) -> String {
+    let mut out = String::with_capacity(detail.len());
+    let mut chars = detail.chars().peekable();
+    while let Some(c) = chars.next() {
+        let close = match c {
+            '\'' | '"' | '`' => Some(c),
+            '{' => Some('}'),
+            '=' if chars.peek() == Some(&'(') => {
+                out.push('=');
+                chars.next();
+                Some(')')
+            }
+            _ => None,
+        };
+        let Some(close) = close else {
+            out.push(c);
+            continue;
+        };
+        let opening = if close == ')' { '(' } else { c };
+        out.push(opening);
+        out.push_str("[redacted]");
+        // Everything up to the closing character (or the end) is dropped.
+        for next in chars.by_ref() {
+            if next == close {
+                break;
+            }
+        }
+        out.push(close);
+    }
+    out
 }
 
 impl IntoResponse for ApiError {
@@ -147,4 +187,33 @@ pub fn error_response(err: poem::Error) -> Response {
         _ => ApiError::bad_request(err.to_string()),
     };
     error.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_values;
+
+    #[test]
+    fn quoted_values_in_driver_messages_are_redacted() {
+        assert_eq!(
+            redact_values("1062 (23000): Duplicate entry 'a@b.c' for key 'users.login_id'"),
+            "1062 (23000): Duplicate entry '[redacted]' for key '[redacted]'"
+        );
+        assert_eq!(
+            redact_values(r#"E11000 dup key: { login_id: "a@b.c" }"#),
+            "E11000 dup key: {[redacted]}"
+        );
+        assert_eq!(
+            redact_values("Key (login_id)=(a@b.c) already exists"),
+            "Key (login_id)=([redacted]) already exists"
+        );
+        assert_eq!(
+            redact_values("pool timed out while waiting for an open connection"),
+            "pool timed out while waiting for an open connection"
+        );
+        assert_eq!(
+            redact_values("unterminated 'a@b.c"),
+            "unterminated '[redacted]'"
+        );
+    }
 }

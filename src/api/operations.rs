@@ -90,8 +90,9 @@ macro_rules! ownid_response {
             BadRequest(Json<ErrorBody>),
             /// The signature headers are missing (`missing_signature`), the timestamp is outside
             /// the clock skew (`stale_timestamp`), the signature does not match
-            /// (`invalid_signature`), or, with replay protection, the same signed request came
-            /// twice (`replayed_request`).
+            /// (`invalid_signature`), or the same signed request was already answered, on this or
+            /// another of the three operations (`replayed_request`; replay protection is on by
+            /// default).
             #[oai(status = 401)]
             Unauthorized(Json<ErrorBody>),
             /// The caller's address is outside `allowed_networks` (`forbidden`).
@@ -109,8 +110,9 @@ macro_rules! ownid_response {
             /// An unexpected error (`internal`); details are only in the server log.
             #[oai(status = 500)]
             Internal(Json<ErrorBody>),
-            /// The user database is unreachable or busy (`storage_unavailable`); retry after the
-            /// `Retry-After` seconds.
+            /// The user database is unreachable or busy (`storage_unavailable`), or the replay
+            /// guard is full of signatures still inside their window (`replay_capacity`); retry
+            /// after the `Retry-After` seconds.
             #[oai(status = 503)]
             Unavailable(
                 Json<ErrorBody>,

@@ -135,7 +135,7 @@ impl TestApp {
 
     /// POST signed now with the right secret, as OwnID would.
     pub async fn signed(&self, operation: &str, body: &str) -> Reply {
-        let timestamp = now_ms().to_string();
+        let timestamp = fresh_timestamp();
         let signature = sign(body, &timestamp);
         self.post(
             operation,
@@ -234,4 +234,139 @@ pub async fn serve_tcp(
         ownid_bridge::app::serve_configured(acceptor, endpoint, &server).await
     });
     (addr, task)
+}
+
+/// What a [`ScriptedStore`] does to the next data-path call (get, set, session).
+#[derive(Default)]
+pub struct Script {
+    /// Fail the next data-path call with this error.
+    pub fail_next: std::sync::Mutex<Option<ownid_bridge_store::StoreError>>,
+    /// While set, data-path calls wait for a permit of this semaphore.
+    pub gate: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// Notified when a data-path call reaches the store.
+    pub entered: tokio::sync::Notify,
+}
+
+impl Script {
+    /// Holds data-path calls until `release` (or until the gate is removed).
+    pub fn hold(&self) -> Arc<tokio::sync::Semaphore> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *self.gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    pub fn open(&self) {
+        if let Some(gate) = self.gate.lock().unwrap().take() {
+            gate.add_permits(1 << 20);
+        }
+    }
+}
+
+/// A store that delegates to a real one, with failures and pauses injected by a [`Script`].
+pub struct ScriptedStore {
+    pub inner: Arc<dyn UserStore>,
+    pub script: Arc<Script>,
+}
+
+impl ScriptedStore {
+    async fn before(&self) -> Result<(), ownid_bridge_store::StoreError> {
+        self.script.entered.notify_one();
+        let gate = self.script.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.acquire().await.expect("gate open").forget();
+        }
+        match self.script.fail_next.lock().unwrap().take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl UserStore for ScriptedStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn get_ownid_data(
+        &self,
+        login_id: &str,
+    ) -> Result<Option<String>, ownid_bridge_store::StoreError> {
+        self.before().await?;
+        self.inner.get_ownid_data(login_id).await
+    }
+
+    async fn set_ownid_data(
+        &self,
+        login_id: &str,
+        ownid_data: &str,
+        create_missing: bool,
+    ) -> Result<ownid_bridge_store::SetOutcome, ownid_bridge_store::StoreError> {
+        self.before().await?;
+        self.inner
+            .set_ownid_data(login_id, ownid_data, create_missing)
+            .await
+    }
+
+    async fn get_session_user(
+        &self,
+        login_id: &str,
+    ) -> Result<ownid_bridge_store::SessionUser, ownid_bridge_store::StoreError> {
+        self.before().await?;
+        self.inner.get_session_user(login_id).await
+    }
+
+    async fn create_user(&self, login_id: &str) -> Result<bool, ownid_bridge_store::StoreError> {
+        self.inner.create_user(login_id).await
+    }
+
+    async fn ping(&self) -> Result<(), ownid_bridge_store::StoreError> {
+        self.inner.ping().await
+    }
+
+    async fn inspect(
+        &self,
+    ) -> Result<ownid_bridge_store::SchemaReport, ownid_bridge_store::StoreError> {
+        self.inner.inspect().await
+    }
+
+    async fn apply_schema(
+        &self,
+        create_table: bool,
+    ) -> Result<Vec<String>, ownid_bridge_store::StoreError> {
+        self.inner.apply_schema(create_table).await
+    }
+}
+
+/// `spawn` on a [`ScriptedStore`] over the test's SQLite store.
+pub async fn spawn_scripted(overrides: &[(&str, &str)]) -> (TestApp, Arc<Script>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), overrides);
+    let inner = storage::open(&config.storage, true)
+        .await
+        .expect("open store");
+    inner.apply_schema(true).await.expect("schema");
+    let script = Arc::new(Script::default());
+    let store: Arc<dyn UserStore> = Arc::new(ScriptedStore {
+        inner,
+        script: script.clone(),
+    });
+    (spawn_with_store(config, store, dir), script)
+}
+
+/// Now, in Unix milliseconds, and never the same value twice in this process: two identical
+/// bodies signed within one millisecond would otherwise carry the same signature, which replay
+/// protection (on by default) refuses.
+pub fn fresh_timestamp() -> String {
+    static LAST: std::sync::Mutex<i128> = std::sync::Mutex::new(0);
+    let mut last = LAST.lock().unwrap();
+    *last = now_ms().max(*last + 1);
+    last.to_string()
+}
+
+/// `ownid-timestamp` and `ownid-signature` for `body`, signed now.
+pub fn signed_now(body: &str) -> (String, String) {
+    let timestamp = fresh_timestamp();
+    let signature = sign(body, &timestamp);
+    (timestamp, signature)
 }

@@ -32,8 +32,12 @@ const DATA: &str = "eyJkZXZpY2VzIjpbeyJpZCI6ImFiYyJ9XX0=";
 /// Signs each request the way OwnID does: `ownid-timestamp` is Unix milliseconds now, and
 /// `ownid-signature` is base64(HMAC-SHA256(base64-decoded secret, body + "." + timestamp)) over
 /// the body bytes exactly as the generated client serialized them.
+/// Timestamps are strictly increasing: two identical bodies sent within one millisecond would
+/// otherwise carry identical signatures, which the server's replay protection (on by default)
+/// rightly refuses.
 struct OwnIdSigner {
     verifier: SignatureVerifier,
+    last: std::sync::Mutex<i128>,
 }
 
 #[async_trait::async_trait]
@@ -50,7 +54,11 @@ impl Middleware for OwnIdSigner {
                 .as_bytes()
                 .expect("the generated client sends buffered JSON bodies"),
         };
-        let timestamp = now_ms().to_string();
+        let timestamp = {
+            let mut last = self.last.lock().unwrap();
+            *last = now_ms().max(*last + 1);
+            last.to_string()
+        };
         let signature = self.verifier.sign(body, &timestamp);
         let headers = request.headers_mut();
         headers.insert("ownid-timestamp", timestamp.parse().unwrap());
@@ -99,7 +107,10 @@ impl Server {
         let verifier =
             SignatureVerifier::new(&Secret::new(secret), Duration::from_secs(60)).unwrap();
         let http = ClientBuilder::new(reqwest::Client::new())
-            .with(OwnIdSigner { verifier })
+            .with(OwnIdSigner {
+                verifier,
+                last: Default::default(),
+            })
             .build();
         HttpClient::with_middleware_client(http).with_base_url(&self.base_url)
     }

@@ -52,10 +52,15 @@ export function signatureFor(key, body, timestamp) {
  */
 export function ownIdSignature(sharedSecret, now = Date.now) {
   const key = decodeSharedSecret(sharedSecret);
+  // Strictly increasing timestamps: two identical bodies sent within one millisecond would
+  // otherwise carry identical signatures, which the server's replay protection (on by default)
+  // rightly refuses.
+  let last = 0;
   return {
     async onRequest({ request }) {
       const body = new Uint8Array(await request.clone().arrayBuffer());
-      const timestamp = String(now());
+      last = Math.max(now(), last + 1);
+      const timestamp = String(last);
       request.headers.set("ownid-timestamp", timestamp);
       request.headers.set("ownid-signature", signatureFor(key, body, timestamp));
       return request;
