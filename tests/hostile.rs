@@ -266,7 +266,7 @@ async fn the_header_timeout_does_not_cover_the_body_or_the_next_request() {
     let body = r#"{"loginId":"a@b.c"}"#;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     for round in 0..2 {
-        let timestamp = now_ms().to_string();
+        let timestamp = fresh_timestamp();
         let head = format!(
             "POST /ownid/{GET} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
              ownid-timestamp: {timestamp}\r\nownid-signature: {}\r\n\
@@ -350,7 +350,7 @@ async fn a_body_over_the_limit_sent_whole_still_gets_the_413() {
     // writing when the server has answered.
     let body = vec![b'x'; 16 * 1024 * 1024];
     for attempt in 0..5 {
-        let timestamp = now_ms().to_string();
+        let timestamp = fresh_timestamp();
         let head = format!(
             "POST /ownid/{SET} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
              ownid-timestamp: {timestamp}\r\nownid-signature: {}\r\n\

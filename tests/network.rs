@@ -85,7 +85,7 @@ async fn forwarded_for_counts_behind_a_trusted_proxy() {
 /// POST getOwnIDDataByLoginId with one `X-Forwarded-For` line per item, in order.
 async fn get_data_lines(url: &str, lines: &[&[u8]]) -> u16 {
     let body = r#"{"loginId":"nobody@example.com"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let mut request = reqwest::Client::new()
         .post(format!("{url}/ownid/getOwnIDDataByLoginId"))
         .header("content-type", "application/json")
@@ -164,7 +164,7 @@ async fn an_unreadable_forwarded_for_is_refused_not_replaced_by_the_proxy_addres
 /// POST getOwnIDDataByLoginId with the given header lines, in order.
 async fn get_data_headers(url: &str, lines: &[(&str, &str)]) -> u16 {
     let body = r#"{"loginId":"nobody@example.com"}"#;
-    let timestamp = now_ms().to_string();
+    let timestamp = fresh_timestamp();
     let mut request = reqwest::Client::new()
         .post(format!("{url}/ownid/getOwnIDDataByLoginId"))
         .header("content-type", "application/json")

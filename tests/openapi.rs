@@ -53,7 +53,7 @@ fn every_operation_declares_every_status_it_can_return() {
     let document: Value = serde_json::from_str(&committed("openapi.json")).unwrap();
     let errors = ["400", "401", "403", "408", "413", "500", "503"];
     for (path, own) in [
-        ("/setOwnIDDataByLoginId", vec!["200", "204", "404"]),
+        ("/setOwnIDDataByLoginId", vec!["200", "204", "404", "409"]),
         ("/getOwnIDDataByLoginId", vec!["200", "204", "404"]),
         ("/getSessionByLoginId", vec!["200", "404"]),
     ] {
