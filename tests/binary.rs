@@ -11,12 +11,9 @@ use common::{fresh_timestamp, sign, JWT_SECRET, SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The binary under test: cargo's, or `OWNID_BRIDGE_TEST_BIN` (worktrees that share one target
-/// directory also share its `target/debug/ownid-bridge`, which another worktree's build may
-/// replace; point this at the worktree's own `target/debug/deps/ownid_bridge-<hash>`).
-fn bin() -> String {
-    std::env::var("OWNID_BRIDGE_TEST_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ownid-bridge").to_owned())
+/// The binary under test, as cargo built it.
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ownid-bridge")
 }
 
 fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {

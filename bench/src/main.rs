@@ -6,6 +6,7 @@
 //! - `requests` pre-signs requests for wrk (`bench/wrk.lua` replays them).
 //! - `server-version` prints the database server's version for the report.
 
+mod guard;
 mod raw;
 mod requests;
 mod seed;
@@ -80,6 +81,20 @@ enum Command {
         /// Output: one request a line, `path TAB ownid-timestamp TAB ownid-signature TAB body`.
         #[arg(long)]
         out: std::path::PathBuf,
+    },
+    /// The replay guard alone under contention: threads reserving and using new signatures.
+    /// Prints one JSON line.
+    Guard {
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Signatures already held (inside their window) when the run starts.
+        #[arg(long, default_value_t = 0)]
+        live: u64,
+        /// How long each new signature is held, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        window_ms: u64,
     },
     /// Print the database server's version.
     ServerVersion {
@@ -218,6 +233,17 @@ fn main() -> ExitCode {
                 count,
                 out,
             } => requests::write(&url, &secret, op, users, count, &out),
+            Command::Guard {
+                threads,
+                seconds,
+                live,
+                window_ms,
+            } => guard::run(guard::GuardOptions {
+                threads: threads.max(1),
+                seconds,
+                live,
+                window_ms,
+            }),
             Command::ServerVersion { backend, url } => seed::server_version(backend, &url)
                 .await
                 .map(|version| println!("{version}")),
