@@ -113,7 +113,7 @@ async fn a_signed_round_trip_over_tcp_and_a_graceful_stop() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), "added alice@example.com");
 
-    let (mut child, url) = start(&config).await;
+    let (child, url) = start(&config).await;
     let secret_data = "device-record-that-must-not-be-logged";
     let set = format!(r#"{{"loginId":"alice@example.com","ownIdData":"{secret_data}"}}"#);
     assert_eq!(
@@ -187,26 +187,7 @@ async fn a_signed_round_trip_over_tcp_and_a_graceful_stop() {
     );
     assert!(out.contains("-H 'ownid-signature: "), "{out}");
 
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("the server did not stop within 20 s of SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
-
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
+    let logs = stop(child).await;
     assert!(
         logs.contains("getOwnIDDataByLoginId") && logs.contains("status=200"),
         "{logs}"
