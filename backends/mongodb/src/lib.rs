@@ -148,6 +148,24 @@ fn is_login_id_unique_index(index: &Document, login_id: &str) -> bool {
     single_ascending_or_descending && unique && !partial && !hidden && !collated
 }
 
+/// The collation (`locale`, strength) of a unique index on the login id whose collation is not
+/// `simple` and compares at strength 1 or 2 (without case, or without case and accents).
+fn loose_collation(index: &Document, login_id: &str) -> Option<String> {
+    let keys = index.get_document("key").ok()?;
+    let collation = index.get_document("collation").ok()?;
+    let locale = collation.get_str("locale").unwrap_or("simple");
+    let strength = match collation.get("strength") {
+        Some(Bson::Int32(n)) => i64::from(*n),
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Double(n)) => *n as i64,
+        _ => 3,
+    };
+    let on_login_id = keys.len() == 1 && keys.contains_key(login_id);
+    let unique = index.get_bool("unique").unwrap_or(false);
+    (on_login_id && unique && locale != "simple" && strength < 3)
+        .then(|| format!("{{locale: {locale:?}, strength: {strength}}}"))
+}
+
 impl MongoStore {
     pub async fn connect(options: MongoOptions) -> Result<Self, StoreError> {
         let mut client_options = ClientOptions::parse(&options.url).await.map_err(|err| {
@@ -240,7 +258,10 @@ impl MongoStore {
         Ok(exists.then(|| "collection".to_owned()))
     }
 
-    async fn login_id_is_unique(&self) -> Result<bool, StoreError> {
+    /// Whether an exact unique index covers the login id, and the collation of a unique index
+    /// on it that compares loosely (a look-alike then holds the index entry: `Conflict`).
+    async fn login_id_indexes(&self) -> Result<(bool, Option<String>), StoreError> {
+        let (mut exact, mut loose) = (false, None);
         let mut cursor = self.users.list_indexes().await.map_err(map_err)?;
         while cursor.advance().await.map_err(map_err)? {
             // Read the raw entry rather than the driver's `IndexModel`, so that an index option
@@ -248,10 +269,13 @@ impl MongoStore {
             let index = Document::try_from(cursor.current())
                 .map_err(|err| StoreError::Other(format!("unreadable index entry: {err}")))?;
             if is_login_id_unique_index(&index, self.mapping.login_id.as_str()) {
-                return Ok(true);
+                exact = true;
+            } else if let Some(collation) = loose_collation(&index, self.mapping.login_id.as_str())
+            {
+                loose = Some(collation);
             }
         }
-        Ok(false)
+        Ok((exact, loose))
     }
 
     /// Creates the user document `fields` (the login id is added), or updates exactly that
@@ -461,7 +485,20 @@ impl UserStore for MongoStore {
             true,
             "BSON strings hold up to 16 MB",
         );
-        let unique = self.login_id_is_unique().await?;
+        let (unique, loose) = self.login_id_indexes().await?;
+        if let Some(collation) = loose {
+            report.advisory(
+                "login_id collation",
+                false,
+                format!(
+                    "a unique index on {} has the collation {collation}, which ignores case or \
+                     accents: lookups still match login ids exactly (a look-alike is another \
+                     user), but with create_missing_users a new login id whose look-alike holds \
+                     that index is refused with 409 login_id_conflict",
+                    m.login_id
+                ),
+            );
+        }
         report.advisory(
             checks::LOGIN_ID_UNIQUE,
             unique,
@@ -505,7 +542,7 @@ impl UserStore for MongoStore {
             // not implement `create`, and cannot race with another instance creating it.
             changes.push(format!("createCollection {}", m.table));
         }
-        if creating || !self.login_id_is_unique().await? {
+        if creating || !self.login_id_indexes().await?.0 {
             let change = format!("createIndex {} {{{}: 1}} unique", m.table, m.login_id);
             let index = IndexModel::builder()
                 .keys(doc! { m.login_id.as_str(): 1 })

@@ -152,15 +152,30 @@ impl SqliteStore {
                 ..Column::default()
             });
         }
+        let unique_index = self.login_id_unique_index(&mut conn).await?;
+        if let Some(collation) = &unique_index {
+            let login = columns
+                .iter_mut()
+                .find(|c| c.name.eq_ignore_ascii_case(self.mapping.login_id.as_str()));
+            if let Some(login) = login.filter(|_| !collation.eq_ignore_ascii_case("BINARY")) {
+                login.loose = true;
+                login.collation = Some(format!("COLLATE {collation}"));
+            }
+        }
         Ok(TableFacts {
             exists,
             columns,
-            login_id_unique: self.login_id_is_unique(&mut conn).await?,
+            login_id_unique: unique_index.is_some(),
         })
     }
 
-    /// Whether a full (not partial) unique index covers exactly the login-id column.
-    async fn login_id_is_unique(&self, conn: &mut SqlitePooled) -> Result<bool, StoreError> {
+    /// The collation of a full (not partial) unique index on exactly the login-id column, or
+    /// `None` when there is no such index. A column declared `COLLATE NOCASE` gives its index
+    /// that collation, and the index then calls `Alice@…` and `alice@…` the same entry.
+    async fn login_id_unique_index(
+        &self,
+        conn: &mut SqlitePooled,
+    ) -> Result<Option<String>, StoreError> {
         let classify = |err| self.classify(err);
         let result = sqlx::query(
             "SELECT il.name FROM pragma_index_list(?1) AS il \
@@ -172,7 +187,7 @@ impl SqliteStore {
         let indexes = conn.settle(result).map_err(classify)?;
         for index in indexes {
             let name: String = index.try_get(0).map_err(classify)?;
-            let result = sqlx::query("SELECT name FROM pragma_index_info(?1)")
+            let result = sqlx::query("SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key = 1")
                 .bind(&name)
                 .fetch_all(&mut **conn)
                 .await;
@@ -180,11 +195,11 @@ impl SqliteStore {
             if let [only] = columns.as_slice() {
                 let column: Option<String> = only.try_get(0).map_err(classify)?;
                 if column.is_some_and(|c| c.eq_ignore_ascii_case(self.mapping.login_id.as_str())) {
-                    return Ok(true);
+                    return Ok(Some(only.try_get(1).map_err(classify)?));
                 }
             }
         }
-        Ok(false)
+        Ok(None)
     }
 }
 
