@@ -9,9 +9,10 @@ use poem::web::Json;
 use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 
 use crate::api::spec;
-use crate::api::{ApiError, ApiState, OwnIdApi};
+use crate::api::{ApiState, OwnIdApi};
 use crate::config::Config;
 use crate::config::ReplayProtection;
+use crate::error::ApiError;
 use crate::network::{NetworkPolicy, OriginCheck};
 use crate::secret::Secret;
 use crate::session::SessionIssuer;
@@ -120,7 +121,7 @@ impl App {
             create_missing_users: config.ownid.create_missing_users,
         });
         let base_path = config.server.base_path.clone();
-        let service = spec::service(OwnIdApi::new(state), &base_path);
+        let service = spec::service(OwnIdApi, &base_path);
         let document = spec::document(&service);
         let docs_html = spec::swagger_ui_html(&service, &document);
         let json = spec::to_json(&document);
@@ -144,7 +145,7 @@ impl App {
         }));
 
         let mut route = Route::new()
-            .nest(base_path, service.with(signature).with(origin))
+            .nest(base_path, service.data(state).with(signature).with(origin))
             .at("/openapi.json", get(static_body(json, "application/json")))
             .at("/openapi.yaml", get(static_body(yaml, "application/yaml")))
             .at(
@@ -175,7 +176,7 @@ impl App {
         };
         route
             .with(poem::middleware::CatchPanic::new().with_handler(on_panic))
-            .catch_all_error(|err| async move { crate::api::error_response(err) })
+            .catch_all_error(|err| async move { crate::error::error_response(err) })
             .around(move |next, req| log_request(next, req, paths.clone()))
     }
 
@@ -258,12 +259,17 @@ async fn log_request<E: Endpoint>(
     let path = req.uri().path().to_owned();
     let mut response = match next.call(req).await {
         Ok(response) => response.into_response(),
-        Err(err) => crate::api::error_response(err),
+        Err(err) => crate::error::error_response(err),
     };
     let status = response.status();
     let elapsed = started.elapsed().as_secs_f64();
     let latency_ms = elapsed * 1000.0;
-    let operation = crate::metrics::operation(&path, &paths.jwks);
+    // An OwnID operation names itself; other routes (and requests refused before an operation
+    // ran) are named by their path.
+    let operation = match response.data::<poem_openapi::OperationId>() {
+        Some(poem_openapi::OperationId(id)) => *id,
+        None => crate::metrics::operation(&path, &paths.jwks),
+    };
     let rejected = response
         .data::<SignatureRejected>()
         .map(|SignatureRejected(reason)| reason.code());

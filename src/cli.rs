@@ -408,7 +408,7 @@ async fn schema(config: Config) -> Result<ExitCode, String> {
 /// The document as committed under `openapi/`: the default base path.
 pub fn openapi_document(format: SpecFormat) -> String {
     let base_path = crate::config::ServerConfig::default().base_path;
-    let service = spec::service(OwnIdApi::spec_only(), &base_path);
+    let service = spec::service(OwnIdApi, &base_path);
     let document = spec::document(&service);
     match format {
         SpecFormat::Json => spec::to_json(&document),

@@ -67,7 +67,7 @@ fn headers_too_large() -> Vec<u8> {
 }
 
 fn raw_response(status: &str, code: &str, message: &str) -> Vec<u8> {
-    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let body = crate::error::error_body(code, message);
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json; charset=utf-8\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod error;
 pub mod json;
 pub mod metrics;
 pub mod network;

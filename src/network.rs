@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 #[derive(Debug, Clone, Default)]
 pub struct NetworkPolicy {

@@ -16,8 +16,8 @@ use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use sha2::Sha256;
 
-use crate::api::ApiError;
 use crate::config::PreviousSecret;
+use crate::error::ApiError;
 use crate::secret::Secret;
 
 pub const SIGNATURE_HEADER: &str = "ownid-signature";

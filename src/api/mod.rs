@@ -5,6 +5,6 @@ mod operations;
 pub mod spec;
 mod types;
 
-pub use error::{error_response, ApiError, ErrorBody};
+pub use error::{ErrorBody, ErrorJson, ErrorResponse};
 pub use operations::{ApiState, OwnIdApi};
 pub use types::*;

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use ownid_bridge_store::{StoreError, UserStore};
-use poem::http::StatusCode;
+use poem::web::Data;
 use poem_openapi::auth::ApiKey;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, SecurityScheme, Tags};
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ErrorJson, ErrorResponse};
 use super::types::*;
 use crate::config::{Normalization, ResponseMode};
+use crate::error::{ApiError, Cause};
 use crate::session::{SessionIssuer, SessionType};
 
 /// What the operations need at run time.
@@ -67,146 +68,66 @@ enum ApiTags {
     OwnId,
 }
 
-/// Parse errors of the request (malformed JSON, missing field, wrong content type, a value
-/// outside its schema) become `400 invalid_request` with the usual error body.
-fn bad_request<T: From<ApiError>>(err: poem::Error) -> T {
-    ApiError::bad_request(err.to_string()).into()
+/// The answers of `setOwnIDDataByLoginId` other than the shared errors of [`ErrorResponse`].
+#[derive(ApiResponse, Debug)]
+pub enum SetOwnIdDataResponse {
+    /// Stored. Empty body.
+    #[oai(status = 204)]
+    Stored,
+    /// Legacy response mode only: the user does not exist (`{"errorCode": 404, ...}`).
+    #[oai(status = 200)]
+    LegacyNotFound(Json<LegacyError>),
+    /// No user has this login id (and `create_missing_users` is off). Empty body.
+    #[oai(status = 404)]
+    NotFound,
+    /// With `create_missing_users`: the login id is new, but the table's unique index holds
+    /// one that the database's collation treats as equal (`Alice@…` beside `alice@…` on a
+    /// case-insensitive column). That user is someone else; nothing is written
+    /// (`login_id_conflict`).
+    #[oai(status = 409)]
+    Conflict(ErrorJson),
 }
 
-/// Declares an operation's response enum: its own success variants plus every error status the
-/// middleware or the handler can produce, so the document lists all of them.
-macro_rules! ownid_response {
-    ($(#[$meta:meta])* $name:ident { $($variants:tt)* }) => {
-        $(#[$meta])*
-        #[derive(ApiResponse, Debug)]
-        #[oai(bad_request_handler = "bad_request")]
-        pub enum $name {
-            $($variants)*
-            /// Malformed JSON, a key repeated in one object, a missing or invalid field
-            /// (`loginId` empty, longer than 320 characters, or holding control characters; an
-            /// unknown or null `sessionType`), or a content type other than JSON. Error code
-            /// `invalid_request`.
-            #[oai(status = 400)]
-            BadRequest(Json<ErrorBody>),
-            /// The signature headers are missing (`missing_signature`), the timestamp is outside
-            /// the clock skew (`stale_timestamp`), the signature does not match
-            /// (`invalid_signature`), or the same signed request was already answered, on this or
-            /// another of the three operations (`replayed_request`; replay protection is on by
-            /// default).
-            #[oai(status = 401)]
-            Unauthorized(Json<ErrorBody>),
-            /// The caller's address is outside `allowed_networks` (`forbidden`).
-            #[oai(status = 403)]
-            Forbidden(Json<ErrorBody>),
-            /// The request body did not arrive within `server.body_timeout`
-            /// (`request_timeout`).
-            #[oai(status = 408)]
-            RequestTimeout(Json<ErrorBody>),
-            /// The body is larger than `server.max_body_bytes`, or `ownIdData` is longer than the
-            /// configured maximum or the database column (`payload_too_large`). Nothing is
-            /// stored.
-            #[oai(status = 413)]
-            PayloadTooLarge(Json<ErrorBody>),
-            /// An unexpected error (`internal`); details are only in the server log.
-            #[oai(status = 500)]
-            Internal(Json<ErrorBody>),
-            /// The user database is unreachable or busy (`storage_unavailable`), or the replay
-            /// guard is full of signatures still inside their window (`replay_capacity`); retry
-            /// after the `Retry-After` seconds.
-            #[oai(status = 503)]
-            Unavailable(
-                Json<ErrorBody>,
-                /// Seconds to wait before retrying.
-                #[oai(header = "Retry-After")]
-                u32,
-            ),
-        }
-
-        impl From<ApiError> for $name {
-            fn from(err: ApiError) -> Self {
-                let body = Json(err.body());
-                match err.status {
-                    StatusCode::BAD_REQUEST => $name::BadRequest(body),
-                    StatusCode::UNAUTHORIZED => $name::Unauthorized(body),
-                    StatusCode::FORBIDDEN => $name::Forbidden(body),
-                    StatusCode::REQUEST_TIMEOUT => $name::RequestTimeout(body),
-                    StatusCode::PAYLOAD_TOO_LARGE => $name::PayloadTooLarge(body),
-                    StatusCode::SERVICE_UNAVAILABLE => {
-                        $name::Unavailable(body, super::error::RETRY_AFTER_SECONDS)
-                    }
-                    _ => $name::Internal(body),
-                }
-            }
-        }
-    };
+/// The answers of `getOwnIDDataByLoginId` other than the shared errors of [`ErrorResponse`].
+#[derive(ApiResponse, Debug)]
+pub enum GetOwnIdDataResponse {
+    /// The user's ownIdData. In the legacy response mode also `{"ownIdData": ""}` for a user
+    /// without data and `{"errorCode": 404, ...}` for an unknown user.
+    #[oai(status = 200)]
+    Found(Json<OwnIdDataResult>),
+    /// The user exists but has no ownIdData yet. Empty body.
+    #[oai(status = 204)]
+    NoData,
+    /// No user has this login id. Empty body.
+    #[oai(status = 404)]
+    NotFound,
 }
 
-ownid_response!(
-    SetOwnIdDataResponse {
-        /// Stored. Empty body.
-        #[oai(status = 204)]
-        Stored,
-        /// Legacy response mode only: the user does not exist (`{"errorCode": 404, ...}`).
-        #[oai(status = 200)]
-        LegacyNotFound(Json<LegacyError>),
-        /// No user has this login id (and `create_missing_users` is off). Empty body.
-        #[oai(status = 404)]
-        NotFound,
-        /// With `create_missing_users`: the login id is new, but the table's unique index holds
-        /// one that the database's collation treats as equal (`Alice@…` beside `alice@…` on a
-        /// case-insensitive column). That user is someone else; nothing is written
-        /// (`login_id_conflict`).
-        #[oai(status = 409)]
-        Conflict(Json<ErrorBody>),
-    }
-);
+/// The answers of `getSessionByLoginId` other than the shared errors of [`ErrorResponse`].
+#[derive(ApiResponse, Debug)]
+pub enum GetSessionResponse {
+    /// A session token for the user (whether or not the user has ownIdData). In the legacy
+    /// response mode also `{"errorCode": 404, ...}` for an unknown user.
+    #[oai(status = 200)]
+    Issued(Json<SessionResult>),
+    /// No user has this login id. Empty body.
+    #[oai(status = 404)]
+    NotFound,
+}
 
-ownid_response!(
-    GetOwnIdDataResponse {
-        /// The user's ownIdData. In the legacy response mode also `{"ownIdData": ""}` for a user
-        /// without data and `{"errorCode": 404, ...}` for an unknown user.
-        #[oai(status = 200)]
-        Found(Json<OwnIdDataResult>),
-        /// The user exists but has no ownIdData yet. Empty body.
-        #[oai(status = 204)]
-        NoData,
-        /// No user has this login id. Empty body.
-        #[oai(status = 404)]
-        NotFound,
-    }
-);
+/// The OwnID operations; their state arrives as request data (see `app.rs`).
+///
+/// A request that does not parse (malformed JSON, a missing or invalid field, a content type
+/// other than JSON) never reaches a handler: poem-openapi returns its error, which
+/// `crate::error::error_response` answers as `400 invalid_request` with the parser's message.
+/// (An operation returning `Result<_, ErrorResponse>` takes its bad-request handler from the
+/// success enum, which has no 400 to answer with.)
+pub struct OwnIdApi;
 
-ownid_response!(
-    GetSessionResponse {
-        /// A session token for the user (whether or not the user has ownIdData). In the legacy
-        /// response mode also `{"errorCode": 404, ...}` for an unknown user.
-        #[oai(status = 200)]
-        Issued(Json<SessionResult>),
-        /// No user has this login id. Empty body.
-        #[oai(status = 404)]
-        NotFound,
-    }
-);
-
-/// The OwnID operations. `None` state only serves to generate the document.
-pub struct OwnIdApi(Option<Arc<ApiState>>);
-
-impl OwnIdApi {
-    pub fn new(state: Arc<ApiState>) -> Self {
-        OwnIdApi(Some(state))
-    }
-
-    /// An instance that can describe the API but not serve it (`ownid-bridge openapi`).
-    pub fn spec_only() -> Self {
-        OwnIdApi(None)
-    }
-
-    fn state(&self) -> Result<&ApiState, ApiError> {
-        self.0.as_deref().ok_or_else(|| {
-            tracing::error!("an OwnID operation was called on a spec-only API instance");
-            ApiError::internal()
-        })
-    }
+/// An operation's error, answered: its cause is logged and counted here, once.
+fn answer(err: ApiError) -> ErrorResponse {
+    err.report();
+    err.into()
 }
 
 impl ApiState {
@@ -214,24 +135,10 @@ impl ApiState {
         self.responses == ResponseMode::Legacy
     }
 
-    /// Normalizes and validates a login id (SPEC §1: non-empty, at most 320 characters after
-    /// normalization). Control characters are refused: no e-mail address or phone number has
-    /// them, and they make logs and lookups ambiguous.
+    /// Normalizes a login id and checks it again (normalization may shorten or empty it).
     fn login_id(&self, raw: &str) -> Result<String, ApiError> {
         let login_id = self.normalization.apply(raw);
-        if login_id.is_empty() {
-            return Err(ApiError::bad_request("loginId must not be empty"));
-        }
-        if login_id.chars().nth(MAX_LOGIN_ID_CHARS).is_some() {
-            return Err(ApiError::bad_request(format!(
-                "loginId must be at most {MAX_LOGIN_ID_CHARS} characters"
-            )));
-        }
-        if login_id.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(
-                "loginId must not contain control characters",
-            ));
-        }
+        check_login_id(&login_id).map_err(|err| ApiError::bad_request(err.to_string()))?;
         Ok(login_id.into_owned())
     }
 }
@@ -252,14 +159,12 @@ impl OwnIdApi {
     )]
     async fn set_ownid_data(
         &self,
+        state: Data<&Arc<ApiState>>,
         _signature: OwnIdSignature,
         _timestamp: OwnIdTimestamp,
         body: Json<SetOwnIdDataRequest>,
-    ) -> SetOwnIdDataResponse {
-        match self.set(body.0).await {
-            Ok(response) => response,
-            Err(err) => err.into(),
-        }
+    ) -> Result<SetOwnIdDataResponse, ErrorResponse> {
+        state.set(body.0).await.map_err(answer)
     }
 
     /// Read OwnID data for a user
@@ -275,14 +180,12 @@ impl OwnIdApi {
     )]
     async fn get_ownid_data(
         &self,
+        state: Data<&Arc<ApiState>>,
         _signature: OwnIdSignature,
         _timestamp: OwnIdTimestamp,
         body: Json<GetOwnIdDataRequest>,
-    ) -> GetOwnIdDataResponse {
-        match self.get(body.0).await {
-            Ok(response) => response,
-            Err(err) => err.into(),
-        }
+    ) -> Result<GetOwnIdDataResponse, ErrorResponse> {
+        state.get(body.0).await.map_err(answer)
     }
 
     /// Issue a session token for a user
@@ -299,56 +202,52 @@ impl OwnIdApi {
     )]
     async fn get_session(
         &self,
+        state: Data<&Arc<ApiState>>,
         _signature: OwnIdSignature,
         _timestamp: OwnIdTimestamp,
         body: Json<GetSessionRequest>,
-    ) -> GetSessionResponse {
-        match self.session(body.0).await {
-            Ok(response) => response,
-            Err(err) => err.into(),
-        }
+    ) -> Result<GetSessionResponse, ErrorResponse> {
+        state.session(body.0).await.map_err(answer)
     }
 }
 
-impl OwnIdApi {
+impl ApiState {
     async fn set(&self, request: SetOwnIdDataRequest) -> Result<SetOwnIdDataResponse, ApiError> {
-        let state = self.state()?;
-        let login_id = state.login_id(&request.login_id.0)?;
-        let max = state.max_ownid_data_chars;
+        let login_id = self.login_id(&request.login_id.0)?;
+        let max = self.max_ownid_data_chars;
         let ownid_data = request.ownid_data.0;
         if ownid_data.chars().nth(max).is_some() {
             return Err(ApiError::too_large(format!(
                 "ownIdData is longer than {max} characters"
             )));
         }
-        let result = state
+        let result = self
             .store
-            .set_ownid_data(&login_id, &ownid_data, state.create_missing_users)
+            .set_ownid_data(&login_id, &ownid_data, self.create_missing_users)
             .await;
         match result {
             Ok(_) => Ok(SetOwnIdDataResponse::Stored),
-            Err(StoreError::NotFound) if state.legacy() => Ok(
-                SetOwnIdDataResponse::LegacyNotFound(Json(LegacyError::user_not_found())),
-            ),
+            Err(StoreError::NotFound) if self.legacy() => Ok(SetOwnIdDataResponse::LegacyNotFound(
+                Json(LegacyError::user_not_found()),
+            )),
             Err(StoreError::NotFound) => Ok(SetOwnIdDataResponse::NotFound),
-            Err(StoreError::Conflict) => Ok(SetOwnIdDataResponse::Conflict(Json(
-                ApiError::from(StoreError::Conflict).body(),
+            Err(StoreError::Conflict) => Ok(SetOwnIdDataResponse::Conflict(ErrorJson(
+                StoreError::Conflict.into(),
             ))),
             Err(err) => Err(err.into()),
         }
     }
 
     async fn get(&self, request: GetOwnIdDataRequest) -> Result<GetOwnIdDataResponse, ApiError> {
-        let state = self.state()?;
-        let login_id = state.login_id(&request.login_id.0)?;
+        let login_id = self.login_id(&request.login_id.0)?;
         let found = |ownid_data: String| {
             GetOwnIdDataResponse::Found(Json(OwnIdDataResult::OwnIdData(OwnIdData { ownid_data })))
         };
-        match state.store.get_ownid_data(&login_id).await {
+        match self.store.get_ownid_data(&login_id).await {
             Ok(Some(data)) => Ok(found(data)),
-            Ok(None) if state.legacy() => Ok(found(String::new())),
+            Ok(None) if self.legacy() => Ok(found(String::new())),
             Ok(None) => Ok(GetOwnIdDataResponse::NoData),
-            Err(StoreError::NotFound) if state.legacy() => Ok(GetOwnIdDataResponse::Found(Json(
+            Err(StoreError::NotFound) if self.legacy() => Ok(GetOwnIdDataResponse::Found(Json(
                 OwnIdDataResult::LegacyError(LegacyError::user_not_found()),
             ))),
             Err(StoreError::NotFound) => Ok(GetOwnIdDataResponse::NotFound),
@@ -357,11 +256,10 @@ impl OwnIdApi {
     }
 
     async fn session(&self, request: GetSessionRequest) -> Result<GetSessionResponse, ApiError> {
-        let state = self.state()?;
-        let login_id = state.login_id(&request.login_id.0)?;
-        let user = match state.store.get_session_user(&login_id).await {
+        let login_id = self.login_id(&request.login_id.0)?;
+        let user = match self.store.get_session_user(&login_id).await {
             Ok(user) => user,
-            Err(StoreError::NotFound) if state.legacy() => {
+            Err(StoreError::NotFound) if self.legacy() => {
                 return Ok(GetSessionResponse::Issued(Json(
                     SessionResult::LegacyError(LegacyError::user_not_found()),
                 )))
@@ -373,9 +271,8 @@ impl OwnIdApi {
             SessionTypeParam::Browser => SessionType::Browser,
             SessionTypeParam::Mobile => SessionType::Mobile,
         });
-        let issued = state.sessions.issue(&user, session_type).map_err(|err| {
-            tracing::error!(error = %err, "signing a session token failed");
-            ApiError::internal()
+        let issued = self.sessions.issue(&user, session_type).map_err(|err| {
+            ApiError::internal().caused_by(Cause::SessionSigning(err.to_string()))
         })?;
         Ok(GetSessionResponse::Issued(Json(
             SessionResult::SessionToken(SessionToken {

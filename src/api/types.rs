@@ -76,6 +76,34 @@ pub struct LoginId(pub String);
 /// The `pattern` the document declares for `loginId`, which [`LoginId`] enforces by hand.
 const LOGIN_ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
+/// Why a login id is refused (SPEC §1: non-empty, at most 320 characters). Control characters
+/// are refused too: no e-mail address or phone number has them, and they make logs and lookups
+/// ambiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidLoginId {
+    #[error("loginId must not be empty")]
+    Empty,
+    #[error("loginId must be at most {MAX_LOGIN_ID_CHARS} characters")]
+    TooLong,
+    #[error("loginId must not contain control characters")]
+    ControlCharacter,
+}
+
+/// The one check of a login id: on the value as sent (when the body is parsed) and again after
+/// the configured normalization.
+pub fn check_login_id(text: &str) -> Result<(), InvalidLoginId> {
+    if text.is_empty() {
+        return Err(InvalidLoginId::Empty);
+    }
+    if text.chars().nth(MAX_LOGIN_ID_CHARS).is_some() {
+        return Err(InvalidLoginId::TooLong);
+    }
+    if text.chars().any(char::is_control) {
+        return Err(InvalidLoginId::ControlCharacter);
+    }
+    Ok(())
+}
+
 impl Type for LoginId {
     const IS_REQUIRED: bool = true;
     type RawValueType = String;
@@ -105,19 +133,7 @@ impl Type for LoginId {
 impl ParseFromJSON for LoginId {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         let JsonString(text) = JsonString::parse_from_json(value).map_err(ParseError::propagate)?;
-        if text.is_empty() {
-            return Err(ParseError::custom("loginId must not be empty"));
-        }
-        if text.chars().nth(MAX_LOGIN_ID_CHARS).is_some() {
-            return Err(ParseError::custom(format!(
-                "loginId must be at most {MAX_LOGIN_ID_CHARS} characters"
-            )));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(ParseError::custom(
-                "loginId must not contain control characters",
-            ));
-        }
+        check_login_id(&text).map_err(|err| ParseError::custom(err.to_string()))?;
         Ok(LoginId(text))
     }
 }
