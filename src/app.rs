@@ -33,26 +33,37 @@ pub struct GeneratedSecrets {
     pub jwt_secret: bool,
 }
 
+/// Why the server cannot start with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "ownid.shared_secret is not set: set it (or ownid.shared_secret_file, or \
+         OWNID_BRIDGE__OWNID__SHARED_SECRET) to the application's shared secret from the OwnID \
+         console. Secrets are generated only when nothing at all is configured (no \
+         configuration file and no OWNID_BRIDGE__ environment variable)"
+    )]
+    NoSharedSecret,
+    #[error(
+        "session.secret is not set: {0:?} signs session tokens with it; set it (or \
+         session.secret_file, or OWNID_BRIDGE__SESSION__SECRET; `ownid-bridge config secret` \
+         prints one). Secrets are generated only when nothing at all is configured (no \
+         configuration file and no OWNID_BRIDGE__ environment variable)"
+    )]
+    NoSessionSecret(crate::config::JwtAlgorithm),
+    #[error(transparent)]
+    SharedSecret(#[from] crate::signature::SecretError),
+    #[error(transparent)]
+    SessionKey(#[from] crate::session::SessionKeyError),
+}
+
 /// Refuses a configuration without the shared secret or, for the HMAC algorithms, the session
 /// secret: outside the zero-configuration trial, a missing secret is a forgotten one.
-pub fn require_secrets(config: &Config) -> Result<(), String> {
+pub fn require_secrets(config: &Config) -> Result<(), StartError> {
     if config.ownid.shared_secret.is_none() {
-        return Err(
-            "ownid.shared_secret is not set: set it (or ownid.shared_secret_file, or \
-             OWNID_BRIDGE__OWNID__SHARED_SECRET) to the application's shared secret from the OwnID \
-             console. Secrets are generated only when nothing at all is configured (no \
-             configuration file and no OWNID_BRIDGE__ environment variable)"
-                .into(),
-        );
+        return Err(StartError::NoSharedSecret);
     }
     if config.session.algorithm.is_hmac() && config.session.secret.is_none() {
-        return Err(format!(
-            "session.secret is not set: {:?} signs session tokens with it; set it (or \
-             session.secret_file, or OWNID_BRIDGE__SESSION__SECRET; `ownid-bridge config secret` \
-             prints one). Secrets are generated only when nothing at all is configured (no \
-             configuration file and no OWNID_BRIDGE__ environment variable)",
-            config.session.algorithm
-        ));
+        return Err(StartError::NoSessionSecret(config.session.algorithm));
     }
     Ok(())
 }
@@ -62,7 +73,7 @@ impl App {
     pub fn new(
         config: Config,
         store: Arc<dyn UserStore>,
-    ) -> Result<(App, GeneratedSecrets), String> {
+    ) -> Result<(App, GeneratedSecrets), StartError> {
         require_secrets(&config)?;
         Self::build(config, store)
     }
@@ -73,11 +84,14 @@ impl App {
     pub fn new_trial(
         config: Config,
         store: Arc<dyn UserStore>,
-    ) -> Result<(App, GeneratedSecrets), String> {
+    ) -> Result<(App, GeneratedSecrets), StartError> {
         Self::build(config, store)
     }
 
-    fn build(config: Config, store: Arc<dyn UserStore>) -> Result<(App, GeneratedSecrets), String> {
+    fn build(
+        config: Config,
+        store: Arc<dyn UserStore>,
+    ) -> Result<(App, GeneratedSecrets), StartError> {
         let mut generated = GeneratedSecrets::default();
         let shared_secret = match &config.ownid.shared_secret {
             Some(secret) => secret.clone(),
@@ -306,19 +320,38 @@ pub async fn bind(listen: &str) -> std::io::Result<impl Acceptor> {
     TcpListener::bind(listen.to_owned()).into_acceptor().await
 }
 
+/// Why the server cannot listen.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("server.tls.{key}: cannot read {}: {source}", path.display())]
+    ReadTls {
+        key: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("server.listen {listen}{}: {source}", if *tls { " (TLS)" } else { "" })]
+    Listen {
+        listen: String,
+        tls: bool,
+        source: std::io::Error,
+    },
+}
+
 /// Binds the address, with TLS (rustls) when a certificate and key are configured.
 pub async fn bind_server(
     listen: &str,
     tls: Option<&crate::config::TlsConfig>,
-) -> Result<poem::listener::BoxAcceptor, String> {
+) -> Result<poem::listener::BoxAcceptor, BindError> {
     use poem::listener::{AcceptorExt, RustlsCertificate, RustlsConfig};
     let listener = TcpListener::bind(listen.to_owned());
     let bound = match tls {
         None => listener.into_acceptor().await.map(AcceptorExt::boxed),
         Some(tls) => {
-            let read = |path: &std::path::Path, key: &str| {
-                std::fs::read(path).map_err(|err| {
-                    format!("server.tls.{key}: cannot read {}: {err}", path.display())
+            let read = |path: &std::path::Path, key: &'static str| {
+                std::fs::read(path).map_err(|source| BindError::ReadTls {
+                    key,
+                    path: path.to_owned(),
+                    source,
                 })
             };
             let certificate = RustlsCertificate::new()
@@ -331,9 +364,10 @@ pub async fn bind_server(
                 .map(AcceptorExt::boxed)
         }
     };
-    bound.map_err(|err| {
-        let what = if tls.is_some() { " (TLS)" } else { "" };
-        format!("server.listen {listen}{what}: {err}")
+    bound.map_err(|source| BindError::Listen {
+        listen: listen.to_owned(),
+        tls: tls.is_some(),
+        source,
     })
 }
 

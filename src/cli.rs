@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::{anyhow, bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use ownid_bridge_store::UserStore;
 use poem::listener::Acceptor;
@@ -129,16 +130,17 @@ pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     match run_command(cli).await {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
+        // Only the outermost message: every error here already names what it is about.
+        Err(err) => {
+            eprintln!("error: {err}");
             ExitCode::from(EXIT_CONFIG)
         }
     }
 }
 
-async fn run_command(cli: Cli) -> Result<ExitCode, String> {
+async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.unwrap_or(Command::Serve { listen: None });
-    let config = || Config::load(cli.config.as_deref()).map_err(|err| err.to_string());
+    let config = || Config::load(cli.config.as_deref());
     match command {
         Command::Serve { listen } => {
             let env: Vec<(String, String)> = std::env::vars().collect();
@@ -190,35 +192,34 @@ fn init_tracing(config: &Config) {
 
 /// Opens the store and makes it ready to serve: creates the demo table when allowed and the
 /// table is missing, refuses a table the server cannot use, and warns about the rest.
-async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, String> {
+async fn open_for_serving(config: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
     let store = storage::open(&config.storage, true)
         .await
-        .map_err(|err| format!("storage ({}): {err}", config.storage.url))?;
-    let mut report = store.inspect().await.map_err(|err| err.to_string())?;
+        .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))?;
+    let mut report = store.inspect().await?;
     let table_missing = report
         .check(ownid_bridge_store::checks::TABLE)
         .is_some_and(|check| !check.ok);
     if table_missing && config.storage.creates_demo_table() {
-        for change in store.apply_schema(true).await.map_err(|e| e.to_string())? {
+        for change in store.apply_schema(true).await? {
             tracing::info!(change, "created the demo table");
         }
-        report = store.inspect().await.map_err(|err| err.to_string())?;
+        report = store.inspect().await?;
     }
     if !report.is_usable() {
-        return Err(format!(
+        bail!(
             "the users table cannot be used as configured:\n{report}\
              run `ownid-bridge check` for details and `ownid-bridge schema` to create what is \
              missing"
-        ));
+        );
     }
     let unique = report
         .check(ownid_bridge_store::checks::LOGIN_ID_UNIQUE)
         .is_some_and(|check| check.ok);
     if config.ownid.create_missing_users && !unique {
-        return Err(
+        bail!(
             "ownid.create_missing_users needs a unique index on the login-id column; run \
              `ownid-bridge schema` to create it"
-                .into(),
         );
     }
     for problem in report.problems() {
@@ -241,7 +242,7 @@ async fn serve(
     mut config: Config,
     trial: bool,
     listen: Option<String>,
-) -> Result<ExitCode, String> {
+) -> anyhow::Result<ExitCode> {
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
@@ -262,7 +263,7 @@ async fn serve(
         .local_addr()
         .into_iter()
         .find_map(|addr| addr.as_socket_addr().copied())
-        .ok_or("the listener has no socket address")?;
+        .context("the listener has no socket address")?;
     let scheme = if app.config.server.tls.is_some() {
         "https"
     } else {
@@ -301,12 +302,12 @@ async fn serve(
         (Some(listen), true) => {
             let acceptor = crate::app::bind(listen)
                 .await
-                .map_err(|err| format!("metrics.listen {listen}: {err}"))?;
+                .map_err(|err| anyhow!("metrics.listen {listen}: {err}"))?;
             let metrics_addr = acceptor
                 .local_addr()
                 .into_iter()
                 .find_map(|addr| addr.as_socket_addr().copied())
-                .ok_or("the metrics listener has no socket address")?;
+                .context("the metrics listener has no socket address")?;
             println!("  metrics:         http://{metrics_addr}/metrics");
             let route = poem::Route::new().at("/metrics", app.metrics_endpoint());
             // Ends with the process; scrapes in flight at shutdown do not matter. The same
@@ -321,11 +322,11 @@ async fn serve(
     let endpoint = app.endpoint();
     crate::app::serve_configured(acceptor, endpoint, &app.config.server)
         .await
-        .map_err(|err| format!("server error: {err}"))?;
+        .map_err(|err| anyhow!("server error: {err}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn check(config: Config) -> Result<ExitCode, String> {
+async fn check(config: Config) -> anyhow::Result<ExitCode> {
     println!("configuration: ok");
     let mut ok = true;
     match &config.ownid.shared_secret {
@@ -366,7 +367,7 @@ async fn check(config: Config) -> Result<ExitCode, String> {
     match storage::open(&config.storage, false).await {
         Ok(store) => {
             println!("ok   storage: {} reachable", config.storage.url);
-            let report = store.inspect().await.map_err(|err| err.to_string())?;
+            let report = store.inspect().await?;
             print!("{report}");
             ok &= report.is_ok();
         }
@@ -382,21 +383,18 @@ async fn check(config: Config) -> Result<ExitCode, String> {
     })
 }
 
-async fn schema(config: Config) -> Result<ExitCode, String> {
+async fn schema(config: Config) -> anyhow::Result<ExitCode> {
     let store = storage::open(&config.storage, true)
         .await
-        .map_err(|err| format!("storage ({}): {err}", config.storage.url))?;
-    let changes = store
-        .apply_schema(true)
-        .await
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))?;
+    let changes = store.apply_schema(true).await?;
     if changes.is_empty() {
         println!("nothing to change");
     }
     for change in &changes {
         println!("applied: {change}");
     }
-    let report = store.inspect().await.map_err(|err| err.to_string())?;
+    let report = store.inspect().await?;
     print!("{report}");
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
@@ -416,11 +414,11 @@ pub fn openapi_document(format: SpecFormat) -> String {
     }
 }
 
-fn openapi(format: SpecFormat, output: Option<PathBuf>) -> Result<ExitCode, String> {
+fn openapi(format: SpecFormat, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let text = openapi_document(format);
     match output {
         Some(path) => std::fs::write(&path, text)
-            .map_err(|err| format!("cannot write {}: {err}", path.display()))?,
+            .map_err(|err| anyhow!("cannot write {}: {err}", path.display()))?,
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
@@ -454,8 +452,8 @@ async fn sign(
     send: bool,
     url: Option<String>,
     timestamp: Option<String>,
-) -> Result<ExitCode, String> {
-    let secret = config.ownid.shared_secret.as_ref().ok_or(
+) -> anyhow::Result<ExitCode> {
+    let secret = config.ownid.shared_secret.as_ref().context(
         "no shared secret configured: set OWNID_BRIDGE__OWNID__SHARED_SECRET (for a local trial, \
          the value `serve` printed) or ownid.shared_secret in the config file",
     )?;
@@ -464,7 +462,7 @@ async fn sign(
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|err| format!("cannot read the body from standard input: {err}"))?;
+            .map_err(|err| anyhow!("cannot read the body from standard input: {err}"))?;
         text
     } else {
         body
@@ -489,12 +487,12 @@ async fn sign(
         .body(body)
         .send()
         .await
-        .map_err(|err| format!("POST {url}: {err}"))?;
+        .map_err(|err| anyhow!("POST {url}: {err}"))?;
     let status = response.status();
     let text = response
         .text()
         .await
-        .map_err(|err| format!("reading the response: {err}"))?;
+        .map_err(|err| anyhow!("reading the response: {err}"))?;
     println!("{status}");
     if !text.is_empty() {
         println!("{text}");
@@ -506,14 +504,14 @@ async fn sign(
     })
 }
 
-async fn add_users(config: Config, login_ids: Vec<String>) -> Result<ExitCode, String> {
+async fn add_users(config: Config, login_ids: Vec<String>) -> anyhow::Result<ExitCode> {
     let store = open_for_serving(&config).await?;
     for raw in login_ids {
         let login_id = config.ownid.login_id_normalization.apply(&raw);
         let added = store
             .create_user(&login_id)
             .await
-            .map_err(|err| format!("adding {login_id}: {err}"))?;
+            .map_err(|err| anyhow!("adding {login_id}: {err}"))?;
         if added {
             println!("added {login_id}");
         } else {

@@ -7,12 +7,17 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// `Err` with a message naming the repeated key.
-pub fn check_unique_keys(body: &[u8]) -> Result<(), String> {
+/// A key that appears twice in one object; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct RepeatedKey(serde_json::Error);
+
+/// `Err` naming the repeated key.
+pub fn check_unique_keys(body: &[u8]) -> Result<(), RepeatedKey> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     match UniqueKeys.deserialize(&mut deserializer) {
         Ok(()) => Ok(()),
-        Err(err) if err.is_data() => Err(err.to_string()),
+        Err(err) if err.is_data() => Err(RepeatedKey(err)),
         // Syntax, EOF and I/O problems: the operation's parser reports those.
         Err(_) => Ok(()),
     }
@@ -80,7 +85,9 @@ mod tests {
     #[test]
     fn repeated_keys_are_refused_at_any_depth() {
         assert!(check_unique_keys(br#"{"loginId":"a","ownIdData":"b"}"#).is_ok());
-        let err = check_unique_keys(br#"{"loginId":"a","loginId":"b"}"#).unwrap_err();
+        let err = check_unique_keys(br#"{"loginId":"a","loginId":"b"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"loginId\" appears twice"), "{err}");
         assert!(check_unique_keys(br#"{"x":[{"k":1,"k":2}]}"#).is_err());
         // Escapes are decoded before comparing.

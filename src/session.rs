@@ -1,6 +1,7 @@
 //! Session tokens (SPEC §3): JWTs signed with jsonwebtoken, HS256 by default; RS256, ES256 and
 //! EdDSA from a PEM private key, whose public key is published as a JWKS document.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
@@ -66,26 +67,92 @@ fn algorithm(configured: JwtAlgorithm) -> Algorithm {
     }
 }
 
+/// Why the session configuration cannot sign tokens; each names its configuration key.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionKeyError {
+    #[error(
+        "session.private_key_file is set but session.algorithm is {0:?}; choose RS256, ES256 or \
+         EdDSA to sign with a private key"
+    )]
+    PrivateKeyWithHmac(JwtAlgorithm),
+    #[error("session.secret is required for HMAC algorithms")]
+    MissingSecret,
+    #[error("session.secret is {bytes} bytes; {algorithm:?} secrets must be at least {min} bytes")]
+    ShortSecret {
+        bytes: usize,
+        algorithm: JwtAlgorithm,
+        min: usize,
+    },
+    #[error("session.private_key_file is required for {0:?}")]
+    MissingPrivateKey(JwtAlgorithm),
+    #[error("session.private_key_file: cannot read {}: {source}", path.display())]
+    ReadPrivateKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "session.private_key_file: {} is not a {algorithm:?} private key in PEM form: {source}",
+        path.display()
+    )]
+    NotPrivateKey {
+        path: PathBuf,
+        algorithm: JwtAlgorithm,
+        source: jsonwebtoken::errors::Error,
+    },
+    #[error("session.private_key_file: cannot derive the public key of {}: {source}", path.display())]
+    PublicKey {
+        path: PathBuf,
+        source: jsonwebtoken::errors::Error,
+    },
+    #[error("session.previous_public_keys[{index}]: {reason}")]
+    PreviousKey {
+        index: usize,
+        reason: PreviousKeyError,
+    },
+    #[error("session: the configured key cannot sign: {0}")]
+    CannotSign(jsonwebtoken::errors::Error),
+}
+
+/// Why an earlier public key cannot be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviousKeyError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a {algorithm:?} public key in PEM form: {source}", path.display())]
+    NotPublicKey {
+        path: PathBuf,
+        algorithm: JwtAlgorithm,
+        source: jsonwebtoken::errors::Error,
+    },
+    #[error(transparent)]
+    Jwk(jsonwebtoken::errors::Error),
+}
+
 /// The JWKS entry of an earlier key, from its public PEM.
 fn previous_jwk(
     configured: JwtAlgorithm,
     alg: Algorithm,
     previous: &crate::config::PublicKeyConfig,
-) -> Result<Jwk, String> {
-    let pem = std::fs::read(&previous.file)
-        .map_err(|err| format!("cannot read {}: {err}", previous.file.display()))?;
+) -> Result<Jwk, PreviousKeyError> {
+    let path = || previous.file.clone();
+    let pem = std::fs::read(&previous.file).map_err(|source| PreviousKeyError::Read {
+        path: path(),
+        source,
+    })?;
     let key = match configured {
         JwtAlgorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
         JwtAlgorithm::ES256 => DecodingKey::from_ec_pem(&pem),
         _ => DecodingKey::from_ed_pem(&pem),
     }
-    .map_err(|err| {
-        format!(
-            "{} is not a {configured:?} public key in PEM form: {err}",
-            previous.file.display()
-        )
+    .map_err(|source| PreviousKeyError::NotPublicKey {
+        path: path(),
+        algorithm: configured,
+        source,
     })?;
-    let mut jwk = Jwk::from_decoding_key(&key, Some(alg)).map_err(|err| err.to_string())?;
+    let mut jwk = Jwk::from_decoding_key(&key, Some(alg)).map_err(PreviousKeyError::Jwk)?;
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     jwk.common.key_id = Some(previous.key_id.clone());
     Ok(jwk)
@@ -94,64 +161,53 @@ fn previous_jwk(
 impl SessionIssuer {
     /// Builds the issuer. `secret` is the HMAC secret to use (the configured one, or one
     /// generated for this run); asymmetric algorithms read `private_key_file` instead.
-    pub fn new(config: &SessionConfig, secret: Option<&Secret>) -> Result<Self, String> {
+    pub fn new(config: &SessionConfig, secret: Option<&Secret>) -> Result<Self, SessionKeyError> {
         let alg = algorithm(config.algorithm);
         let (key, jwks) = if config.algorithm.is_hmac() {
             if config.private_key_file.is_some() {
-                return Err(format!(
-                    "session.private_key_file is set but session.algorithm is {:?}; choose \
-                     RS256, ES256 or EdDSA to sign with a private key",
-                    config.algorithm
-                ));
+                return Err(SessionKeyError::PrivateKeyWithHmac(config.algorithm));
             }
-            let secret = secret.ok_or("session.secret is required for HMAC algorithms")?;
+            let secret = secret.ok_or(SessionKeyError::MissingSecret)?;
             let min = min_hmac_secret_bytes(config.algorithm);
             if secret.expose().len() < min {
-                return Err(format!(
-                    "session.secret is {} bytes; {:?} secrets must be at least {min} bytes",
-                    secret.expose().len(),
-                    config.algorithm
-                ));
+                return Err(SessionKeyError::ShortSecret {
+                    bytes: secret.expose().len(),
+                    algorithm: config.algorithm,
+                    min,
+                });
             }
             (EncodingKey::from_secret(secret.expose().as_bytes()), None)
         } else {
-            let path = config.private_key_file.as_ref().ok_or_else(|| {
-                format!(
-                    "session.private_key_file is required for {:?}",
-                    config.algorithm
-                )
-            })?;
-            let pem = std::fs::read(path).map_err(|err| {
-                format!(
-                    "session.private_key_file: cannot read {}: {err}",
-                    path.display()
-                )
+            let path = config
+                .private_key_file
+                .as_ref()
+                .ok_or(SessionKeyError::MissingPrivateKey(config.algorithm))?;
+            let pem = std::fs::read(path).map_err(|source| SessionKeyError::ReadPrivateKey {
+                path: path.clone(),
+                source,
             })?;
             let parsed = match config.algorithm {
                 JwtAlgorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
                 JwtAlgorithm::ES256 => EncodingKey::from_ec_pem(&pem),
                 _ => EncodingKey::from_ed_pem(&pem),
             };
-            let key = parsed.map_err(|err| {
-                format!(
-                    "session.private_key_file: {} is not a {:?} private key in PEM form: {err}",
-                    path.display(),
-                    config.algorithm
-                )
+            let key = parsed.map_err(|source| SessionKeyError::NotPrivateKey {
+                path: path.clone(),
+                algorithm: config.algorithm,
+                source,
             })?;
-            let mut jwk = Jwk::from_encoding_key(&key, alg).map_err(|err| {
-                format!(
-                    "session.private_key_file: cannot derive the public key of {}: {err}",
-                    path.display()
-                )
-            })?;
+            let mut jwk =
+                Jwk::from_encoding_key(&key, alg).map_err(|source| SessionKeyError::PublicKey {
+                    path: path.clone(),
+                    source,
+                })?;
             jwk.common.public_key_use = Some(PublicKeyUse::Signature);
             jwk.common.key_id = config.key_id.clone();
             let mut keys = vec![jwk];
             for (i, previous) in config.previous_public_keys.iter().enumerate() {
                 keys.push(
                     previous_jwk(config.algorithm, alg, previous)
-                        .map_err(|err| format!("session.previous_public_keys[{i}]: {err}"))?,
+                        .map_err(|reason| SessionKeyError::PreviousKey { index: i, reason })?,
                 );
             }
             (key, Some(JwkSet { keys }))
@@ -171,7 +227,7 @@ impl SessionIssuer {
         // Sign once now so that a key jsonwebtoken cannot use fails start-up, not the first login.
         issuer
             .issue(&SessionUser::default(), None)
-            .map_err(|err| format!("session: the configured key cannot sign: {err}"))?;
+            .map_err(SessionKeyError::CannotSign)?;
         Ok(issuer)
     }
 

@@ -97,7 +97,7 @@ impl std::fmt::Debug for SignatureVerifier {
 }
 
 impl SignatureVerifier {
-    pub fn new(shared_secret: &Secret, max_skew: Duration) -> Result<Self, String> {
+    pub fn new(shared_secret: &Secret, max_skew: Duration) -> Result<Self, SecretError> {
         Ok(SignatureVerifier {
             keys: vec![Key {
                 bytes: decode_secret(shared_secret, "ownid.shared_secret")?,
@@ -111,7 +111,7 @@ impl SignatureVerifier {
     /// Also accepts signatures made with these secrets, so that the shared secret can be rotated
     /// without refusing OwnID's calls while the new one is rolled out; each until its expiry,
     /// when it has one (one already past is warned about here, and refused).
-    pub fn with_previous(mut self, previous: &[PreviousSecret]) -> Result<Self, String> {
+    pub fn with_previous(mut self, previous: &[PreviousSecret]) -> Result<Self, SecretError> {
         let now = now_ms();
         for (i, entry) in previous.iter().enumerate() {
             let name = format!("ownid.previous_shared_secrets[{i}]");
@@ -221,29 +221,41 @@ impl SignatureVerifier {
     }
 }
 
+/// Why a configured shared secret cannot be used; `key` is its configuration key (never the
+/// secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("{key} is empty: set it to the application's shared secret from the OwnID console")]
+    Empty { key: String },
+    #[error(
+        "{key} is not valid base64: paste the shared secret exactly as the OwnID console shows it"
+    )]
+    NotBase64 { key: String },
+    #[error(
+        "{key} is {bytes} bytes once base64-decoded; at least {MIN_SECRET_BYTES} are required \
+         (`ownid-bridge config secret` prints a 32-byte one)"
+    )]
+    TooShort { key: String, bytes: usize },
+}
+
 /// Refuses an empty secret and one that is not standard base64: OwnID signs with the decoded
 /// bytes, so a secret that does not decode can never verify anything.
-fn decode_secret(secret: &Secret, path: &str) -> Result<Vec<u8>, String> {
+fn decode_secret(secret: &Secret, path: &str) -> Result<Vec<u8>, SecretError> {
+    let key = || path.to_owned();
     let text = secret.expose().trim();
     if text.is_empty() {
-        return Err(format!(
-            "{path} is empty: set it to the application's shared secret from the OwnID console"
-        ));
+        return Err(SecretError::Empty { key: key() });
     }
-    let key = BASE64.decode(text).map_err(|_| {
-        format!(
-            "{path} is not valid base64: paste the shared secret exactly as the OwnID console \
-             shows it"
-        )
-    })?;
-    if key.len() < MIN_SECRET_BYTES {
-        return Err(format!(
-            "{path} is {} bytes once base64-decoded; at least {MIN_SECRET_BYTES} are required \
-             (`ownid-bridge config secret` prints a 32-byte one)",
-            key.len()
-        ));
+    let bytes = BASE64
+        .decode(text)
+        .map_err(|_| SecretError::NotBase64 { key: key() })?;
+    if bytes.len() < MIN_SECRET_BYTES {
+        return Err(SecretError::TooShort {
+            key: key(),
+            bytes: bytes.len(),
+        });
     }
-    Ok(key)
+    Ok(bytes)
 }
 
 /// The length of an HMAC-SHA256 signature, the replay guard's key.
@@ -571,8 +583,8 @@ impl<E: Endpoint> SignatureEndpoint<E> {
         };
         // A JSON object with a key twice is ambiguous (which one did the signer mean?); refuse it
         // rather than let the parser pick the last.
-        if let Err(message) = crate::json::check_unique_keys(&body) {
-            return Err(ApiError::bad_request(message).into_response());
+        if let Err(err) = crate::json::check_unique_keys(&body) {
+            return Err(ApiError::bad_request(err.to_string()).into_response());
         }
         // `Bytes` is reference-counted: the operation parses the very buffer that was verified.
         req.set_body(body);
@@ -713,9 +725,13 @@ mod tests {
     #[test]
     fn empty_or_non_base64_secrets_are_refused() {
         let skew = Duration::from_secs(60);
-        let empty = SignatureVerifier::new(&Secret::new(""), skew).unwrap_err();
+        let empty = SignatureVerifier::new(&Secret::new(""), skew)
+            .unwrap_err()
+            .to_string();
         assert!(empty.contains("empty"), "{empty}");
-        let bad = SignatureVerifier::new(&Secret::new("not base64!"), skew).unwrap_err();
+        let bad = SignatureVerifier::new(&Secret::new("not base64!"), skew)
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("not valid base64"), "{bad}");
         assert!(!bad.contains("not base64!"), "the secret leaked into {bad}");
     }
@@ -743,7 +759,8 @@ mod tests {
         assert_eq!(rotating.sign(BODY, TIMESTAMP), EXPECTED);
         let err = verifier()
             .with_previous(&[Secret::new("%%%").into()])
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("ownid.previous_shared_secrets[0] is not valid base64"),
             "{err}"
@@ -825,7 +842,9 @@ mod tests {
     fn secrets_shorter_than_16_bytes_are_refused() {
         let skew = Duration::from_secs(60);
         // "fifteen bytes!!" and "sixteen bytes!!!"
-        let short = SignatureVerifier::new(&Secret::new("ZmlmdGVlbiBieXRlcyEh"), skew).unwrap_err();
+        let short = SignatureVerifier::new(&Secret::new("ZmlmdGVlbiBieXRlcyEh"), skew)
+            .unwrap_err()
+            .to_string();
         assert!(
             short.starts_with("ownid.shared_secret is 15 bytes once base64-decoded"),
             "{short}"
@@ -833,7 +852,8 @@ mod tests {
         assert!(SignatureVerifier::new(&Secret::new("c2l4dGVlbiBieXRlcyEhIQ=="), skew).is_ok());
         let err = verifier()
             .with_previous(&[Secret::new("ZmlmdGVlbiBieXRlcyEh").into()])
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("ownid.previous_shared_secrets[0] is 15 bytes"),
             "{err}"

@@ -277,7 +277,8 @@ async fn an_unreadable_certificate_stops_start_up_with_its_key_named() {
     let err = ownid_bridge::app::bind_server("127.0.0.1:0", Some(&tls))
         .await
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         err.starts_with("server.tls.certificate_file: cannot read"),
         "{err}"

@@ -229,7 +229,9 @@ fn short_hmac_secrets_and_wrong_keys_are_refused() {
         Config::from_yaml("", &env).unwrap().session
     };
     let short = ownid_bridge::secret::Secret::new("only-16-bytes!!!");
-    let err = SessionIssuer::new(&config(&[]), Some(&short)).unwrap_err();
+    let err = SessionIssuer::new(&config(&[]), Some(&short))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("at least 32 bytes"), "{err}");
     assert!(!err.contains("only-16"), "secret in message: {err}");
 
@@ -240,11 +242,13 @@ fn short_hmac_secrets_and_wrong_keys_are_refused() {
             &fixture("rs256-test-only.pem"),
         ),
     ]);
-    let err = SessionIssuer::new(&rsa_as_ec, None).unwrap_err();
+    let err = SessionIssuer::new(&rsa_as_ec, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("session.private_key_file"), "{err}");
 
     let missing = config(&[("OWNID_BRIDGE__SESSION__ALGORITHM", "EdDSA")]);
-    let err = SessionIssuer::new(&missing, None).unwrap_err();
+    let err = SessionIssuer::new(&missing, None).unwrap_err().to_string();
     assert!(err.contains("private_key_file is required"), "{err}");
 }
 
@@ -258,7 +262,8 @@ async fn a_generated_jwt_secret_is_used_when_none_is_configured() {
     // Only the zero-configuration trial generates one; otherwise a missing secret is an error.
     let err = ownid_bridge::app::App::new(config.clone(), Arc::clone(&store))
         .err()
-        .expect("a missing session.secret is refused");
+        .expect("a missing session.secret is refused")
+        .to_string();
     assert!(err.starts_with("session.secret is not set"), "{err}");
     let (_, generated) = ownid_bridge::app::App::new_trial(config, Arc::clone(&store)).unwrap();
     assert!(generated.jwt_secret);
