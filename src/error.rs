@@ -227,7 +227,28 @@ pub fn error_response(err: poem::Error) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_values;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_response_body_is_error_body_and_a_conversion_only_records_the_cause() {
+        let error = ApiError::from(StoreError::Unavailable("Key (login_id)=(a@b.c)".into()));
+        assert_eq!(
+            error.cause,
+            Some(Cause::StorageUnavailable("Key (login_id)=(a@b.c)".into()))
+        );
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body = response.into_body().into_string().await.unwrap();
+        assert_eq!(
+            body,
+            error_body(
+                "storage_unavailable",
+                "the user database is unavailable; retry shortly"
+            )
+        );
+        assert!(!body.contains("a@b.c"));
+    }
 
     #[test]
     fn quoted_values_in_driver_messages_are_redacted() {

@@ -9,8 +9,9 @@
 //! | `ownid_bridge_storage_pool_connections` | gauge | `state` (`in_use`, `idle`, `max`) |
 //! | `ownid_bridge_connections_open` | gauge | (none): client connections open now (`conn.rs`) |
 //!
-//! `operation` is one of the three OwnID operations or the name of another route, and `other`
-//! for anything unknown, so that no caller can grow the number of series.
+//! `operation` is one of the three OwnID operations (the `OperationId` poem-openapi attaches to
+//! the response once an operation ran) or the name of another route, and `other` for anything
+//! unknown, so that no caller can grow the number of series.
 
 use std::sync::OnceLock;
 
@@ -86,7 +87,8 @@ const KNOWN: [&str; 10] = [
     "jwks",
 ];
 
-/// The `operation` label for a request path.
+/// The `operation` label for a request path, for the requests no OwnID operation answered
+/// (other routes, and requests the middlewares refused before the operation ran).
 pub fn operation(path: &str, jwks_path: &str) -> &'static str {
     if path == jwks_path {
         return "jwks";
