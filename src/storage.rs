@@ -6,22 +6,14 @@ use ownid_bridge_store::{StoreError, UserStore};
 
 use crate::config::{Backend, ConfigError, StorageConfig};
 
-#[derive(Debug)]
+/// Why a store could not be opened: its configuration, or the backend itself.
+#[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    #[error(transparent)]
     Config(ConfigError),
+    #[error(transparent)]
     Store(StoreError),
 }
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::Config(err) => err.fmt(f),
-            OpenError::Store(err) => err.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {}
 
 fn shared<S: UserStore>(store: Result<S, StoreError>) -> Result<Arc<dyn UserStore>, OpenError> {
     Ok(Arc::new(store.map_err(OpenError::Store)?))
