@@ -1,18 +1,18 @@
-//! `raw`: the server's own single-row statements, straight through the same driver.
+//! `raw`: the server's own data path (its `UserStore`, opened as the server opens it), without
+//! HTTP.
 //!
-//! The SQL comes from `ownid_bridge_sql::Statements` (the very strings the server prepares), the
-//! pools are the ones each backend's store opens (`open_pool`, SQLite's `open_pools`: connection
-//! settings, pool, SQLite's reader cap), and sqlx prepares each statement once per connection and
-//! caches it, as in the server. What is left out is exactly the HTTP server:
-//! parsing, signature check, JSON, routing, logging and metrics.
+//! Each backend's store runs the very statements the server prepares, through the same pools
+//! (connection settings, SQLite's reader cap) and the same error mapping. What is left out is
+//! exactly the HTTP server: parsing, signature check, JSON, routing, logging and metrics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mongodb::bson::{doc, Bson, Document};
-use ownid_bridge_sql::{Dialect, Statements};
-use ownid_bridge_store::{PoolSettings, UsersMapping};
-use sqlx::{AssertSqlSafe, Row};
+use ownid_bridge_mongodb::{MongoOptions, MongoStore};
+use ownid_bridge_mysql::{MySqlOptions, MySqlStore};
+use ownid_bridge_postgres::{PostgresOptions, PostgresStore};
+use ownid_bridge_sqlite::{SqliteOptions, SqliteStore};
+use ownid_bridge_store::{PoolSettings, UserStore, UsersMapping};
 
 use crate::{login_id, ownid_data, Backend, BoxError, Op, Rng};
 
@@ -27,168 +27,55 @@ pub struct RawOptions {
     pub warmup: f64,
 }
 
-enum Target {
-    Sqlite {
-        reader: ownid_bridge_sqlite::SqlitePool,
-        writer: ownid_bridge_sqlite::SqlitePool,
-        sql: Statements,
-    },
-    Postgres {
-        pool: ownid_bridge_postgres::PgPool,
-        sql: Statements,
-    },
-    MySql {
-        pool: ownid_bridge_mysql::MySqlPool,
-        sql: Statements,
-    },
-    Mongo {
-        users: mongodb::Collection<Document>,
-        mapping: UsersMapping,
-    },
-}
-
-/// One operation of the server's data path, with the driver's error as text.
-macro_rules! sql_op {
-    ($reader:expr, $writer:expr, $sql:expr, $op:expr, $login:expr, $value:expr) => {{
-        match $op {
-            Op::Get => {
-                let mut conn = $reader.acquire().await.map_err(|err| err.to_string())?;
-                let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.get)))
-                    .bind($login)
-                    .bind($login)
-                    .fetch_optional(&mut *conn)
-                    .await;
-                let row = conn
-                    .settle(result)
-                    .map_err(|err| err.to_string())?
-                    .ok_or("no such user")?;
-                let data: Option<String> = row.try_get(0).map_err(|err| err.to_string())?;
-                if data.is_none() {
-                    return Err("no ownIdData".into());
-                }
-            }
-            Op::Set => {
-                let mut conn = $writer.acquire().await.map_err(|err| err.to_string())?;
-                let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.update)))
-                    .bind($value)
-                    .bind($login)
-                    .bind($login)
-                    .execute(&mut *conn)
-                    .await;
-                let updated = conn
-                    .settle(result)
-                    .map_err(|err| err.to_string())?
-                    .rows_affected();
-                if updated == 0 {
-                    return Err("no such user".into());
-                }
-            }
-            Op::Session => {
-                let mut conn = $reader.acquire().await.map_err(|err| err.to_string())?;
-                let result = sqlx::query(AssertSqlSafe(Arc::clone(&$sql.session)))
-                    .bind($login)
-                    .bind($login)
-                    .fetch_optional(&mut *conn)
-                    .await;
-                let row = conn
-                    .settle(result)
-                    .map_err(|err| err.to_string())?
-                    .ok_or("no such user")?;
-                let _subject: String = row.try_get(0).map_err(|err| err.to_string())?;
-            }
-        }
-        Ok(())
-    }};
-}
-
-impl Target {
-    async fn connect(options: &RawOptions) -> Result<Target, BoxError> {
-        let mapping = UsersMapping::demo();
-        let pool = options.pool;
-        // The server's own pool options (connection checks included), with a longer wait.
-        let settings = PoolSettings {
-            max_connections: pool,
-            acquire_timeout: Duration::from_secs(30),
-            ..PoolSettings::default()
-        };
-        Ok(match options.backend {
-            Backend::Sqlite => {
-                let (reader, writer) =
-                    ownid_bridge_sqlite::open_pools(&options.url, &settings, false).await?;
-                Target::Sqlite {
-                    reader,
-                    writer,
-                    sql: Statements::new(Dialect::Sqlite, &mapping, None),
-                }
-            }
-            Backend::Postgres => {
-                let pool = ownid_bridge_postgres::open_pool(&options.url, &settings)?;
-                // The pool connects lazily; an unreachable database fails here, not in the run.
-                pool.ping().await?;
-                Target::Postgres {
-                    pool,
-                    sql: Statements::new(Dialect::Postgres, &mapping, None),
-                }
-            }
-            Backend::Mysql => {
-                let pool = ownid_bridge_mysql::open_pool(&options.url, &settings)?;
-                pool.ping().await?;
-                Target::MySql {
-                    pool,
-                    sql: Statements::new(Dialect::MySql, &mapping, None),
-                }
-            }
-            Backend::Mongodb => Target::Mongo {
-                users: crate::seed::mongo_collection(&options.url, &mapping, pool).await?,
+/// The store the server would open for `options`, with a pool of `options.pool` connections and
+/// a longer wait for one.
+async fn open_store(options: &RawOptions) -> Result<Arc<dyn UserStore>, BoxError> {
+    let (url, mapping) = (options.url.clone(), UsersMapping::demo());
+    let pool = PoolSettings {
+        max_connections: options.pool,
+        acquire_timeout: Duration::from_secs(30),
+        ..PoolSettings::default()
+    };
+    Ok(match options.backend {
+        Backend::Sqlite => Arc::new(
+            SqliteStore::connect(SqliteOptions {
+                url,
                 mapping,
-            },
-        })
-    }
-
-    async fn call(&self, op: Op, login: &str, value: &str) -> Result<(), String> {
-        match self {
-            Target::Sqlite {
-                reader,
-                writer,
-                sql,
-            } => sql_op!(reader, writer, sql, op, login, value),
-            Target::Postgres { pool, sql } => sql_op!(pool, pool, sql, op, login, value),
-            Target::MySql { pool, sql } => sql_op!(pool, pool, sql, op, login, value),
-            Target::Mongo { users, mapping } => {
-                // The backend's own calls: find_one with a projection, update_one with $set.
-                let filter = doc! { mapping.login_id.as_str(): login };
-                match op {
-                    Op::Get | Op::Session => {
-                        let field = if op == Op::Get {
-                            mapping.ownid_data.as_str()
-                        } else {
-                            mapping.login_id.as_str()
-                        };
-                        let user = users
-                            .find_one(filter)
-                            .projection(doc! { field: 1 })
-                            .await
-                            .map_err(|err| err.kind.to_string())?
-                            .ok_or("no such user")?;
-                        match user.get(field) {
-                            Some(Bson::String(_)) => {}
-                            _ => return Err(format!("no string {field}")),
-                        }
-                    }
-                    Op::Set => {
-                        let update = doc! { "$set": { mapping.ownid_data.as_str(): value } };
-                        let result = users
-                            .update_one(filter, update)
-                            .await
-                            .map_err(|err| err.kind.to_string())?;
-                        if result.matched_count == 0 {
-                            return Err("no such user".into());
-                        }
-                    }
-                }
-                Ok(())
-            }
+                pool,
+                create_if_missing: false,
+            })
+            .await?,
+        ),
+        Backend::Postgres => {
+            Arc::new(PostgresStore::connect(PostgresOptions { url, mapping, pool }).await?)
         }
+        Backend::Mysql => Arc::new(MySqlStore::connect(MySqlOptions { url, mapping, pool }).await?),
+        Backend::Mongodb => {
+            Arc::new(MongoStore::connect(MongoOptions { url, mapping, pool }).await?)
+        }
+    })
+}
+
+/// One operation of the data path; a seeded user that is missing, or has no data, is an error.
+async fn call(store: &dyn UserStore, op: Op, login: &str, value: &str) -> Result<(), String> {
+    match op {
+        Op::Get => {
+            let data = store
+                .get_ownid_data(login)
+                .await
+                .map_err(|err| err.to_string())?;
+            data.map(drop).ok_or_else(|| "no ownIdData".to_owned())
+        }
+        Op::Set => store
+            .set_ownid_data(login, value, false)
+            .await
+            .map(drop)
+            .map_err(|err| err.to_string()),
+        Op::Session => store
+            .get_session_user(login)
+            .await
+            .map(drop)
+            .map_err(|err| err.to_string()),
     }
 }
 
@@ -201,7 +88,7 @@ struct Tally {
 }
 
 pub async fn run(options: RawOptions) -> Result<(), BoxError> {
-    let target = Arc::new(Target::connect(&options).await?);
+    let store = open_store(&options).await?;
     // Distinct 1 KB values to write, like the pre-signed set requests carry.
     let values: Arc<Vec<String>> = Arc::new((0..64).map(|i| ownid_data(1_000_000 + i)).collect());
     let started = Instant::now();
@@ -209,7 +96,7 @@ pub async fn run(options: RawOptions) -> Result<(), BoxError> {
     let until = measure_from + Duration::from_secs_f64(options.seconds.max(0.1));
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..options.concurrency {
-        let target = Arc::clone(&target);
+        let store = Arc::clone(&store);
         let values = Arc::clone(&values);
         let (op, users) = (options.op, options.users);
         tasks.spawn(async move {
@@ -226,7 +113,7 @@ pub async fn run(options: RawOptions) -> Result<(), BoxError> {
                 // abandons its requests in flight.
                 let deadline = tokio::time::Instant::from_std(until);
                 let Ok(result) =
-                    tokio::time::timeout_at(deadline, target.call(op, &login, value)).await
+                    tokio::time::timeout_at(deadline, call(&*store, op, &login, value)).await
                 else {
                     break;
                 };

@@ -10,9 +10,9 @@ use std::str::FromStr;
 
 use std::sync::Arc;
 
-use ownid_bridge_sql::{sql_user_store, Capacity, Column, Dialect, Pool, Statements, TableFacts};
-use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
+use ownid_bridge_sql::{Column, Dialect, Pool, SqlBackend, SqlStore, TableFacts};
+use ownid_bridge_store::{PoolSettings, StoreError, UsersMapping};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Executor, Row};
 
 /// The pool of MySQL/MariaDB connections.
@@ -24,15 +24,6 @@ pub struct MySqlOptions {
     pub url: String,
     pub mapping: UsersMapping,
     pub pool: PoolSettings,
-}
-
-pub struct MySqlStore {
-    reader: MySqlPool,
-    writer: MySqlPool,
-    mapping: UsersMapping,
-    sql: Statements,
-    /// The ownIdData column's limits, refreshed by `inspect`.
-    capacity: Capacity,
 }
 
 /// The store's pool for `url` (utf8mb4, every session in strict mode), connecting when a
@@ -56,79 +47,93 @@ pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<MySqlPool, StoreE
     Ok(Pool::new(connect, settings, settings.max_connections))
 }
 
-impl MySqlStore {
-    pub async fn connect(options: MySqlOptions) -> Result<Self, StoreError> {
-        let settings = &options.pool;
-        let pool = open_pool(&options.url, settings)?;
-        let store = MySqlStore {
-            reader: pool.clone(),
-            writer: pool,
-            sql: Statements::new(Dialect::MySql, &options.mapping, None),
-            mapping: options.mapping,
-            capacity: Capacity::default(),
-        };
-        ownid_bridge_sql::within(settings, "MySQL/MariaDB", store.inspect()).await?;
-        Ok(store)
+/// The MySQL/MariaDB backend of [`SqlStore`].
+pub struct MySql;
+
+/// A users table in MySQL/MariaDB.
+pub type MySqlStore = SqlStore<MySql>;
+
+impl SqlBackend for MySql {
+    type Database = sqlx::MySql;
+    type Options = MySqlOptions;
+    const DIALECT: Dialect = Dialect::MySql;
+    const NAME: &'static str = "mysql";
+
+    async fn open(options: MySqlOptions) -> Result<MySqlStore, StoreError> {
+        let pool = open_pool(&options.url, &options.pool)?;
+        Ok(SqlStore::new(
+            pool.clone(),
+            pool,
+            options.pool,
+            options.mapping,
+            None,
+        ))
     }
 
-    async fn facts(&self) -> Result<TableFacts, StoreError> {
-        let table = self.mapping.table.as_str();
-        let classify = |err| self.classify(err);
-        let mut conn = self.reader.acquire().await.map_err(classify)?;
-        let result = sqlx::query(
-            "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
-             CAST(DATA_TYPE AS CHAR), CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED), \
-             CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR), \
-             CAST(CHARACTER_OCTET_LENGTH AS SIGNED) \
-             FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-        )
-        .bind(table)
-        .fetch_all(&mut *conn)
-        .await;
-        let rows = conn.settle(result).map_err(classify)?;
-        if rows.is_empty() {
-            return Ok(TableFacts::default());
-        }
-        let mut columns = Vec::new();
-        for row in rows {
-            let data_type: String = row.try_get(2).map_err(|err| self.classify(err))?;
-            let max: Option<i64> = row.try_get(3).map_err(|err| self.classify(err))?;
-            let octets: Option<i64> = row.try_get(6).map_err(|err| self.classify(err))?;
-            let collation: Option<String> = row.try_get(5).map_err(|err| self.classify(err))?;
-            // (VAR)CHAR limits count characters; the TEXT types' limits count bytes.
-            let counts_characters =
-                matches!(data_type.to_ascii_lowercase().as_str(), "varchar" | "char");
-            columns.push(Column {
-                name: row.try_get(0).map_err(|err| self.classify(err))?,
-                declared: row.try_get(1).map_err(|err| self.classify(err))?,
-                max_chars: max.filter(|_| counts_characters).map(|n| n as u64),
-                max_bytes: octets.filter(|_| !counts_characters).map(|n| n as u64),
-                charset: row.try_get(4).map_err(|err| self.classify(err))?,
-                loose: collation
-                    .as_deref()
-                    .is_some_and(|c| c.ends_with("_ci") || c.ends_with("_ai")),
-                collation,
-            });
-        }
-        // A unique index on exactly the login-id column, over its full length (no prefix).
-        let result = sqlx::query(
-            "SELECT s.INDEX_NAME FROM information_schema.STATISTICS s \
-             WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
-             GROUP BY s.INDEX_NAME \
-             HAVING COUNT(*) = 1 AND MAX(s.COLUMN_NAME) = ? AND MAX(s.SUB_PART) IS NULL",
-        )
-        .bind(table)
-        .bind(self.mapping.login_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await;
-        let unique = conn.settle(result).map_err(classify)?.is_some();
-        Ok(TableFacts {
-            exists: true,
-            columns,
-            login_id_unique: unique,
-        })
+    async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
+        facts(store).await
+    }
+
+    fn rows_affected(done: &sqlx::mysql::MySqlQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
 
-sql_user_store!(MySqlStore, MySqlRow, Dialect::MySql, "mysql");
+async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
+    let table = store.mapping().table.as_str();
+    let classify = |err| store.classify(err);
+    let mut conn = store.reader().acquire().await.map_err(classify)?;
+    let result = sqlx::query(
+        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
+         CAST(DATA_TYPE AS CHAR), CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED), \
+         CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR), \
+         CAST(CHARACTER_OCTET_LENGTH AS SIGNED) \
+         FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await;
+    let rows = conn.settle(result).map_err(classify)?;
+    if rows.is_empty() {
+        return Ok(TableFacts::default());
+    }
+    let mut columns = Vec::new();
+    for row in rows {
+        let data_type: String = row.try_get(2).map_err(|err| store.classify(err))?;
+        let max: Option<i64> = row.try_get(3).map_err(|err| store.classify(err))?;
+        let octets: Option<i64> = row.try_get(6).map_err(|err| store.classify(err))?;
+        let collation: Option<String> = row.try_get(5).map_err(|err| store.classify(err))?;
+        // (VAR)CHAR limits count characters; the TEXT types' limits count bytes.
+        let counts_characters =
+            matches!(data_type.to_ascii_lowercase().as_str(), "varchar" | "char");
+        columns.push(Column {
+            name: row.try_get(0).map_err(|err| store.classify(err))?,
+            declared: row.try_get(1).map_err(|err| store.classify(err))?,
+            max_chars: max.filter(|_| counts_characters).map(|n| n as u64),
+            max_bytes: octets.filter(|_| !counts_characters).map(|n| n as u64),
+            charset: row.try_get(4).map_err(|err| store.classify(err))?,
+            loose: collation
+                .as_deref()
+                .is_some_and(|c| c.ends_with("_ci") || c.ends_with("_ai")),
+            collation,
+        });
+    }
+    // A unique index on exactly the login-id column, over its full length (no prefix).
+    let result = sqlx::query(
+        "SELECT s.INDEX_NAME FROM information_schema.STATISTICS s \
+         WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
+         GROUP BY s.INDEX_NAME \
+         HAVING COUNT(*) = 1 AND MAX(s.COLUMN_NAME) = ? AND MAX(s.SUB_PART) IS NULL",
+    )
+    .bind(table)
+    .bind(store.mapping().login_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await;
+    let unique = conn.settle(result).map_err(classify)?.is_some();
+    Ok(TableFacts {
+        exists: true,
+        columns,
+        login_id_unique: unique,
+    })
+}

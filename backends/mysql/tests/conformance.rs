@@ -3,13 +3,10 @@
 //! throwaway MariaDB). Each case gets its own database.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ownid_bridge_mysql::{MySqlOptions, MySqlStore};
 use ownid_bridge_store::conformance::{self, StoreFuture};
-use ownid_bridge_store::outage::{
-    outage_story, required_url, server_addr, with_server, OutageProxy,
-};
+use ownid_bridge_store::outage::{behind_proxy, outage_story, required_url, OUTAGE_TIMEOUT};
 use ownid_bridge_store::{Identifier, PoolSettings, StoreError, UserStore, UsersMapping};
 
 const URL_VARIABLE: &str = "OWNID_TEST_MYSQL_URL";
@@ -59,22 +56,16 @@ async fn mysql_passes_the_conformance_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_answers_unavailable_during_an_outage_and_recovers() {
-    let base = required_url(URL_VARIABLE);
-    let url = fresh_database(&base).await;
-    let proxy = OutageProxy::start(server_addr(&base).await).await.unwrap();
-    let pool = PoolSettings {
-        acquire_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(2),
-        ..PoolSettings::default()
-    };
+    let url = fresh_database(&required_url(URL_VARIABLE)).await;
+    let (proxy, url, pool) = behind_proxy(&url).await;
     let store = MySqlStore::connect(MySqlOptions {
-        url: with_server(&url, proxy.addr()),
+        url,
         mapping: UsersMapping::demo(),
         pool,
     })
     .await
     .unwrap();
-    outage_story(Arc::new(store), &proxy, Duration::from_secs(2)).await;
+    outage_story(Arc::new(store), &proxy, OUTAGE_TIMEOUT).await;
 }
 
 async fn store_over(table_sql: &str) -> MySqlStore {

@@ -6,11 +6,9 @@
 
 use std::str::FromStr;
 
-use ownid_bridge_sql::{
-    connector, sql_user_store, Capacity, Column, Dialect, Pool, Statements, TableFacts,
-};
-use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use ownid_bridge_sql::{connector, Column, Dialect, Pool, SqlBackend, SqlStore, TableFacts};
+use ownid_bridge_store::{PoolSettings, StoreError, UsersMapping};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Row;
 
 /// The pool of PostgreSQL connections.
@@ -22,15 +20,6 @@ pub struct PostgresOptions {
     pub url: String,
     pub mapping: UsersMapping,
     pub pool: PoolSettings,
-}
-
-pub struct PostgresStore {
-    reader: PgPool,
-    writer: PgPool,
-    mapping: UsersMapping,
-    sql: Statements,
-    /// The ownIdData column's limits, refreshed by `inspect`.
-    capacity: Capacity,
 }
 
 /// The store's pool for `url`. It connects when a connection is first needed: the server starts
@@ -78,86 +67,101 @@ async fn login_cast(pool: &PgPool, mapping: &UsersMapping) -> Result<Option<Stri
     Ok((!plain.contains(&type_name.as_str()) && simple).then_some(type_name))
 }
 
-impl PostgresStore {
-    pub async fn connect(options: PostgresOptions) -> Result<Self, StoreError> {
-        let settings = &options.pool;
-        let pool = open_pool(&options.url, settings)?;
+/// The PostgreSQL backend of [`SqlStore`].
+pub struct Postgres;
+
+/// A users table in PostgreSQL.
+pub type PostgresStore = SqlStore<Postgres>;
+
+impl SqlBackend for Postgres {
+    type Database = sqlx::Postgres;
+    type Options = PostgresOptions;
+    const DIALECT: Dialect = Dialect::Postgres;
+    const NAME: &'static str = "postgres";
+
+    async fn open(options: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let settings = options.pool;
+        let pool = open_pool(&options.url, &settings)?;
         let login_cast =
-            ownid_bridge_sql::within(settings, "PostgreSQL", login_cast(&pool, &options.mapping))
+            ownid_bridge_sql::within(&settings, "PostgreSQL", login_cast(&pool, &options.mapping))
                 .await?;
-        let store = PostgresStore {
-            reader: pool.clone(),
-            writer: pool,
-            sql: Statements::new(Dialect::Postgres, &options.mapping, login_cast.as_deref()),
-            mapping: options.mapping,
-            capacity: Capacity::default(),
-        };
-        ownid_bridge_sql::within(settings, "PostgreSQL", store.inspect()).await?;
-        Ok(store)
+        Ok(SqlStore::new(
+            pool.clone(),
+            pool,
+            settings,
+            options.mapping,
+            login_cast.as_deref(),
+        ))
     }
 
-    async fn facts(&self) -> Result<TableFacts, StoreError> {
-        let classify = |err| self.classify(err);
-        let mut conn = self.reader.acquire().await.map_err(classify)?;
-        // The table as the search path resolves it, like the unqualified name in the statements.
-        let result = sqlx::query(
-            "SELECT c.oid::int8 FROM pg_catalog.pg_class c \
-             WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
-             AND pg_catalog.pg_table_is_visible(c.oid)",
-        )
-        .bind(self.mapping.table.as_str())
-        .fetch_optional(&mut *conn)
-        .await;
-        let Some(table) = conn.settle(result).map_err(classify)? else {
-            return Ok(TableFacts::default());
-        };
-        let oid: i64 = table.try_get(0).map_err(|err| self.classify(err))?;
-        let result = sqlx::query(
-            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
-             CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 \
-                  THEN (a.atttypmod - 4)::int8 END, \
-             CASE WHEN t.typname = 'citext' THEN 'citext' \
-                  WHEN NOT co.collisdeterministic \
-                  THEN co.collname::text || ' (nondeterministic)' END \
-             FROM pg_catalog.pg_attribute a \
-             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-             LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
-             WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
-        )
-        .bind(oid)
-        .fetch_all(&mut *conn)
-        .await;
-        let rows = conn.settle(result).map_err(classify)?;
-        let mut columns = Vec::new();
-        for row in rows {
-            let max_chars: Option<i64> = row.try_get(2).map_err(|err| self.classify(err))?;
-            let loose: Option<String> = row.try_get(3).map_err(|err| self.classify(err))?;
-            columns.push(Column {
-                name: row.try_get(0).map_err(|err| self.classify(err))?,
-                declared: row.try_get(1).map_err(|err| self.classify(err))?,
-                max_chars: max_chars.map(|n| n as u64),
-                loose: loose.is_some(),
-                collation: loose,
-                ..Column::default()
-            });
-        }
-        let result = sqlx::query(
-            "SELECT 1 FROM pg_catalog.pg_index i \
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
-             WHERE i.indrelid = $1::int8::oid AND i.indisunique AND i.indnatts = 1 \
-             AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2",
-        )
-        .bind(oid)
-        .bind(self.mapping.login_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await;
-        let unique = conn.settle(result).map_err(classify)?.is_some();
-        Ok(TableFacts {
-            exists: true,
-            columns,
-            login_id_unique: unique,
-        })
+    async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
+        facts(store).await
+    }
+
+    fn rows_affected(done: &sqlx::postgres::PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
 
-sql_user_store!(PostgresStore, PgRow, Dialect::Postgres, "postgres");
+async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
+    let classify = |err| store.classify(err);
+    let mut conn = store.reader().acquire().await.map_err(classify)?;
+    // The table as the search path resolves it, like the unqualified name in the statements.
+    let result = sqlx::query(
+        "SELECT c.oid::int8 FROM pg_catalog.pg_class c \
+         WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
+         AND pg_catalog.pg_table_is_visible(c.oid)",
+    )
+    .bind(store.mapping().table.as_str())
+    .fetch_optional(&mut *conn)
+    .await;
+    let Some(table) = conn.settle(result).map_err(classify)? else {
+        return Ok(TableFacts::default());
+    };
+    let oid: i64 = table.try_get(0).map_err(|err| store.classify(err))?;
+    let result = sqlx::query(
+        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
+         CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 \
+              THEN (a.atttypmod - 4)::int8 END, \
+         CASE WHEN t.typname = 'citext' THEN 'citext' \
+              WHEN NOT co.collisdeterministic \
+              THEN co.collname::text || ' (nondeterministic)' END \
+         FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+         WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await;
+    let rows = conn.settle(result).map_err(classify)?;
+    let mut columns = Vec::new();
+    for row in rows {
+        let max_chars: Option<i64> = row.try_get(2).map_err(|err| store.classify(err))?;
+        let loose: Option<String> = row.try_get(3).map_err(|err| store.classify(err))?;
+        columns.push(Column {
+            name: row.try_get(0).map_err(|err| store.classify(err))?,
+            declared: row.try_get(1).map_err(|err| store.classify(err))?,
+            max_chars: max_chars.map(|n| n as u64),
+            loose: loose.is_some(),
+            collation: loose,
+            ..Column::default()
+        });
+    }
+    let result = sqlx::query(
+        "SELECT 1 FROM pg_catalog.pg_index i \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+         WHERE i.indrelid = $1::int8::oid AND i.indisunique AND i.indnatts = 1 \
+         AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2",
+    )
+    .bind(oid)
+    .bind(store.mapping().login_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await;
+    let unique = conn.settle(result).map_err(classify)?.is_some();
+    Ok(TableFacts {
+        exists: true,
+        columns,
+        login_id_unique: unique,
+    })
+}

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use ownid_bridge_postgres::{PostgresOptions, PostgresStore};
 use ownid_bridge_store::conformance::{self, StoreFuture};
-use ownid_bridge_store::outage::{
-    outage_story, required_url, server_addr, with_server, OutageProxy,
-};
+use ownid_bridge_store::outage::{behind_proxy, outage_story, required_url, OUTAGE_TIMEOUT};
 use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
 use sqlx::Connection as _;
 
@@ -51,22 +49,16 @@ async fn postgres_passes_the_conformance_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_unavailable_during_an_outage_and_recovers() {
-    let base = required_url(URL_VARIABLE);
-    let url = fresh_schema(&base).await;
-    let proxy = OutageProxy::start(server_addr(&base).await).await.unwrap();
-    let pool = PoolSettings {
-        acquire_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(2),
-        ..PoolSettings::default()
-    };
+    let url = fresh_schema(&required_url(URL_VARIABLE)).await;
+    let (proxy, url, pool) = behind_proxy(&url).await;
     let store = PostgresStore::connect(PostgresOptions {
-        url: with_server(&url, proxy.addr()),
+        url,
         mapping: UsersMapping::demo(),
         pool,
     })
     .await
     .unwrap();
-    outage_story(Arc::new(store), &proxy, Duration::from_secs(2)).await;
+    outage_story(Arc::new(store), &proxy, OUTAGE_TIMEOUT).await;
 }
 
 #[tokio::test]

@@ -9,13 +9,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ownid_bridge_sql::{
-    connector, declared_width, sql_user_store, Capacity, Column, Dialect, Pool, Pooled, Statements,
-    TableFacts,
+    connector, declared_width, Column, Dialect, Pool, Pooled, SqlBackend, SqlStore, TableFacts,
 };
-use ownid_bridge_store::{PoolSettings, StoreError, UserStore, UsersMapping};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
-};
+use ownid_bridge_store::{PoolSettings, StoreError, UsersMapping};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::Row;
 
 /// A pool of SQLite connections.
@@ -31,15 +28,6 @@ pub struct SqliteOptions {
     /// Create the database file when it does not exist (`check` passes false: it changes
     /// nothing).
     pub create_if_missing: bool,
-}
-
-pub struct SqliteStore {
-    reader: SqlitePool,
-    writer: SqlitePool,
-    mapping: UsersMapping,
-    sql: Statements,
-    /// The ownIdData column's limits, refreshed by `inspect`.
-    capacity: Capacity,
 }
 
 /// Page cache of each reader connection: 256 KiB (negative = KiB) instead of SQLite's 2 MiB. A
@@ -108,99 +96,115 @@ pub async fn open_pools(
     Ok((reader, writer))
 }
 
-impl SqliteStore {
-    pub async fn connect(options: SqliteOptions) -> Result<Self, StoreError> {
+/// The SQLite backend of [`SqlStore`].
+pub struct Sqlite;
+
+/// A users table in SQLite.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+impl SqlBackend for Sqlite {
+    type Database = sqlx::Sqlite;
+    type Options = SqliteOptions;
+    const DIALECT: Dialect = Dialect::Sqlite;
+    const NAME: &'static str = "sqlite";
+
+    async fn open(options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let (reader, writer) =
             open_pools(&options.url, &options.pool, options.create_if_missing).await?;
-        let store = SqliteStore {
+        Ok(SqlStore::new(
             reader,
             writer,
-            sql: Statements::new(Dialect::Sqlite, &options.mapping, None),
-            mapping: options.mapping,
-            capacity: Capacity::default(),
-        };
-        store.inspect().await?;
-        Ok(store)
+            options.pool,
+            options.mapping,
+            None,
+        ))
     }
 
-    async fn facts(&self) -> Result<TableFacts, StoreError> {
-        let table = self.mapping.table.as_str();
-        let classify = |err| self.classify(err);
-        let mut conn = self.reader.acquire().await.map_err(classify)?;
-        let result = sqlx::query(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
-        )
-        .bind(table)
-        .fetch_optional(&mut *conn)
-        .await;
-        let exists = conn.settle(result).map_err(classify)?.is_some();
-        if !exists {
-            return Ok(TableFacts::default());
-        }
-        let result = sqlx::query("SELECT name, type FROM pragma_table_info(?1)")
-            .bind(table)
-            .fetch_all(&mut *conn)
-            .await;
-        let rows = conn.settle(result).map_err(classify)?;
-        let mut columns = Vec::new();
-        for row in rows {
-            let declared: String = row.try_get(1).map_err(classify)?;
-            columns.push(Column {
-                name: row.try_get(0).map_err(classify)?,
-                max_chars: declared_width(&declared),
-                declared,
-                ..Column::default()
-            });
-        }
-        let unique_index = self.login_id_unique_index(&mut conn).await?;
-        if let Some(collation) = &unique_index {
-            let login = columns
-                .iter_mut()
-                .find(|c| c.name.eq_ignore_ascii_case(self.mapping.login_id.as_str()));
-            if let Some(login) = login.filter(|_| !collation.eq_ignore_ascii_case("BINARY")) {
-                login.loose = true;
-                login.collation = Some(format!("COLLATE {collation}"));
-            }
-        }
-        Ok(TableFacts {
-            exists,
-            columns,
-            login_id_unique: unique_index.is_some(),
-        })
+    async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
+        facts(store).await
     }
 
-    /// The collation of a full (not partial) unique index on exactly the login-id column, or
-    /// `None` when there is no such index. A column declared `COLLATE NOCASE` gives its index
-    /// that collation, and the index then calls `Alice@…` and `alice@…` the same entry.
-    async fn login_id_unique_index(
-        &self,
-        conn: &mut SqlitePooled,
-    ) -> Result<Option<String>, StoreError> {
-        let classify = |err| self.classify(err);
-        let result = sqlx::query(
-            "SELECT il.name FROM pragma_index_list(?1) AS il \
-             WHERE il.\"unique\" = 1 AND il.partial = 0",
-        )
-        .bind(self.mapping.table.as_str())
-        .fetch_all(&mut **conn)
-        .await;
-        let indexes = conn.settle(result).map_err(classify)?;
-        for index in indexes {
-            let name: String = index.try_get(0).map_err(classify)?;
-            let result = sqlx::query("SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key = 1")
-                .bind(&name)
-                .fetch_all(&mut **conn)
-                .await;
-            let columns = conn.settle(result).map_err(classify)?;
-            if let [only] = columns.as_slice() {
-                let column: Option<String> = only.try_get(0).map_err(classify)?;
-                if column.is_some_and(|c| c.eq_ignore_ascii_case(self.mapping.login_id.as_str())) {
-                    return Ok(Some(only.try_get(1).map_err(classify)?));
-                }
-            }
-        }
-        Ok(None)
+    fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
 
-sql_user_store!(SqliteStore, SqliteRow, Dialect::Sqlite, "sqlite");
+async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
+    let table = store.mapping().table.as_str();
+    let classify = |err| store.classify(err);
+    let mut conn = store.reader().acquire().await.map_err(classify)?;
+    let result = sqlx::query(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+    )
+    .bind(table)
+    .fetch_optional(&mut *conn)
+    .await;
+    let exists = conn.settle(result).map_err(classify)?.is_some();
+    if !exists {
+        return Ok(TableFacts::default());
+    }
+    let result = sqlx::query("SELECT name, type FROM pragma_table_info(?1)")
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await;
+    let rows = conn.settle(result).map_err(classify)?;
+    let mut columns = Vec::new();
+    for row in rows {
+        let declared: String = row.try_get(1).map_err(classify)?;
+        columns.push(Column {
+            name: row.try_get(0).map_err(classify)?,
+            max_chars: declared_width(&declared),
+            declared,
+            ..Column::default()
+        });
+    }
+    let unique_index = login_id_unique_index(store, &mut conn).await?;
+    if let Some(collation) = &unique_index {
+        let login = columns.iter_mut().find(|c| {
+            c.name
+                .eq_ignore_ascii_case(store.mapping().login_id.as_str())
+        });
+        if let Some(login) = login.filter(|_| !collation.eq_ignore_ascii_case("BINARY")) {
+            login.loose = true;
+            login.collation = Some(format!("COLLATE {collation}"));
+        }
+    }
+    Ok(TableFacts {
+        exists,
+        columns,
+        login_id_unique: unique_index.is_some(),
+    })
+}
+
+/// The collation of a full (not partial) unique index on exactly the login-id column, or
+/// `None` when there is no such index. A column declared `COLLATE NOCASE` gives its index
+/// that collation, and the index then calls `Alice@…` and `alice@…` the same entry.
+async fn login_id_unique_index(
+    store: &SqliteStore,
+    conn: &mut SqlitePooled,
+) -> Result<Option<String>, StoreError> {
+    let classify = |err| store.classify(err);
+    let result = sqlx::query(
+        "SELECT il.name FROM pragma_index_list(?1) AS il \
+         WHERE il.\"unique\" = 1 AND il.partial = 0",
+    )
+    .bind(store.mapping().table.as_str())
+    .fetch_all(&mut **conn)
+    .await;
+    let indexes = conn.settle(result).map_err(classify)?;
+    for index in indexes {
+        let name: String = index.try_get(0).map_err(classify)?;
+        let result = sqlx::query("SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key = 1")
+            .bind(&name)
+            .fetch_all(&mut **conn)
+            .await;
+        let columns = conn.settle(result).map_err(classify)?;
+        if let [only] = columns.as_slice() {
+            let column: Option<String> = only.try_get(0).map_err(classify)?;
+            if column.is_some_and(|c| c.eq_ignore_ascii_case(store.mapping().login_id.as_str())) {
+                return Ok(Some(only.try_get(1).map_err(classify)?));
+            }
+        }
+    }
+    Ok(None)
+}

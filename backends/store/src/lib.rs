@@ -8,7 +8,9 @@ mod error;
 mod mapping;
 mod schema;
 
+#[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(feature = "testing")]
 pub mod outage;
 
 pub use error::StoreError;

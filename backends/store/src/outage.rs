@@ -129,6 +129,25 @@ pub fn with_server(url: &str, addr: SocketAddr) -> String {
     format!("{before}{addr}{rest}")
 }
 
+/// How long a store in an outage story waits to connect, or for a connection.
+pub const OUTAGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An outage proxy in front of the server of `url`, the same URL through the proxy, and the pool
+/// settings of an outage story (connect and acquire timeouts of [`OUTAGE_TIMEOUT`]): what a
+/// networked backend's test needs to open its store for [`outage_story`].
+pub async fn behind_proxy(url: &str) -> (Arc<OutageProxy>, String, crate::PoolSettings) {
+    let proxy = OutageProxy::start(server_addr(url).await)
+        .await
+        .expect("start the outage proxy");
+    let through_proxy = with_server(url, proxy.addr());
+    let pool = crate::PoolSettings {
+        acquire_timeout: OUTAGE_TIMEOUT,
+        connect_timeout: OUTAGE_TIMEOUT,
+        ..crate::PoolSettings::default()
+    };
+    (proxy, through_proxy, pool)
+}
+
 /// The outage story every networked backend runs: a store connected through `proxy`, with
 /// `acquire_timeout` as configured, answers `Unavailable` (never hangs, never `Other`) while the
 /// database is unreachable, and works again once it is back, without being reopened.

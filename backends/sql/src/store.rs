@@ -1,0 +1,385 @@
+//! The data path of the three SQL backends, written once: [`SqlStore`] over a [`SqlBackend`].
+//!
+//! A backend crate supplies only what differs (its driver, how it connects, how it reads the
+//! table's shape from its catalogue); the statements, the lookups, the exact login-id match,
+//! the error mapping and the schema commands are here. Every statement runs through
+//! [`SqlStore::run`], which settles the connection on every path (see [`Pooled::settle`]).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ownid_bridge_store::{
+    Identifier, PoolSettings, PoolStatus, SchemaReport, SessionUser, SetOutcome, StoreError,
+    UserStore, UsersMapping,
+};
+use sqlx::{Database, Row as _};
+
+use crate::{
+    classify, plan, report, within, Capacity, Dialect, Pool, Pooled, Statements, TableFacts,
+};
+
+/// A driver's connection, row and statement result, for backend `B`.
+pub type Conn<B> = <<B as SqlBackend>::Database as Database>::Connection;
+type DbRow<B> = <<B as SqlBackend>::Database as Database>::Row;
+type Done<B> = <<B as SqlBackend>::Database as Database>::QueryResult;
+
+/// What one SQL database brings to [`SqlStore`].
+pub trait SqlBackend: Sized + Send + Sync + 'static {
+    /// The sqlx driver.
+    type Database: Database;
+    /// The backend's own connection options (URL, mapping, pool settings, ...).
+    type Options: Send;
+    /// Its SQL syntax: quoting, parameters, the exact comparison, upserts, types.
+    const DIALECT: Dialect;
+    /// The name in logs and `check` output.
+    const NAME: &'static str;
+
+    /// Opens the store's pools (connecting lazily or not, as the database needs).
+    fn open(
+        options: Self::Options,
+    ) -> impl Future<Output = Result<SqlStore<Self>, StoreError>> + Send;
+
+    /// The users table's shape, read from the database's catalogue.
+    fn facts(store: &SqlStore<Self>)
+        -> impl Future<Output = Result<TableFacts, StoreError>> + Send;
+
+    /// Rows a statement changed (sqlx has no driver-independent accessor for it).
+    fn rows_affected(done: &Done<Self>) -> u64;
+}
+
+/// A user table in a SQL database.
+pub struct SqlStore<B: SqlBackend> {
+    reader: Pool<Conn<B>>,
+    writer: Pool<Conn<B>>,
+    settings: PoolSettings,
+    mapping: UsersMapping,
+    sql: Statements,
+    /// The ownIdData column's limits, refreshed by `inspect`.
+    capacity: Capacity,
+}
+
+impl<B: SqlBackend> SqlStore<B> {
+    /// A store over `reader` and `writer` (the same pool twice where one suffices). `login_cast`
+    /// is the type a lookup parameter is cast to for the login-id index (see [`Statements::new`]).
+    pub fn new(
+        reader: Pool<Conn<B>>,
+        writer: Pool<Conn<B>>,
+        settings: PoolSettings,
+        mapping: UsersMapping,
+        login_cast: Option<&str>,
+    ) -> Self {
+        SqlStore {
+            reader,
+            writer,
+            settings,
+            sql: Statements::new(B::DIALECT, &mapping, login_cast),
+            mapping,
+            capacity: Capacity::default(),
+        }
+    }
+
+    /// The statements this store runs (tests `EXPLAIN` them to see the index used).
+    pub fn statements(&self) -> &Statements {
+        &self.sql
+    }
+
+    pub fn mapping(&self) -> &UsersMapping {
+        &self.mapping
+    }
+
+    /// The pool the catalogue is read through.
+    pub fn reader(&self) -> &Pool<Conn<B>> {
+        &self.reader
+    }
+
+    /// A driver error as the store's error, in this backend's dialect.
+    pub fn classify(&self, err: sqlx::Error) -> StoreError {
+        classify(B::DIALECT, err, self.capacity.chars())
+    }
+
+    /// Runs `statement` on a connection of `pool` and settles the connection with its result,
+    /// whatever that is: a connection whose statement did not finish is never reused.
+    async fn run<T>(
+        &self,
+        conn: &mut Pooled<Conn<B>>,
+        statement: impl AsyncFnOnce(&mut Conn<B>) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        let result = statement(&mut **conn).await;
+        conn.settle(result).map_err(|err| self.classify(err))
+    }
+
+    async fn acquire(&self, pool: &Pool<Conn<B>>) -> Result<Pooled<Conn<B>>, StoreError> {
+        pool.acquire().await.map_err(|err| self.classify(err))
+    }
+}
+
+impl<B: SqlBackend> SqlStore<B>
+where
+    for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
+    <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
+    for<'q> &'q str: sqlx::Encode<'q, B::Database> + sqlx::Type<B::Database>,
+    usize: sqlx::ColumnIndex<DbRow<B>>,
+    for<'r> String: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i64: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i32: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i16: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i8: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> bool: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> f64: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> f32: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+{
+    /// Opens the store and reads its table (bounded, so that an unreachable database is an error
+    /// at start-up rather than a hang).
+    pub async fn connect(options: B::Options) -> Result<Self, StoreError> {
+        let store = B::open(options).await?;
+        within(&store.settings, B::NAME, store.inspect()).await?;
+        Ok(store)
+    }
+
+    /// The row `statement` (the login id bound twice, see [`Statements`]) finds on a reader
+    /// connection, or `NotFound`.
+    async fn lookup(&self, statement: &Arc<str>, login_id: &str) -> Result<DbRow<B>, StoreError> {
+        let mut conn = self.acquire(&self.reader).await?;
+        let statement = Arc::clone(statement);
+        self.run(&mut conn, async |conn| {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .bind(login_id)
+                .bind(login_id)
+                .fetch_optional(conn)
+                .await
+        })
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Overwrites the ownIdData of exactly `login_id`; whether such a row was there.
+    async fn update_exact(
+        &self,
+        conn: &mut Pooled<Conn<B>>,
+        login_id: &str,
+        ownid_data: &str,
+    ) -> Result<bool, StoreError> {
+        let statement = Arc::clone(&self.sql.update);
+        let done = self
+            .run(conn, async |conn| {
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .bind(ownid_data)
+                    .bind(login_id)
+                    .bind(login_id)
+                    .execute(conn)
+                    .await
+            })
+            .await?;
+        Ok(B::rows_affected(&done) > 0)
+    }
+
+    /// Runs a statement that takes only login-id parameters, `count` of them.
+    async fn execute_with_login(
+        &self,
+        conn: &mut Pooled<Conn<B>>,
+        statement: &Arc<str>,
+        login_id: &str,
+        count: usize,
+    ) -> Result<u64, StoreError> {
+        let statement = Arc::clone(statement);
+        let done = self
+            .run(conn, async |conn| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                for _ in 0..count {
+                    query = query.bind(login_id);
+                }
+                query.execute(conn).await
+            })
+            .await?;
+        Ok(B::rows_affected(&done))
+    }
+
+    /// A column value as JSON: the first Rust type the driver agrees to decode it as.
+    fn json_value(row: &DbRow<B>, index: usize) -> Result<serde_json::Value, sqlx::Error> {
+        fn json<T: Into<serde_json::Value>>(value: Option<T>) -> serde_json::Value {
+            value.map_or(serde_json::Value::Null, Into::into)
+        }
+        if let Ok(value) = row.try_get::<Option<String>, _>(index) {
+            return Ok(json(value));
+        }
+        if let Ok(value) = row.try_get::<Option<i64>, _>(index) {
+            return Ok(json(value));
+        }
+        if let Ok(value) = row.try_get::<Option<i32>, _>(index) {
+            return Ok(json(value));
+        }
+        if let Ok(value) = row.try_get::<Option<i16>, _>(index) {
+            return Ok(json(value));
+        }
+        if let Ok(value) = row.try_get::<Option<i8>, _>(index) {
+            return Ok(json(value));
+        }
+        if let Ok(value) = row.try_get::<Option<bool>, _>(index) {
+            return Ok(json(value));
+        }
+        if let Ok(value) = row.try_get::<Option<f64>, _>(index) {
+            return Ok(json(value));
+        }
+        Ok(json(row.try_get::<Option<f32>, _>(index)?))
+    }
+}
+
+#[async_trait]
+impl<B: SqlBackend> UserStore for SqlStore<B>
+where
+    for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
+    <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
+    for<'q> &'q str: sqlx::Encode<'q, B::Database> + sqlx::Type<B::Database>,
+    usize: sqlx::ColumnIndex<DbRow<B>>,
+    for<'r> String: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i64: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i32: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i16: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i8: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> bool: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> f64: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> f32: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+{
+    fn backend(&self) -> &'static str {
+        B::NAME
+    }
+
+    async fn get_ownid_data(&self, login_id: &str) -> Result<Option<String>, StoreError> {
+        let row = self.lookup(&self.sql.get, login_id).await?;
+        let data: Option<String> = row.try_get(0).map_err(|err| self.classify(err))?;
+        Ok(data.filter(|value| !value.is_empty()))
+    }
+
+    async fn set_ownid_data(
+        &self,
+        login_id: &str,
+        ownid_data: &str,
+        create_missing: bool,
+    ) -> Result<SetOutcome, StoreError> {
+        self.capacity.check(ownid_data)?;
+        let mut conn = self.acquire(&self.writer).await?;
+        if self.update_exact(&mut conn, login_id, ownid_data).await? {
+            return Ok(SetOutcome::Updated);
+        }
+        if !create_missing {
+            return Err(StoreError::NotFound);
+        }
+        let insert = Arc::clone(&self.sql.insert);
+        let inserted = self
+            .run(&mut conn, async |conn| {
+                sqlx::query(sqlx::AssertSqlSafe(insert))
+                    .bind(login_id)
+                    .bind(ownid_data)
+                    .execute(conn)
+                    .await
+            })
+            .await;
+        match inserted {
+            Ok(_) => Ok(SetOutcome::Created),
+            // The unique index refused the row: either another request created this user since
+            // the update above (then it is there to update now), or a look-alike login id holds
+            // the index entry (then nothing is written).
+            Err(StoreError::Conflict) => {
+                if self.update_exact(&mut conn, login_id, ownid_data).await? {
+                    Ok(SetOutcome::Updated)
+                } else {
+                    Err(StoreError::Conflict)
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn get_session_user(&self, login_id: &str) -> Result<SessionUser, StoreError> {
+        let row = self.lookup(&self.sql.session, login_id).await?;
+        let unreadable = |column: &Identifier, err: sqlx::Error| {
+            StoreError::Other(format!(
+                "column {column} cannot be read as a JSON value: {err}"
+            ))
+        };
+        let mut index = 1;
+        let mut subject = login_id.to_owned();
+        if let Some(column) = &self.mapping.user_id {
+            match Self::json_value(&row, index).map_err(|err| unreadable(column, err))? {
+                serde_json::Value::String(id) => subject = id,
+                serde_json::Value::Null => {}
+                other => subject = other.to_string(),
+            }
+            index += 1;
+        }
+        let mut claims = serde_json::Map::new();
+        for (claim, column) in &self.mapping.claims {
+            let value = Self::json_value(&row, index).map_err(|err| unreadable(column, err))?;
+            if !value.is_null() {
+                claims.insert(claim.clone(), value);
+            }
+            index += 1;
+        }
+        Ok(SessionUser { subject, claims })
+    }
+
+    async fn create_user(&self, login_id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.acquire(&self.writer).await?;
+        match self
+            .execute_with_login(&mut conn, &self.sql.insert_user, login_id, 3)
+            .await
+        {
+            Ok(inserted) => Ok(inserted > 0),
+            // Created meanwhile by another request, or a look-alike holds the index.
+            Err(StoreError::Conflict) => {
+                drop(conn);
+                match self.lookup(&self.sql.get, login_id).await {
+                    Ok(_) => Ok(false),
+                    Err(StoreError::NotFound) => Err(StoreError::Conflict),
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.acquire(&self.reader).await?;
+        self.run(&mut conn, async |conn| {
+            sqlx::query("SELECT 1").execute(conn).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn inspect(&self) -> Result<SchemaReport, StoreError> {
+        let facts = B::facts(self).await?;
+        self.capacity
+            .set(facts.ownid_data(B::DIALECT, &self.mapping));
+        Ok(report(B::DIALECT, &self.mapping, &facts))
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let size = self.reader.size();
+        let idle = self.reader.num_idle();
+        Some(PoolStatus {
+            in_use: size.saturating_sub(idle),
+            idle,
+            max: self.reader.max_connections(),
+        })
+    }
+
+    async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError> {
+        let facts = B::facts(self).await?;
+        let statements = plan(B::DIALECT, &self.mapping, &facts, create_table)?;
+        let mut conn = self.acquire(&self.writer).await?;
+        for statement in &statements {
+            let result = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .execute(&mut *conn)
+                .await;
+            conn.settle(result)
+                .map_err(|err| StoreError::Other(format!("{statement}: {err}")))?;
+        }
+        drop(conn);
+        if !statements.is_empty() {
+            self.inspect().await?;
+        }
+        Ok(statements)
+    }
+}
