@@ -1,0 +1,191 @@
+//! Deserializers shared by the sections: durations, scalars given as strings, lists given as
+//! one comma-separated string.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+use serde_yaml::Value;
+
+use super::PreviousSecret;
+use crate::secret::Secret;
+
+pub(super) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(text.trim()).map_err(|err| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({err}); write e.g. \"60s\", \"5m\", \"1h\""
+        ))
+    })
+}
+
+pub(super) fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(text) if text.trim().is_empty() || text.trim() == "none" => Ok(None),
+        Some(text) => humantime::parse_duration(text.trim())
+            .map(Some)
+            .map_err(|err| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {text:?} ({err}); write e.g. \"60s\", \"5m\", or none"
+                ))
+            }),
+    }
+}
+
+/// A scalar that may arrive as its native YAML type or as a string (environment overrides and
+/// `${VAR}` expansions are always strings).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum Scalar<T> {
+    Native(T),
+    Text(String),
+}
+
+pub(super) fn parse_scalar<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+where
+    T: Deserialize<'de> + FromStr,
+    T::Err: fmt::Display,
+    D: Deserializer<'de>,
+{
+    match Scalar::<T>::deserialize(deserializer)? {
+        Scalar::Native(value) => Ok(value),
+        Scalar::Text(text) => text
+            .trim()
+            .parse()
+            .map_err(|err| serde::de::Error::custom(format!("invalid value {text:?}: {err}"))),
+    }
+}
+
+pub(super) fn number<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+where
+    T: Deserialize<'de> + FromStr,
+    T::Err: fmt::Display,
+    D: Deserializer<'de>,
+{
+    parse_scalar(deserializer)
+}
+
+/// A list of networks: a YAML sequence, or one comma-separated string (as an environment
+/// override gives it). A bare address means that address alone.
+pub(super) fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    string_list(deserializer)?
+        .iter()
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is not a network (e.g. 10.0.0.0/8) or an address"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Previous shared secrets: a YAML sequence whose items are a secret or a mapping
+/// `{ secret: ..., expires: 2026-12-31T00:00:00Z }`, or one comma-separated string of secrets
+/// (base64 has no commas), as an environment override gives it.
+pub(super) fn previous_secrets<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<PreviousSecret>, D::Error> {
+    use serde::de::Error as _;
+    let plain = |text: &str| PreviousSecret::from(Secret::new(text.trim()));
+    let items = match Value::deserialize(deserializer)? {
+        Value::Null => return Ok(Vec::new()),
+        Value::String(text) => {
+            return Ok(text
+                .split(',')
+                .filter(|item| !item.trim().is_empty())
+                .map(plain)
+                .collect())
+        }
+        Value::Sequence(items) => items,
+        _ => {
+            return Err(D::Error::custom(
+                "expected a list of secrets (or one comma-separated string)",
+            ))
+        }
+    };
+    let mut secrets = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Value::String(text) if text.trim().is_empty() => {}
+            Value::String(text) => secrets.push(plain(&text)),
+            Value::Mapping(map) => {
+                let mut secret = None;
+                let mut expires = None;
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        (Some("secret"), Value::String(text)) => {
+                            secret = Some(Secret::new(text.trim()))
+                        }
+                        (Some("expires"), Value::String(text)) => {
+                            let time = humantime::parse_rfc3339(text.trim()).map_err(|_| {
+                                D::Error::custom(format!(
+                                    "item {i}: expires {text:?} is not an RFC 3339 time in UTC, \
+                                     e.g. \"2026-12-31T00:00:00Z\""
+                                ))
+                            })?;
+                            expires = Some(time);
+                        }
+                        (Some(key @ ("secret" | "expires")), _) => {
+                            return Err(D::Error::custom(format!(
+                                "item {i}: {key} must be a string"
+                            )))
+                        }
+                        (key, _) => {
+                            return Err(D::Error::custom(format!(
+                                "item {i}: unknown field {key:?}, expected secret or expires"
+                            )))
+                        }
+                    }
+                }
+                let secret = secret.ok_or_else(|| {
+                    D::Error::custom(format!("item {i}: a mapping needs a secret"))
+                })?;
+                secrets.push(PreviousSecret { secret, expires });
+            }
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "item {i}: expected a secret or {{ secret, expires }}"
+                )))
+            }
+        }
+    }
+    Ok(secrets)
+}
+
+pub(super) fn string_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match List::deserialize(deserializer)? {
+        List::Many(items) => items,
+        List::One(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
+pub(super) fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    parse_scalar(deserializer)
+}
+
+pub(super) fn optional_boolean<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    Ok(Some(parse_scalar(deserializer)?))
+}

@@ -1,0 +1,209 @@
+//! The one YAML file, with `${VAR}` references and `OWNID_BRIDGE__SECTION__KEY` overrides.
+//!
+//! Loading goes: YAML text → a value tree → `${VAR}` expanded (each error names the key) →
+//! environment overrides written into the tree → typed structs (unknown keys and bad values are
+//! errors naming the key's path) → secrets read from their files.
+
+mod de;
+mod env;
+mod ownid;
+mod server;
+mod session;
+mod storage;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use crate::secret::Secret;
+use env::{apply_overrides, expand_vars};
+
+pub use ownid::{Normalization, OwnIdConfig, PreviousSecret, ReplayProtection, ResponseMode};
+pub use server::{LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
+pub use session::{JwtAlgorithm, PublicKeyConfig, SessionConfig, SessionTtls};
+pub use storage::{Backend, PoolConfig, StorageConfig, UsersConfig};
+
+/// The prefix of environment overrides: `OWNID_BRIDGE__OWNID__SHARED_SECRET` sets
+/// `ownid.shared_secret`.
+pub const ENV_PREFIX: &str = "OWNID_BRIDGE__";
+
+/// The example configuration, every key documented. `ownid-bridge config example` prints it.
+pub const EXAMPLE: &str = include_str!("../../config.example.yaml");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn at(path: &str, message: impl fmt::Display) -> Self {
+        ConfigError(format!("{path}: {message}"))
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ownid: OwnIdConfig,
+    pub session: SessionConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+}
+
+impl Config {
+    /// Loads the file (or the defaults when `path` is `None`) with the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|err| {
+                ConfigError(format!("cannot read config file {}: {err}", path.display()))
+            })?,
+            None => String::new(),
+        };
+        Config::from_yaml(&text, &env)
+    }
+
+    /// Loads from YAML text and an explicit environment (tests pass their own).
+    pub fn from_yaml(text: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut tree: Value = if text.trim().is_empty() {
+            Value::Mapping(Default::default())
+        } else {
+            serde_yaml::from_str(text).map_err(|err| ConfigError(format!("invalid YAML: {err}")))?
+        };
+        if tree.is_null() {
+            tree = Value::Mapping(Default::default());
+        }
+        expand_vars(&mut tree, "", env)?;
+        apply_overrides(&mut tree, env)?;
+        let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|err| {
+            let path = err.path().to_string();
+            ConfigError::at(if path == "." { "(top level)" } else { &path }, err.inner())
+        })?;
+        config.resolve_files()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_files(&mut self) -> Result<(), ConfigError> {
+        read_secret_file(
+            &mut self.ownid.shared_secret,
+            &self.ownid.shared_secret_file,
+            "ownid.shared_secret",
+        )?;
+        read_secret_file(
+            &mut self.session.secret,
+            &self.session.secret_file,
+            "session.secret",
+        )
+    }
+
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        let base = self.server.base_path.trim_end_matches('/');
+        if !base.starts_with('/')
+            || !base
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
+        {
+            return Err(ConfigError::at(
+                "server.base_path",
+                format!(
+                    "{:?} must start with '/' and use only letters, digits and -_.~/",
+                    self.server.base_path
+                ),
+            ));
+        }
+        self.server.base_path = base.to_owned();
+        if self.server.max_body_bytes == 0 {
+            return Err(ConfigError::at("server.max_body_bytes", "must be positive"));
+        }
+        if self.server.header_timeout.is_zero() {
+            return Err(ConfigError::at("server.header_timeout", "must be positive"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::at(
+                "server.max_connections",
+                "must be positive",
+            ));
+        }
+        if self.ownid.max_ownid_data_chars == 0 {
+            return Err(ConfigError::at(
+                "ownid.max_ownid_data_chars",
+                "must be positive",
+            ));
+        }
+        if self.ownid.replay_max_entries == 0 {
+            return Err(ConfigError::at(
+                "ownid.replay_max_entries",
+                "must be positive",
+            ));
+        }
+        if self.session.ttl.is_zero() {
+            return Err(ConfigError::at("session.ttl", "must be positive"));
+        }
+        if !self.session.jwks_path.starts_with('/') {
+            return Err(ConfigError::at("session.jwks_path", "must start with '/'"));
+        }
+        if self.storage.pool.max_connections == 0 {
+            return Err(ConfigError::at(
+                "storage.pool.max_connections",
+                "must be positive",
+            ));
+        }
+        let scheme = self
+            .storage
+            .url
+            .expose()
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())
+            .unwrap_or_default();
+        let schemes = self.storage.backend.schemes();
+        if !schemes.contains(&scheme.as_str()) {
+            return Err(ConfigError::at(
+                "storage.url",
+                format!(
+                    "storage.backend {} expects a URL starting with {}: (got {})",
+                    self.storage.backend.feature(),
+                    schemes.join(": or "),
+                    self.storage.url
+                ),
+            ));
+        }
+        self.storage.users.mapping()?;
+        Ok(())
+    }
+}
+
+fn read_secret_file(
+    value: &mut Option<Secret>,
+    file: &Option<PathBuf>,
+    path: &str,
+) -> Result<(), ConfigError> {
+    let Some(file) = file else { return Ok(()) };
+    if value.is_some() {
+        return Err(ConfigError::at(
+            path,
+            format!("set either {path} or {path}_file, not both"),
+        ));
+    }
+    let text = std::fs::read_to_string(file).map_err(|err| {
+        ConfigError::at(
+            &format!("{path}_file"),
+            format!("cannot read {}: {err}", file.display()),
+        )
+    })?;
+    *value = Some(Secret::new(text.trim()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
