@@ -1,15 +1,14 @@
-//! Deserializers shared by the sections: durations, scalars given as strings, lists given as
-//! one comma-separated string.
+//! Deserializers shared by the sections (durations, lists given as one comma-separated string),
+//! and figment's errors worded as serde words them, after the key's path.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
+use figment::error::{Actual, Kind};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use serde_yaml::Value;
 
-use super::PreviousSecret;
+use super::{ConfigError, PreviousSecret};
 use crate::secret::Secret;
 
 pub(super) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -38,36 +37,14 @@ pub(super) fn optional_duration<'de, D: Deserializer<'de>>(
 }
 
 /// A scalar that may arrive as its native YAML type or as a string (environment overrides and
-/// `${VAR}` expansions are always strings).
+/// `${VAR}` expansions are always strings). Plain numbers and booleans need no such help:
+/// `Figment::extract_lossy` reads them from strings; this is for the types with a custom
+/// `Deserialize`.
 #[derive(Deserialize)]
 #[serde(untagged)]
 pub(super) enum Scalar<T> {
     Native(T),
     Text(String),
-}
-
-pub(super) fn parse_scalar<'de, T, D>(deserializer: D) -> Result<T, D::Error>
-where
-    T: Deserialize<'de> + FromStr,
-    T::Err: fmt::Display,
-    D: Deserializer<'de>,
-{
-    match Scalar::<T>::deserialize(deserializer)? {
-        Scalar::Native(value) => Ok(value),
-        Scalar::Text(text) => text
-            .trim()
-            .parse()
-            .map_err(|err| serde::de::Error::custom(format!("invalid value {text:?}: {err}"))),
-    }
-}
-
-pub(super) fn number<'de, T, D>(deserializer: D) -> Result<T, D::Error>
-where
-    T: Deserialize<'de> + FromStr,
-    T::Err: fmt::Display,
-    D: Deserializer<'de>,
-{
-    parse_scalar(deserializer)
 }
 
 /// A list of networks: a YAML sequence, or one comma-separated string (as an environment
@@ -180,12 +157,56 @@ pub(super) fn string_list<'de, D: Deserializer<'de>>(
         .collect())
 }
 
-pub(super) fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    parse_scalar(deserializer)
+/// A figment error as `path.to.key: message`. figment words some errors its own way ("unknown
+/// field: found `x`, expected `one of ...`"); these keep serde's wording, which the README quotes.
+pub(super) fn config_error(err: figment::Error) -> ConfigError {
+    let message = match &err.kind {
+        Kind::UnknownField(field, expected) => {
+            format!("unknown field `{field}`, {}", one_of(expected, "fields"))
+        }
+        Kind::UnknownVariant(variant, expected) => {
+            format!(
+                "unknown variant `{variant}`, {}",
+                one_of(expected, "variants")
+            )
+        }
+        Kind::InvalidType(actual, expected) => {
+            format!("invalid type: {}, expected {expected}", unexpected(actual))
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!("invalid value: {}, expected {expected}", unexpected(actual))
+        }
+        // Errors of the override provider itself already say which variable they are about.
+        Kind::Message(message) if err.path.is_empty() => return ConfigError(message.clone()),
+        kind => kind.to_string(),
+    };
+    let path = if err.path.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        err.path.join(".")
+    };
+    ConfigError::at(&path, message)
 }
 
-pub(super) fn optional_boolean<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<bool>, D::Error> {
-    Ok(Some(parse_scalar(deserializer)?))
+fn one_of(names: &[&str], what: &str) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    match quoted.as_slice() {
+        [] => format!("there are no {what}"),
+        [one] => format!("expected {one}"),
+        [first, second] => format!("expected {first} or {second}"),
+        _ => format!("expected one of {}", quoted.join(", ")),
+    }
+}
+
+fn unexpected(actual: &Actual) -> String {
+    match actual {
+        Actual::Bool(value) => format!("boolean `{value}`"),
+        Actual::Unsigned(value) => format!("integer `{value}`"),
+        Actual::Signed(value) => format!("integer `{value}`"),
+        Actual::Float(value) => format!("floating point `{value}`"),
+        Actual::Char(value) => format!("character `{value}`"),
+        Actual::Unit => "unit value".to_owned(),
+        Actual::Option => "Option value".to_owned(),
+        other => other.to_string(),
+    }
 }

@@ -1,38 +1,37 @@
-//! `${VAR}` expansion in the file's strings, and `OWNID_BRIDGE__A__B` overrides.
+//! The environment's two ways into the configuration: `${VAR}` references in the file's strings,
+//! and `OWNID_BRIDGE__SECTION__KEY` overrides layered over the file.
 
-use serde_yaml::Value;
+use figment::error::Kind;
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile, Provider};
 
 use super::{ConfigError, ENV_PREFIX};
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string of the tree; `$$` is a literal `$`.
+/// No library does this, and its errors name the key the reference is in.
 pub(super) fn expand_vars(
     value: &mut Value,
     path: &str,
     env: &[(String, String)],
 ) -> Result<(), ConfigError> {
     match value {
-        Value::String(text) => *text = expand_string(text, path, env)?,
-        Value::Sequence(items) => {
+        Value::String(_, text) => *text = expand_string(text, path, env)?,
+        Value::Array(_, items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 expand_vars(item, &format!("{path}[{i}]"), env)?;
             }
         }
-        Value::Mapping(map) => {
+        Value::Dict(_, map) => {
             for (key, item) in map.iter_mut() {
-                let key = key
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{key:?}"));
                 let child = if path.is_empty() {
-                    key
+                    key.clone()
                 } else {
                     format!("{path}.{key}")
                 };
                 expand_vars(item, &child, env)?;
             }
         }
-        Value::Tagged(tagged) => expand_vars(&mut tagged.value, path, env)?,
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        Value::Char(..) | Value::Bool(..) | Value::Num(..) | Value::Empty(..) => {}
     }
     Ok(())
 }
@@ -89,47 +88,69 @@ fn expand_string(text: &str, path: &str, env: &[(String, String)]) -> Result<Str
     Ok(out)
 }
 
-/// Writes `OWNID_BRIDGE__A__B=value` into the tree as `a.b: "value"`. Values stay strings; the
-/// numeric and boolean fields accept strings, so `OWNID_BRIDGE__SERVER__MAX_BODY_BYTES=1000`
-/// works without guessing types here.
-pub(super) fn apply_overrides(
-    tree: &mut Value,
-    env: &[(String, String)],
-) -> Result<(), ConfigError> {
-    let mut overrides: Vec<&(String, String)> = env
-        .iter()
-        .filter(|(key, _)| key.starts_with(ENV_PREFIX))
-        .collect();
-    overrides.sort();
-    for (key, value) in overrides {
-        let segments: Vec<String> = key[ENV_PREFIX.len()..]
-            .split("__")
-            .map(str::to_lowercase)
+/// `OWNID_BRIDGE__A__B=value` as the key `a.b` with the string `"value"`, a figment provider
+/// merged over the file.
+///
+/// Why not figment's own `Env`: it reads the process environment only, while loading takes the
+/// environment as a list (tests pass their own, side by side); and it parses values as typed data,
+/// so `123` would stop being a string and `"x"` would lose its quotes, changing what a secret or a
+/// key id means. Here values stay strings, and the typed fields read numbers and booleans from
+/// strings (`Figment::extract_lossy`).
+pub(super) struct Overrides<'a> {
+    env: &'a [(String, String)],
+}
+
+impl<'a> Overrides<'a> {
+    pub(super) fn new(env: &'a [(String, String)]) -> Self {
+        Overrides { env }
+    }
+}
+
+impl Provider for Overrides<'_> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment override")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut overrides: Vec<&(String, String)> = self
+            .env
+            .iter()
+            .filter(|(key, _)| key.starts_with(ENV_PREFIX))
             .collect();
-        if segments.iter().any(String::is_empty) {
-            return Err(ConfigError(format!(
-                "{key}: empty key segment in environment override"
-            )));
-        }
-        let mut node = &mut *tree;
-        for (i, segment) in segments.iter().enumerate() {
-            if !node.is_mapping() {
-                return Err(ConfigError(format!(
-                    "{key}: {} is not a section",
-                    segments[..i].join(".")
+        overrides.sort();
+        let mut dict = Dict::new();
+        for (key, value) in overrides {
+            let segments: Vec<String> = key[ENV_PREFIX.len()..]
+                .split("__")
+                .map(str::to_lowercase)
+                .collect();
+            if segments.iter().any(String::is_empty) {
+                return Err(message(format!(
+                    "{key}: empty key segment in environment override"
                 )));
             }
-            let map = node.as_mapping_mut().expect("checked above");
-            let entry = map
-                .entry(Value::String(segment.clone()))
-                .or_insert(Value::Null);
-            if i + 1 == segments.len() {
-                *entry = Value::String(value.clone());
-            } else if entry.is_null() {
-                *entry = Value::Mapping(Default::default());
+            let mut node = &mut dict;
+            for (i, segment) in segments.iter().enumerate() {
+                if i + 1 == segments.len() {
+                    node.insert(segment.clone(), Value::from(value.clone()));
+                    break;
+                }
+                let entry = node
+                    .entry(segment.clone())
+                    .or_insert_with(|| Dict::new().into());
+                let Value::Dict(_, inner) = entry else {
+                    return Err(message(format!(
+                        "{key}: {} is not a section",
+                        segments[..=i].join(".")
+                    )));
+                };
+                node = inner;
             }
-            node = entry;
         }
+        Ok(Profile::Default.collect(dict))
     }
-    Ok(())
+}
+
+fn message(text: String) -> figment::Error {
+    Kind::Message(text).into()
 }

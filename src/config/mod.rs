@@ -1,8 +1,8 @@
 //! The one YAML file, with `${VAR}` references and `OWNID_BRIDGE__SECTION__KEY` overrides.
 //!
-//! Loading goes: YAML text → a value tree → `${VAR}` expanded (each error names the key) →
-//! environment overrides written into the tree → typed structs (unknown keys and bad values are
-//! errors naming the key's path) → secrets read from their files.
+//! Loading goes: YAML text → a figment value tree → `${VAR}` expanded (each error names the key)
+//! → environment overrides layered over it (figment) → typed structs (unknown keys and bad values
+//! are errors naming the key's path) → secrets read from their files.
 
 mod de;
 mod env;
@@ -14,11 +14,13 @@ mod storage;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use figment::providers::{Format, Serialized, Yaml};
+use figment::value::{Dict, Value};
+use figment::Figment;
 use serde::Deserialize;
-use serde_yaml::Value;
 
 use crate::secret::Secret;
-use env::{apply_overrides, expand_vars};
+use env::{expand_vars, Overrides};
 
 pub use ownid::{Normalization, OwnIdConfig, PreviousSecret, ReplayProtection, ResponseMode};
 pub use server::{LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
@@ -75,20 +77,15 @@ impl Config {
 
     /// Loads from YAML text and an explicit environment (tests pass their own).
     pub fn from_yaml(text: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
-        let mut tree: Value = if text.trim().is_empty() {
-            Value::Mapping(Default::default())
-        } else {
-            serde_yaml::from_str(text).map_err(|err| ConfigError(format!("invalid YAML: {err}")))?
-        };
-        if tree.is_null() {
-            tree = Value::Mapping(Default::default());
-        }
+        // An empty file, or one of comments only, is the defaults.
+        let file: Option<Dict> =
+            Yaml::from_str(text).map_err(|err| ConfigError(format!("invalid YAML: {err}")))?;
+        let mut tree = Value::from(file.unwrap_or_default());
         expand_vars(&mut tree, "", env)?;
-        apply_overrides(&mut tree, env)?;
-        let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|err| {
-            let path = err.path().to_string();
-            ConfigError::at(if path == "." { "(top level)" } else { &path }, err.inner())
-        })?;
+        let mut config: Config = Figment::from(Serialized::defaults(tree))
+            .merge(Overrides::new(env))
+            .extract_lossy()
+            .map_err(de::config_error)?;
         config.resolve_files()?;
         config.validate()?;
         Ok(config)

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use std::path::PathBuf;
 
-use super::de::{boolean, duration, networks, number, previous_secrets, Scalar};
+use super::de::{duration, networks, previous_secrets, Scalar};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -98,16 +98,13 @@ pub struct OwnIdConfig {
     /// The most signatures the replay guard holds at once (each until its timestamp leaves the
     /// window). When it is full, new signed requests are refused with 503 rather than an entry
     /// still inside its window forgotten.
-    #[serde(deserialize_with = "number")]
     pub replay_max_entries: usize,
     #[serde(deserialize_with = "duration")]
     pub max_clock_skew: Duration,
     pub responses: ResponseMode,
     /// The longest ownIdData accepted, in characters; longer values are refused with 413.
-    #[serde(deserialize_with = "number")]
     pub max_ownid_data_chars: usize,
     /// Create the user on `setOwnIDDataByLoginId` when the login id is unknown.
-    #[serde(deserialize_with = "boolean")]
     pub create_missing_users: bool,
     pub login_id_normalization: Normalization,
     /// When non-empty, only callers from these networks reach the OwnID operations (403).

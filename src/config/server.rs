@@ -6,13 +6,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::de::{boolean, duration, networks, number};
+use super::de::{duration, networks};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Serve Prometheus metrics at `/metrics`.
-    #[serde(deserialize_with = "boolean")]
     pub enabled: bool,
     /// A separate `host:port` for `/metrics` (e.g. an internal interface); empty: the main port.
     pub listen: Option<String>,
@@ -43,7 +42,6 @@ pub struct ServerConfig {
     pub listen: String,
     /// Where the three endpoints are mounted, e.g. `/ownid`.
     pub base_path: String,
-    #[serde(deserialize_with = "number")]
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[serde(deserialize_with = "duration")]
@@ -60,7 +58,6 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Open connections served at once; further connections wait in the listen backlog. The
     /// default (512) stays well below the usual soft file-descriptor limit of 1024.
-    #[serde(deserialize_with = "number")]
     pub max_connections: usize,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
     #[serde(deserialize_with = "networks")]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
 use serde::Deserialize;
 
-use super::de::{duration, number, optional_boolean, optional_duration};
+use super::de::{duration, optional_duration};
 use super::ConfigError;
 use crate::secret::DatabaseUrl;
 
@@ -105,9 +105,7 @@ impl UsersConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
-    #[serde(deserialize_with = "number")]
     pub max_connections: u32,
-    #[serde(deserialize_with = "number")]
     pub min_connections: u32,
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -150,7 +148,6 @@ pub struct StorageConfig {
     /// Create the demo table at start-up when the table is missing. Defaults to true on SQLite
     /// (zero set-up) and false elsewhere, so a misspelt table name on a company database stops
     /// start-up instead of creating an empty table.
-    #[serde(deserialize_with = "optional_boolean")]
     pub create_demo_table: Option<bool>,
     pub users: UsersConfig,
     pub pool: PoolConfig,
