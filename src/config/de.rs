@@ -1,8 +1,6 @@
 //! Deserializers shared by the sections (durations, lists given as one comma-separated string),
 //! and figment's errors worded as serde words them, after the key's path.
 
-use std::time::Duration;
-
 use figment::error::{Actual, Kind};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
@@ -11,30 +9,10 @@ use serde_yaml::Value;
 use super::{ConfigError, PreviousSecret};
 use crate::secret::Secret;
 
-pub(super) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(text.trim()).map_err(|err| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({err}); write e.g. \"60s\", \"5m\", \"1h\""
-        ))
-    })
-}
-
-pub(super) fn optional_duration<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Duration>, D::Error> {
-    match Option::<String>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(text) if text.trim().is_empty() || text.trim() == "none" => Ok(None),
-        Some(text) => humantime::parse_duration(text.trim())
-            .map(Some)
-            .map_err(|err| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {text:?} ({err}); write e.g. \"60s\", \"5m\", or none"
-                ))
-            }),
-    }
-}
+/// One duration syntax and one error wording for every section, the store's pool settings too.
+pub(super) use ownid_bridge_store::duration::{
+    optional as optional_duration, required as duration,
+};
 
 /// A scalar that may arrive as its native YAML type or as a string (environment overrides and
 /// `${VAR}` expansions are always strings). Plain numbers and booleans need no such help:

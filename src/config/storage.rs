@@ -1,12 +1,10 @@
 //! `storage`: the backend, its URL, the user table's mapping and the connection pool.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
 use serde::Deserialize;
 
-use super::de::{duration, optional_duration};
 use super::ConfigError;
 use crate::secret::DatabaseUrl;
 
@@ -104,44 +102,6 @@ impl UsersConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PoolConfig {
-    pub max_connections: u32,
-    pub min_connections: u32,
-    #[serde(deserialize_with = "duration")]
-    pub connect_timeout: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub acquire_timeout: Duration,
-    #[serde(deserialize_with = "optional_duration")]
-    pub idle_timeout: Option<Duration>,
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        let defaults = PoolSettings::default();
-        PoolConfig {
-            max_connections: defaults.max_connections,
-            min_connections: defaults.min_connections,
-            connect_timeout: defaults.connect_timeout,
-            acquire_timeout: defaults.acquire_timeout,
-            idle_timeout: defaults.idle_timeout,
-        }
-    }
-}
-
-impl PoolConfig {
-    pub fn settings(&self) -> PoolSettings {
-        PoolSettings {
-            max_connections: self.max_connections,
-            min_connections: self.min_connections,
-            connect_timeout: self.connect_timeout,
-            acquire_timeout: self.acquire_timeout,
-            idle_timeout: self.idle_timeout,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub backend: Backend,
     pub url: DatabaseUrl,
@@ -150,7 +110,8 @@ pub struct StorageConfig {
     /// start-up instead of creating an empty table.
     pub create_demo_table: Option<bool>,
     pub users: UsersConfig,
-    pub pool: PoolConfig,
+    /// The store's own settings type, deserialized as it is.
+    pub pool: PoolSettings,
 }
 
 impl Default for StorageConfig {
@@ -160,7 +121,7 @@ impl Default for StorageConfig {
             url: DatabaseUrl::new("sqlite://ownid-bridge.db"),
             create_demo_table: None,
             users: UsersConfig::default(),
-            pool: PoolConfig::default(),
+            pool: PoolSettings::default(),
         }
     }
 }

@@ -296,3 +296,40 @@ fn previous_secrets_are_strings_or_carry_an_expiry() {
     let debug = format!("{config:?}");
     assert!(!debug.contains("c2VjcmV0"), "{debug}");
 }
+
+#[test]
+fn the_pool_section_is_the_stores_own_settings() {
+    use ownid_bridge_store::PoolSettings;
+    assert_eq!(
+        Config::from_yaml("", &[]).unwrap().storage.pool,
+        PoolSettings::default()
+    );
+    let config = Config::from_yaml(
+        "storage: { pool: { max_connections: 4, idle_timeout: none } }",
+        &env(&[
+            ("OWNID_BRIDGE__STORAGE__POOL__ACQUIRE_TIMEOUT", "250ms"),
+            ("OWNID_BRIDGE__STORAGE__POOL__MIN_CONNECTIONS", "2"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.storage.pool,
+        PoolSettings {
+            max_connections: 4,
+            min_connections: 2,
+            acquire_timeout: Duration::from_millis(250),
+            idle_timeout: None,
+            ..PoolSettings::default()
+        }
+    );
+    let message = error("storage: { pool: { max_conections: 4 } }", &[]);
+    assert!(
+        message.starts_with("storage.pool.max_conections: unknown field `max_conections`"),
+        "{message}"
+    );
+    let message = error("storage: { pool: { connect_timeout: soon } }", &[]);
+    assert!(
+        message.starts_with("storage.pool.connect_timeout: invalid duration \"soon\""),
+        "{message}"
+    );
+}
