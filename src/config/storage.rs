@@ -1,11 +1,11 @@
 //! `storage`: the backend, its URL, the user table's mapping and the connection pool.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use super::ConfigError;
 use crate::secret::DatabaseUrl;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -43,60 +43,90 @@ impl Backend {
     }
 }
 
+/// The user table's names, each checked as it is read: a bad name is an error naming its key, and
+/// the mapping the store gets needs no second check.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsersConfig {
-    pub table: String,
-    pub login_id: String,
-    pub ownid_data: String,
+    pub table: Column,
+    pub login_id: Column,
+    pub ownid_data: Column,
     /// Optional column whose value becomes the JWT `sub`.
-    pub user_id: Option<String>,
+    pub user_id: Option<Column>,
     /// Extra JWT claims: claim name → column.
-    pub claims: BTreeMap<String, String>,
+    pub claims: BTreeMap<Claim, Column>,
 }
 
 impl Default for UsersConfig {
     fn default() -> Self {
+        let mapping = UsersMapping::demo();
         UsersConfig {
-            table: "users".into(),
-            login_id: "login_id".into(),
-            ownid_data: "ownid_data".into(),
+            table: Column(mapping.table),
+            login_id: Column(mapping.login_id),
+            ownid_data: Column(mapping.ownid_data),
             user_id: None,
             claims: BTreeMap::new(),
         }
     }
 }
 
+impl UsersConfig {
+    pub fn mapping(&self) -> UsersMapping {
+        UsersMapping {
+            table: self.table.0.clone(),
+            login_id: self.login_id.0.clone(),
+            ownid_data: self.ownid_data.0.clone(),
+            user_id: self.user_id.as_ref().map(|column| column.0.clone()),
+            claims: self
+                .claims
+                .iter()
+                .map(|(claim, column)| (claim.0.clone(), column.0.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A table or column name from the configuration, a valid [`Identifier`] once read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column(Identifier);
+
+impl<'de> Deserialize<'de> for Column {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Identifier::new(&name)
+            .map(Column)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq<&str> for Column {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.as_str() == *other
+    }
+}
+
 /// Claims the server sets itself; a configured column may not replace them.
 const RESERVED_CLAIMS: [&str; 7] = ["sub", "iat", "exp", "jti", "iss", "aud", "nbf"];
 
-impl UsersConfig {
-    pub fn mapping(&self) -> Result<UsersMapping, ConfigError> {
-        let ident = |path: &str, name: &str| {
-            Identifier::new(name).map_err(|err| ConfigError::at(path, err))
-        };
-        let mut claims = Vec::new();
-        for (claim, column) in &self.claims {
-            let path = format!("storage.users.claims.{claim}");
-            if RESERVED_CLAIMS.contains(&claim.as_str()) {
-                return Err(ConfigError::at(
-                    &path,
-                    "this claim is set by the server and cannot come from a column",
-                ));
-            }
-            claims.push((claim.clone(), ident(&path, column)?));
+/// The name of a claim copied from a column: any name but those the server sets itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Claim(String);
+
+impl<'de> Deserialize<'de> for Claim {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if RESERVED_CLAIMS.contains(&name.as_str()) {
+            return Err(serde::de::Error::custom(
+                "this claim is set by the server and cannot come from a column",
+            ));
         }
-        Ok(UsersMapping {
-            table: ident("storage.users.table", &self.table)?,
-            login_id: ident("storage.users.login_id", &self.login_id)?,
-            ownid_data: ident("storage.users.ownid_data", &self.ownid_data)?,
-            user_id: self
-                .user_id
-                .as_deref()
-                .map(|name| ident("storage.users.user_id", name))
-                .transpose()?,
-            claims,
-        })
+        Ok(Claim(name))
     }
 }
 
