@@ -104,79 +104,21 @@ impl Config {
         )
     }
 
+    /// The checks no type expresses, section by section, in the file's order.
     fn validate(&mut self) -> Result<(), ConfigError> {
-        let base = self.server.base_path.trim_end_matches('/');
-        if !base.starts_with('/')
-            || !base
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
-        {
-            return Err(ConfigError::at(
-                "server.base_path",
-                format!(
-                    "{:?} must start with '/' and use only letters, digits and -_.~/",
-                    self.server.base_path
-                ),
-            ));
-        }
-        self.server.base_path = base.to_owned();
-        if self.server.max_body_bytes == 0 {
-            return Err(ConfigError::at("server.max_body_bytes", "must be positive"));
-        }
-        if self.server.header_timeout.is_zero() {
-            return Err(ConfigError::at("server.header_timeout", "must be positive"));
-        }
-        if self.server.max_connections == 0 {
-            return Err(ConfigError::at(
-                "server.max_connections",
-                "must be positive",
-            ));
-        }
-        if self.ownid.max_ownid_data_chars == 0 {
-            return Err(ConfigError::at(
-                "ownid.max_ownid_data_chars",
-                "must be positive",
-            ));
-        }
-        if self.ownid.replay_max_entries == 0 {
-            return Err(ConfigError::at(
-                "ownid.replay_max_entries",
-                "must be positive",
-            ));
-        }
-        if self.session.ttl.is_zero() {
-            return Err(ConfigError::at("session.ttl", "must be positive"));
-        }
-        if !self.session.jwks_path.starts_with('/') {
-            return Err(ConfigError::at("session.jwks_path", "must start with '/'"));
-        }
-        if self.storage.pool.max_connections == 0 {
-            return Err(ConfigError::at(
-                "storage.pool.max_connections",
-                "must be positive",
-            ));
-        }
-        let scheme = self
-            .storage
-            .url
-            .expose()
-            .split_once(':')
-            .map(|(scheme, _)| scheme.to_ascii_lowercase())
-            .unwrap_or_default();
-        let schemes = self.storage.backend.schemes();
-        if !schemes.contains(&scheme.as_str()) {
-            return Err(ConfigError::at(
-                "storage.url",
-                format!(
-                    "storage.backend {} expects a URL starting with {}: (got {})",
-                    self.storage.backend.feature(),
-                    schemes.join(": or "),
-                    self.storage.url
-                ),
-            ));
-        }
-        Ok(())
+        self.server.validate()?;
+        self.ownid.validate()?;
+        self.session.validate()?;
+        self.storage.validate()
     }
+}
+
+/// `path: must be positive` when `zero`.
+fn positive(path: &str, zero: bool) -> Result<(), ConfigError> {
+    if zero {
+        return Err(ConfigError::at(path, "must be positive"));
+    }
+    Ok(())
 }
 
 fn read_secret_file(

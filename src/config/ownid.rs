@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer};
 use std::path::PathBuf;
 
 use super::de::{duration, networks, previous_secrets, Scalar};
+use super::{positive, ConfigError};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -127,5 +128,12 @@ impl Default for OwnIdConfig {
             login_id_normalization: Normalization::None,
             allowed_networks: Vec::new(),
         }
+    }
+}
+
+impl OwnIdConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        positive("ownid.max_ownid_data_chars", self.max_ownid_data_chars == 0)?;
+        positive("ownid.replay_max_entries", self.replay_max_entries == 0)
     }
 }

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::de::{duration, networks};
+use super::{positive, ConfigError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -114,5 +115,28 @@ impl Default for LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
         }
+    }
+}
+
+impl ServerConfig {
+    pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
+        let base = self.base_path.trim_end_matches('/');
+        if !base.starts_with('/')
+            || !base
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
+        {
+            return Err(ConfigError::at(
+                "server.base_path",
+                format!(
+                    "{:?} must start with '/' and use only letters, digits and -_.~/",
+                    self.base_path
+                ),
+            ));
+        }
+        self.base_path = base.to_owned();
+        positive("server.max_body_bytes", self.max_body_bytes == 0)?;
+        positive("server.header_timeout", self.header_timeout.is_zero())?;
+        positive("server.max_connections", self.max_connections == 0)
     }
 }

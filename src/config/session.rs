@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::de::{duration, optional_duration};
+use super::{positive, ConfigError};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -85,4 +86,14 @@ impl Default for SessionConfig {
 pub struct PublicKeyConfig {
     pub file: PathBuf,
     pub key_id: String,
+}
+
+impl SessionConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        positive("session.ttl", self.ttl.is_zero())?;
+        if !self.jwks_path.starts_with('/') {
+            return Err(ConfigError::at("session.jwks_path", "must start with '/'"));
+        }
+        Ok(())
+    }
 }

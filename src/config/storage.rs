@@ -6,6 +6,7 @@ use std::fmt;
 use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
 use serde::{Deserialize, Deserializer};
 
+use super::{positive, ConfigError};
 use crate::secret::DatabaseUrl;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -160,5 +161,31 @@ impl StorageConfig {
     pub fn creates_demo_table(&self) -> bool {
         self.create_demo_table
             .unwrap_or(self.backend == Backend::Sqlite)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        positive(
+            "storage.pool.max_connections",
+            self.pool.max_connections == 0,
+        )?;
+        let scheme = self
+            .url
+            .expose()
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())
+            .unwrap_or_default();
+        let schemes = self.backend.schemes();
+        if !schemes.contains(&scheme.as_str()) {
+            return Err(ConfigError::at(
+                "storage.url",
+                format!(
+                    "storage.backend {} expects a URL starting with {}: (got {})",
+                    self.backend.feature(),
+                    schemes.join(": or "),
+                    self.url
+                ),
+            ));
+        }
+        Ok(())
     }
 }
