@@ -2,9 +2,9 @@
 //! and figment's errors worded as serde words them, after the key's path.
 
 use figment::error::{Actual, Kind};
+use figment::value::Value;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
-use serde_yaml::Value;
 
 use super::{ConfigError, PreviousSecret};
 use crate::secret::Secret;
@@ -50,16 +50,16 @@ pub(super) fn previous_secrets<'de, D: Deserializer<'de>>(
 ) -> Result<Vec<PreviousSecret>, D::Error> {
     use serde::de::Error as _;
     let plain = |text: &str| PreviousSecret::from(Secret::new(text.trim()));
-    let items = match Value::deserialize(deserializer)? {
-        Value::Null => return Ok(Vec::new()),
-        Value::String(text) => {
+    let items = match <Value as Deserialize>::deserialize(deserializer)? {
+        Value::Empty(..) => return Ok(Vec::new()),
+        Value::String(_, text) => {
             return Ok(text
                 .split(',')
                 .filter(|item| !item.trim().is_empty())
                 .map(plain)
                 .collect())
         }
-        Value::Sequence(items) => items,
+        Value::Array(_, items) => items,
         _ => {
             return Err(D::Error::custom(
                 "expected a list of secrets (or one comma-separated string)",
@@ -69,17 +69,17 @@ pub(super) fn previous_secrets<'de, D: Deserializer<'de>>(
     let mut secrets = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         match item {
-            Value::String(text) if text.trim().is_empty() => {}
-            Value::String(text) => secrets.push(plain(&text)),
-            Value::Mapping(map) => {
+            Value::String(_, text) if text.trim().is_empty() => {}
+            Value::String(_, text) => secrets.push(plain(&text)),
+            Value::Dict(_, map) => {
                 let mut secret = None;
                 let mut expires = None;
                 for (key, value) in map {
                     match (key.as_str(), value) {
-                        (Some("secret"), Value::String(text)) => {
+                        ("secret", Value::String(_, text)) => {
                             secret = Some(Secret::new(text.trim()))
                         }
-                        (Some("expires"), Value::String(text)) => {
+                        ("expires", Value::String(_, text)) => {
                             let time = humantime::parse_rfc3339(text.trim()).map_err(|_| {
                                 D::Error::custom(format!(
                                     "item {i}: expires {text:?} is not an RFC 3339 time in UTC, \
@@ -88,7 +88,7 @@ pub(super) fn previous_secrets<'de, D: Deserializer<'de>>(
                             })?;
                             expires = Some(time);
                         }
-                        (Some(key @ ("secret" | "expires")), _) => {
+                        (key @ ("secret" | "expires"), _) => {
                             return Err(D::Error::custom(format!(
                                 "item {i}: {key} must be a string"
                             )))
