@@ -25,8 +25,8 @@ pub async fn open(
     config: &StorageConfig,
     create_database: bool,
 ) -> Result<Arc<dyn UserStore>, OpenError> {
-    let mapping = config.users.mapping().map_err(OpenError::Config)?;
-    let pool = config.pool.settings();
+    let mapping = config.users.mapping();
+    let pool = config.pool.clone();
     let url = config.url.expose().to_owned();
     #[cfg(not(feature = "sqlite"))]
     let _ = create_database;

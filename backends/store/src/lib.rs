@@ -10,6 +10,8 @@ mod schema;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(feature = "serde")]
+pub mod duration;
 #[cfg(feature = "testing")]
 pub mod outage;
 
@@ -90,14 +92,23 @@ pub struct PoolStatus {
     pub max: u32,
 }
 
-/// Connection-pool settings shared by the pooled backends (the YAML `storage.pool` section).
+/// Connection-pool settings shared by the pooled backends. With the `serde` feature, the YAML
+/// `storage.pool` section itself: absent keys take the defaults, unknown keys are errors.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(deny_unknown_fields, default)
+)]
 pub struct PoolSettings {
     pub max_connections: u32,
     pub min_connections: u32,
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration::required"))]
     pub connect_timeout: std::time::Duration,
     /// How long a request waits for a free connection before it is answered 503.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration::required"))]
     pub acquire_timeout: std::time::Duration,
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration::optional"))]
     pub idle_timeout: Option<std::time::Duration>,
 }
 

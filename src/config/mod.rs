@@ -1,0 +1,147 @@
+//! The one YAML file, with `${VAR}` references and `OWNID_BRIDGE__SECTION__KEY` overrides.
+//!
+//! Loading goes: YAML text → a figment value tree → `${VAR}` expanded (each error names the key)
+//! → environment overrides layered over it (figment) → typed structs (unknown keys and bad values
+//! are errors naming the key's path) → secrets read from their files.
+
+mod de;
+mod env;
+mod ownid;
+mod server;
+mod session;
+mod storage;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Yaml};
+use figment::value::{Dict, Value};
+use figment::Figment;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+use env::{expand_vars, Overrides};
+
+pub use ownid::{Normalization, OwnIdConfig, PreviousSecret, ReplayProtection, ResponseMode};
+pub use server::{LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
+pub use session::{JwtAlgorithm, PublicKeyConfig, SessionConfig, SessionTtls};
+pub use storage::{Backend, Claim, Column, StorageConfig, UsersConfig};
+
+/// The prefix of environment overrides: `OWNID_BRIDGE__OWNID__SHARED_SECRET` sets
+/// `ownid.shared_secret`.
+pub const ENV_PREFIX: &str = "OWNID_BRIDGE__";
+
+/// The example configuration, every key documented. `ownid-bridge config example` prints it.
+pub const EXAMPLE: &str = include_str!("../../config.example.yaml");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn at(path: &str, message: impl fmt::Display) -> Self {
+        ConfigError(format!("{path}: {message}"))
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ownid: OwnIdConfig,
+    pub session: SessionConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+}
+
+impl Config {
+    /// Loads the file (or the defaults when `path` is `None`) with the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|err| {
+                ConfigError(format!("cannot read config file {}: {err}", path.display()))
+            })?,
+            None => String::new(),
+        };
+        Config::from_yaml(&text, &env)
+    }
+
+    /// Loads from YAML text and an explicit environment (tests pass their own).
+    pub fn from_yaml(text: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        // An empty file, or one of comments only, is the defaults.
+        let file: Option<Dict> =
+            Yaml::from_str(text).map_err(|err| ConfigError(format!("invalid YAML: {err}")))?;
+        let mut tree = Value::from(file.unwrap_or_default());
+        expand_vars(&mut tree, "", env)?;
+        let mut config: Config = Figment::from(Serialized::defaults(tree))
+            .merge(Overrides::new(env))
+            .extract_lossy()
+            .map_err(de::config_error)?;
+        config.resolve_files()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_files(&mut self) -> Result<(), ConfigError> {
+        read_secret_file(
+            &mut self.ownid.shared_secret,
+            &self.ownid.shared_secret_file,
+            "ownid.shared_secret",
+        )?;
+        read_secret_file(
+            &mut self.session.secret,
+            &self.session.secret_file,
+            "session.secret",
+        )
+    }
+
+    /// The checks no type expresses, section by section, in the file's order.
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.ownid.validate()?;
+        self.session.validate()?;
+        self.storage.validate()
+    }
+}
+
+/// `path: must be positive` when `zero`.
+fn positive(path: &str, zero: bool) -> Result<(), ConfigError> {
+    if zero {
+        return Err(ConfigError::at(path, "must be positive"));
+    }
+    Ok(())
+}
+
+fn read_secret_file(
+    value: &mut Option<Secret>,
+    file: &Option<PathBuf>,
+    path: &str,
+) -> Result<(), ConfigError> {
+    let Some(file) = file else { return Ok(()) };
+    if value.is_some() {
+        return Err(ConfigError::at(
+            path,
+            format!("set either {path} or {path}_file, not both"),
+        ));
+    }
+    let text = std::fs::read_to_string(file).map_err(|err| {
+        ConfigError::at(
+            &format!("{path}_file"),
+            format!("cannot read {}: {err}", file.display()),
+        )
+    })?;
+    *value = Some(Secret::new(text.trim()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

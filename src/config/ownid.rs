@@ -1,0 +1,139 @@
+//! `ownid`: the shared secret, replay protection and how OwnID's calls are answered.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+use std::path::PathBuf;
+
+use super::de::{duration, networks, previous_secrets, Scalar};
+use super::{positive, ConfigError};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseMode {
+    /// OwnID's OpenAPI contract: 404 for a missing user, 204 for a user without data.
+    #[default]
+    Standard,
+    /// The older samples: 200 with `{"errorCode": 404, ...}` and `{"ownIdData": ""}`.
+    Legacy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalization {
+    #[default]
+    None,
+    /// Lower-cases the login id before validation and lookup; stored ids must be lower-case.
+    Lowercase,
+}
+
+impl Normalization {
+    pub fn apply<'a>(&self, login_id: &'a str) -> std::borrow::Cow<'a, str> {
+        match self {
+            Normalization::None => login_id.into(),
+            Normalization::Lowercase => login_id.to_lowercase().into(),
+        }
+    }
+}
+
+/// An entry of `ownid.previous_shared_secrets`: a secret, accepted until `expires` when set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: Secret,
+    pub expires: Option<std::time::SystemTime>,
+}
+
+impl From<Secret> for PreviousSecret {
+    fn from(secret: Secret) -> Self {
+        PreviousSecret {
+            secret,
+            expires: None,
+        }
+    }
+}
+
+/// Where accepted signatures are remembered (`ownid.replay_protection`). An enum so that a mode
+/// shared by several instances can join `off` and `memory` under the same key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplayProtection {
+    /// Every correctly signed request inside the clock-skew window is accepted, repeats too.
+    Off,
+    /// Each signature is accepted once per instance, remembered in this process's memory.
+    #[default]
+    Memory,
+}
+
+impl<'de> Deserialize<'de> for ReplayProtection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The key was a boolean before it was a mode: `true`/`false` (YAML or strings) still work.
+        match Scalar::<bool>::deserialize(deserializer)? {
+            Scalar::Native(true) => Ok(ReplayProtection::Memory),
+            Scalar::Native(false) => Ok(ReplayProtection::Off),
+            Scalar::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "memory" | "true" => Ok(ReplayProtection::Memory),
+                "off" | "false" => Ok(ReplayProtection::Off),
+                _ => Err(serde::de::Error::custom(format!(
+                    "invalid value {text:?}: expected one of off, memory"
+                ))),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OwnIdConfig {
+    /// The application's shared secret from the OwnID console (base64).
+    pub shared_secret: Option<Secret>,
+    /// A file holding the shared secret instead (surrounding white space is ignored).
+    pub shared_secret_file: Option<PathBuf>,
+    /// Secrets still accepted while a new shared secret is rolled out: a list whose items are a
+    /// secret or `{ secret, expires }` (RFC 3339, UTC), or one comma-separated string.
+    #[serde(deserialize_with = "previous_secrets")]
+    pub previous_shared_secrets: Vec<PreviousSecret>,
+    /// Accept each signed request only once within its clock-skew window: `off` or `memory`
+    /// (this instance's memory, the default). `true` and `false` mean `memory` and `off`.
+    pub replay_protection: ReplayProtection,
+    /// The most signatures the replay guard holds at once (each until its timestamp leaves the
+    /// window). When it is full, new signed requests are refused with 503 rather than an entry
+    /// still inside its window forgotten.
+    pub replay_max_entries: usize,
+    #[serde(deserialize_with = "duration")]
+    pub max_clock_skew: Duration,
+    pub responses: ResponseMode,
+    /// The longest ownIdData accepted, in characters; longer values are refused with 413.
+    pub max_ownid_data_chars: usize,
+    /// Create the user on `setOwnIDDataByLoginId` when the login id is unknown.
+    pub create_missing_users: bool,
+    pub login_id_normalization: Normalization,
+    /// When non-empty, only callers from these networks reach the OwnID operations (403).
+    #[serde(deserialize_with = "networks")]
+    pub allowed_networks: Vec<IpNet>,
+}
+
+impl Default for OwnIdConfig {
+    fn default() -> Self {
+        OwnIdConfig {
+            shared_secret: None,
+            shared_secret_file: None,
+            previous_shared_secrets: Vec::new(),
+            replay_protection: ReplayProtection::Memory,
+            replay_max_entries: 500_000,
+            max_clock_skew: Duration::from_secs(60),
+            responses: ResponseMode::Standard,
+            max_ownid_data_chars: 16384,
+            create_missing_users: false,
+            login_id_normalization: Normalization::None,
+            allowed_networks: Vec::new(),
+        }
+    }
+}
+
+impl OwnIdConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        positive("ownid.max_ownid_data_chars", self.max_ownid_data_chars == 0)?;
+        positive("ownid.replay_max_entries", self.replay_max_entries == 0)
+    }
+}

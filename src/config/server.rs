@@ -1,0 +1,142 @@
+//! `server`, `metrics` and `log`: how the HTTP server listens, and what it reports.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::de::{duration, networks};
+use super::{positive, ConfigError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at `/metrics`.
+    pub enabled: bool,
+    /// A separate `host:port` for `/metrics` (e.g. an internal interface); empty: the main port.
+    pub listen: Option<String>,
+    /// Only callers from these networks may read `/metrics` (the caller's address as
+    /// `server.trusted_proxies` resolves it); others get 403. Default: loopback only. Empty:
+    /// anyone.
+    #[serde(deserialize_with = "networks")]
+    pub allowed_networks: Vec<IpNet>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: None,
+            allowed_networks: vec![
+                "127.0.0.0/8".parse().expect("a network"),
+                "::1/128".parse().expect("a network"),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `host:port`; port 0 picks a free port (the chosen address is logged).
+    pub listen: String,
+    /// Where the three endpoints are mounted, e.g. `/ownid`.
+    pub base_path: String,
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// How long a request body may take to arrive (slow clients get 408).
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// Connections with no traffic for this long are closed.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// How long a whole request head (request line and headers) may take to arrive, however
+    /// steadily it trickles; then 408.
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// Open connections served at once; further connections wait in the listen backlog. The
+    /// default (512) stays well below the usual soft file-descriptor limit of 1024.
+    pub max_connections: usize,
+    /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Serve HTTPS (rustls) with this certificate and key.
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub certificate_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            base_path: "/ownid".into(),
+            max_body_bytes: 65536,
+            shutdown_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 512,
+            trusted_proxies: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `ownid_bridge=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
+        let base = self.base_path.trim_end_matches('/');
+        if !base.starts_with('/')
+            || !base
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
+        {
+            return Err(ConfigError::at(
+                "server.base_path",
+                format!(
+                    "{:?} must start with '/' and use only letters, digits and -_.~/",
+                    self.base_path
+                ),
+            ));
+        }
+        self.base_path = base.to_owned();
+        positive("server.max_body_bytes", self.max_body_bytes == 0)?;
+        positive("server.header_timeout", self.header_timeout.is_zero())?;
+        positive("server.max_connections", self.max_connections == 0)
+    }
+}

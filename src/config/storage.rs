@@ -1,0 +1,191 @@
+//! `storage`: the backend, its URL, the user table's mapping and the connection pool.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
+use serde::{Deserialize, Deserializer};
+
+use super::{positive, ConfigError};
+use crate::secret::DatabaseUrl;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Sqlite,
+    /// PostgreSQL and its wire-compatible kin (CockroachDB, YugabyteDB).
+    Postgres,
+    /// MySQL and MariaDB.
+    #[serde(alias = "mariadb")]
+    Mysql,
+    Mongodb,
+}
+
+impl Backend {
+    /// The Cargo feature that compiles the backend in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+            Backend::Mongodb => "mongodb",
+        }
+    }
+
+    /// The URL schemes the backend's driver understands.
+    pub fn schemes(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &["sqlite"],
+            Backend::Postgres => &["postgres", "postgresql"],
+            Backend::Mysql => &["mysql", "mariadb"],
+            Backend::Mongodb => &["mongodb", "mongodb+srv"],
+        }
+    }
+}
+
+/// The user table's names, each checked as it is read: a bad name is an error naming its key, and
+/// the mapping the store gets needs no second check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersConfig {
+    pub table: Column,
+    pub login_id: Column,
+    pub ownid_data: Column,
+    /// Optional column whose value becomes the JWT `sub`.
+    pub user_id: Option<Column>,
+    /// Extra JWT claims: claim name → column.
+    pub claims: BTreeMap<Claim, Column>,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        let mapping = UsersMapping::demo();
+        UsersConfig {
+            table: Column(mapping.table),
+            login_id: Column(mapping.login_id),
+            ownid_data: Column(mapping.ownid_data),
+            user_id: None,
+            claims: BTreeMap::new(),
+        }
+    }
+}
+
+impl UsersConfig {
+    pub fn mapping(&self) -> UsersMapping {
+        UsersMapping {
+            table: self.table.0.clone(),
+            login_id: self.login_id.0.clone(),
+            ownid_data: self.ownid_data.0.clone(),
+            user_id: self.user_id.as_ref().map(|column| column.0.clone()),
+            claims: self
+                .claims
+                .iter()
+                .map(|(claim, column)| (claim.0.clone(), column.0.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A table or column name from the configuration, a valid [`Identifier`] once read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column(Identifier);
+
+impl<'de> Deserialize<'de> for Column {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Identifier::new(&name)
+            .map(Column)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq<&str> for Column {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.as_str() == *other
+    }
+}
+
+/// Claims the server sets itself; a configured column may not replace them.
+const RESERVED_CLAIMS: [&str; 7] = ["sub", "iat", "exp", "jti", "iss", "aud", "nbf"];
+
+/// The name of a claim copied from a column: any name but those the server sets itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Claim(String);
+
+impl<'de> Deserialize<'de> for Claim {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if RESERVED_CLAIMS.contains(&name.as_str()) {
+            return Err(serde::de::Error::custom(
+                "this claim is set by the server and cannot come from a column",
+            ));
+        }
+        Ok(Claim(name))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub backend: Backend,
+    pub url: DatabaseUrl,
+    /// Create the demo table at start-up when the table is missing. Defaults to true on SQLite
+    /// (zero set-up) and false elsewhere, so a misspelt table name on a company database stops
+    /// start-up instead of creating an empty table.
+    pub create_demo_table: Option<bool>,
+    pub users: UsersConfig,
+    /// The store's own settings type, deserialized as it is.
+    pub pool: PoolSettings,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: Backend::Sqlite,
+            url: DatabaseUrl::new("sqlite://ownid-bridge.db"),
+            create_demo_table: None,
+            users: UsersConfig::default(),
+            pool: PoolSettings::default(),
+        }
+    }
+}
+
+impl StorageConfig {
+    pub fn creates_demo_table(&self) -> bool {
+        self.create_demo_table
+            .unwrap_or(self.backend == Backend::Sqlite)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        positive(
+            "storage.pool.max_connections",
+            self.pool.max_connections == 0,
+        )?;
+        let scheme = self
+            .url
+            .expose()
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())
+            .unwrap_or_default();
+        let schemes = self.backend.schemes();
+        if !schemes.contains(&scheme.as_str()) {
+            return Err(ConfigError::at(
+                "storage.url",
+                format!(
+                    "storage.backend {} expects a URL starting with {}: (got {})",
+                    self.backend.feature(),
+                    schemes.join(": or "),
+                    self.url
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

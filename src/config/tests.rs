@@ -1,0 +1,335 @@
+use std::time::Duration;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn error(yaml: &str, vars: &[(&str, &str)]) -> String {
+    Config::from_yaml(yaml, &env(vars)).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_without_a_file() {
+    let config = Config::from_yaml("", &[]).unwrap();
+    assert_eq!(config.server.listen, "127.0.0.1:8080");
+    assert_eq!(config.server.base_path, "/ownid");
+    assert_eq!(config.ownid.max_clock_skew, Duration::from_secs(60));
+    assert!(config.ownid.shared_secret.is_none());
+    assert!(config.session.secret.is_none());
+    assert_eq!(config.storage.url.expose(), "sqlite://ownid-bridge.db");
+    assert!(config.storage.creates_demo_table());
+}
+
+#[test]
+fn the_example_file_loads() {
+    let config = Config::from_yaml(
+        EXAMPLE,
+        &env(&[
+            (
+                "OWNID_SHARED_SECRET",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
+            (
+                "OWNID_BRIDGE_JWT_SECRET",
+                "an-hmac-secret-of-at-least-32-bytes!!",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.storage.users.table, "users");
+    assert!(config.ownid.shared_secret.is_some());
+}
+
+#[test]
+fn variables_expand_with_defaults_and_escapes() {
+    let config = Config::from_yaml(
+        "server: { listen: \"${HOST:-0.0.0.0}:${PORT}\", base_path: \"/a$$b\" }",
+        &env(&[("PORT", "9000")]),
+    );
+    // `$` is not allowed in a base path; the expansion itself worked.
+    assert_eq!(
+        config.unwrap_err().to_string(),
+        "server.base_path: \"/a$b\" must start with '/' and use only letters, digits and -_.~/"
+    );
+    let config = Config::from_yaml(
+        "server: { listen: \"${HOST:-0.0.0.0}:${PORT}\" }",
+        &env(&[("PORT", "9000")]),
+    )
+    .unwrap();
+    assert_eq!(config.server.listen, "0.0.0.0:9000");
+}
+
+#[test]
+fn a_missing_variable_names_the_key() {
+    assert_eq!(
+        error("ownid:\n  shared_secret: \"${NOPE_NOT_SET}\"\n", &[]),
+        "ownid.shared_secret: environment variable NOPE_NOT_SET is not set"
+    );
+}
+
+#[test]
+fn an_unknown_key_names_its_path() {
+    let message = error("storage:\n  users:\n    tabel: people\n", &[]);
+    assert!(
+        message.starts_with("storage.users.tabel: unknown field `tabel`, expected one of"),
+        "{message}"
+    );
+    let message = error("servre: {}\n", &[]);
+    assert!(message.contains("unknown field `servre`"), "{message}");
+}
+
+#[test]
+fn a_bad_duration_names_its_path() {
+    let message = error("ownid: { max_clock_skew: soon }\n", &[]);
+    assert!(
+        message.starts_with("ownid.max_clock_skew: invalid duration \"soon\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn environment_overrides_win_and_accept_strings_for_numbers() {
+    let config = Config::from_yaml(
+        "server: { max_body_bytes: 100 }\nownid: { create_missing_users: false }\n",
+        &env(&[
+            ("OWNID_BRIDGE__SERVER__MAX_BODY_BYTES", "2048"),
+            ("OWNID_BRIDGE__OWNID__CREATE_MISSING_USERS", "true"),
+            ("OWNID_BRIDGE__OWNID__SHARED_SECRET", "c2VjcmV0"),
+            ("OWNID_BRIDGE__STORAGE__USERS__TABLE", "accounts"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.server.max_body_bytes, 2048);
+    assert!(config.ownid.create_missing_users);
+    assert_eq!(config.ownid.shared_secret.unwrap().expose(), "c2VjcmV0");
+    assert_eq!(config.storage.users.table, "accounts");
+}
+
+#[test]
+fn an_unknown_override_is_an_error_too() {
+    let message = error("", &[("OWNID_BRIDGE__SERVER__LISTNE", "x")]);
+    assert!(message.contains("unknown field `listne`"), "{message}");
+}
+
+#[test]
+fn secrets_are_read_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "c2VjcmV0\n").unwrap();
+    let yaml = format!(
+        "ownid: {{ shared_secret_file: {:?} }}",
+        file.display().to_string()
+    );
+    let config = Config::from_yaml(&yaml, &[]).unwrap();
+    assert_eq!(config.ownid.shared_secret.unwrap().expose(), "c2VjcmV0");
+    let both = format!(
+        "ownid: {{ shared_secret: x, shared_secret_file: {:?} }}",
+        file.display().to_string()
+    );
+    assert!(error(&both, &[]).starts_with("ownid.shared_secret: set either"));
+    let missing = error("session: { secret_file: /nonexistent/secret }", &[]);
+    assert!(
+        missing.starts_with("session.secret_file: cannot read"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn networks_accept_lists_strings_and_bare_addresses() {
+    let config = Config::from_yaml(
+        "ownid: { allowed_networks: [\"203.0.113.0/24\", \"2001:db8::1\"] }",
+        &env(&[(
+            "OWNID_BRIDGE__SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/8, 127.0.0.1",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(config.ownid.allowed_networks.len(), 2);
+    assert_eq!(config.server.trusted_proxies.len(), 2);
+    let message = error("ownid: { allowed_networks: [\"10.0.0.0/33\"] }", &[]);
+    assert!(message.starts_with("ownid.allowed_networks"), "{message}");
+}
+
+#[test]
+fn the_url_must_match_the_backend() {
+    let message = error("storage: { backend: postgres }", &[]);
+    assert!(
+        message.starts_with("storage.url: storage.backend postgres expects"),
+        "{message}"
+    );
+    let config = Config::from_yaml(
+        "storage: { backend: mariadb, url: \"mariadb://app:pw@db/users\" }",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.storage.backend, Backend::Mysql);
+    assert!(!config.storage.creates_demo_table());
+    let message = error("storage: { backend: oracle }", &[]);
+    assert!(
+        message.starts_with("storage.backend: unknown variant `oracle`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn invalid_identifiers_name_their_key() {
+    let message = error("storage: { users: { ownid_data: \"x; drop table\" } }", &[]);
+    assert!(
+        message.starts_with("storage.users.ownid_data:"),
+        "{message}"
+    );
+    let message = error("storage: { users: { claims: { sub: id } } }", &[]);
+    assert!(
+        message.starts_with("storage.users.claims.sub:"),
+        "{message}"
+    );
+}
+
+#[test]
+fn debug_output_redacts_secrets_and_url_passwords() {
+    let config = Config::from_yaml(
+        "ownid: { shared_secret: c2VjcmV0LXZhbHVl }\n\
+         session: { secret: jwt-secret-value-jwt-secret-value }\n\
+         storage: { url: \"sqlite://user:pa55word@localhost/x.db\" }\n",
+        &[],
+    )
+    .unwrap();
+    let debug = format!("{config:?}");
+    for leaked in ["c2VjcmV0LXZhbHVl", "jwt-secret-value", "pa55word"] {
+        assert!(!debug.contains(leaked), "{leaked} in {debug}");
+    }
+    assert!(debug.contains("[redacted]"));
+}
+
+#[test]
+fn replay_protection_is_a_mode_and_the_old_booleans_still_work() {
+    let mode = |yaml: &str, vars: &[(&str, &str)]| {
+        Config::from_yaml(yaml, &env(vars))
+            .unwrap()
+            .ownid
+            .replay_protection
+    };
+    assert_eq!(mode("", &[]), ReplayProtection::Memory);
+    assert_eq!(
+        mode("ownid: { replay_protection: off }", &[]),
+        ReplayProtection::Off
+    );
+    assert_eq!(
+        mode("ownid: { replay_protection: memory }", &[]),
+        ReplayProtection::Memory
+    );
+    assert_eq!(
+        mode("ownid: { replay_protection: false }", &[]),
+        ReplayProtection::Off
+    );
+    assert_eq!(
+        mode("ownid: { replay_protection: true }", &[]),
+        ReplayProtection::Memory
+    );
+    for (value, expected) in [
+        ("false", ReplayProtection::Off),
+        ("true", ReplayProtection::Memory),
+        ("off", ReplayProtection::Off),
+        ("memory", ReplayProtection::Memory),
+    ] {
+        assert_eq!(
+            mode("", &[("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", value)]),
+            expected,
+            "{value}"
+        );
+    }
+    let message = error("ownid: { replay_protection: sometimes }", &[]);
+    assert!(
+        message.starts_with("ownid.replay_protection:") && message.contains("off, memory"),
+        "{message}"
+    );
+    assert_eq!(
+        Config::from_yaml("", &[]).unwrap().ownid.replay_max_entries,
+        500_000
+    );
+    let message = error("ownid: { replay_max_entries: 0 }", &[]);
+    assert!(
+        message.starts_with("ownid.replay_max_entries: must be positive"),
+        "{message}"
+    );
+}
+
+#[test]
+fn previous_secrets_are_strings_or_carry_an_expiry() {
+    let config = Config::from_yaml(
+        "ownid:\n  previous_shared_secrets:\n    - c2VjcmV0LW9uZQ==\n    \
+         - { secret: c2VjcmV0LXR3bw==, expires: \"2026-12-31T00:00:00Z\" }\n",
+        &[],
+    )
+    .unwrap();
+    let previous = &config.ownid.previous_shared_secrets;
+    assert_eq!(previous.len(), 2);
+    assert_eq!(previous[0].secret.expose(), "c2VjcmV0LW9uZQ==");
+    assert_eq!(previous[0].expires, None);
+    assert_eq!(previous[1].secret.expose(), "c2VjcmV0LXR3bw==");
+    assert_eq!(
+        previous[1].expires,
+        Some(humantime::parse_rfc3339("2026-12-31T00:00:00Z").unwrap())
+    );
+    let config = Config::from_yaml(
+        "",
+        &env(&[(
+            "OWNID_BRIDGE__OWNID__PREVIOUS_SHARED_SECRETS",
+            "c2VjcmV0LW9uZQ==, c2VjcmV0LXR3bw==",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(config.ownid.previous_shared_secrets.len(), 2);
+    let message = error(
+        "ownid: { previous_shared_secrets: [{ secret: x, expires: tomorrow }] }",
+        &[],
+    );
+    assert!(
+        message.starts_with("ownid.previous_shared_secrets: item 0: expires \"tomorrow\""),
+        "{message}"
+    );
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("c2VjcmV0"), "{debug}");
+}
+
+#[test]
+fn the_pool_section_is_the_stores_own_settings() {
+    use ownid_bridge_store::PoolSettings;
+    assert_eq!(
+        Config::from_yaml("", &[]).unwrap().storage.pool,
+        PoolSettings::default()
+    );
+    let config = Config::from_yaml(
+        "storage: { pool: { max_connections: 4, idle_timeout: none } }",
+        &env(&[
+            ("OWNID_BRIDGE__STORAGE__POOL__ACQUIRE_TIMEOUT", "250ms"),
+            ("OWNID_BRIDGE__STORAGE__POOL__MIN_CONNECTIONS", "2"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.storage.pool,
+        PoolSettings {
+            max_connections: 4,
+            min_connections: 2,
+            acquire_timeout: Duration::from_millis(250),
+            idle_timeout: None,
+            ..PoolSettings::default()
+        }
+    );
+    let message = error("storage: { pool: { max_conections: 4 } }", &[]);
+    assert!(
+        message.starts_with("storage.pool.max_conections: unknown field `max_conections`"),
+        "{message}"
+    );
+    let message = error("storage: { pool: { connect_timeout: soon } }", &[]);
+    assert!(
+        message.starts_with("storage.pool.connect_timeout: invalid duration \"soon\""),
+        "{message}"
+    );
+}
