@@ -488,7 +488,7 @@ impl UserStore for MongoStore {
         let (unique, loose) = self.login_id_indexes().await?;
         if let Some(collation) = loose {
             report.advisory(
-                "login_id collation",
+                checks::LOGIN_ID_COLLATION,
                 false,
                 format!(
                     "a unique index on {} has the collation {collation}, which ignores case or \

@@ -344,7 +344,7 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
     {
         let exact = !loose;
         report.advisory(
-            "login_id collation",
+            checks::LOGIN_ID_COLLATION,
             exact,
             if exact {
                 format!("{collation}: login ids compare exactly")

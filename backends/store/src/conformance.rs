@@ -352,11 +352,21 @@ pub const LOOK_ALIKES: [&str; 4] = [
 /// SPEC §1: a row belongs to a request only when its login id equals the requested one byte
 /// for byte. `store` is open on a table (made by the backend's test) whose login-id column or
 /// index compares without case, accents or trailing spaces, with a unique index on it, and one
-/// row: login id [`ALICE`], `id` `alice_id`, `role` `admin`. Every look-alike must be another
+/// row: login id [`ALICE`], `id` `alice_id`, `role` `admin`. `check` must flag the collation.
+/// Every look-alike must be another
 /// user: not found on get, set and session; `create_missing_users` either refuses it
 /// (`Conflict`, when the index holds Alice's entry) or creates a separate user; nothing of
 /// Alice's changes.
 pub async fn look_alikes_are_other_users(store: &dyn UserStore, alice_id: &str) {
+    let report = store.inspect().await.expect("inspect");
+    let loose = report
+        .checks
+        .iter()
+        .find(|check| check.name == crate::checks::LOGIN_ID_COLLATION);
+    assert!(
+        loose.is_some_and(|check| !check.ok && check.detail.contains("login_id_conflict")),
+        "check must explain the loose collation and the 409 it leads to:\n{report}"
+    );
     store
         .set_ownid_data(ALICE, "alice-data", false)
         .await

@@ -12,6 +12,9 @@ pub mod checks {
     pub const CLAIM_COLUMN: &str = "claim column";
     pub const OWNID_DATA_WIDTH: &str = "ownid_data width";
     pub const LOGIN_ID_UNIQUE: &str = "login_id unique index";
+    /// The login-id column or its unique index compares without case, accents or trailing
+    /// spaces (a look-alike then holds the index entry).
+    pub const LOGIN_ID_COLLATION: &str = "login_id collation";
 }
 
 /// One line of `check`: what was looked at, whether it is right, and what was found.
