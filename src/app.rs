@@ -371,41 +371,9 @@ pub async fn bind_server(
     })
 }
 
-/// Serves until SIGINT or SIGTERM, then lets in-flight requests finish within the timeout.
-pub async fn serve(
-    acceptor: impl Acceptor + 'static,
-    endpoint: impl Endpoint + 'static,
-    shutdown_timeout: Duration,
-) -> std::io::Result<()> {
-    serve_with_idle_timeout(
-        acceptor,
-        endpoint,
-        shutdown_timeout,
-        Duration::from_secs(60),
-    )
-    .await
-}
-
-/// `serve`, closing connections that send nothing for `idle_timeout`: idle keep-alive
-/// connections, and clients that stall in the middle of their headers (answered 408; see
-/// `conn.rs`). A stalled body is the body timeout's job. The other connection limits keep
-/// their defaults.
-pub async fn serve_with_idle_timeout(
-    acceptor: impl Acceptor + 'static,
-    endpoint: impl Endpoint + 'static,
-    shutdown_timeout: Duration,
-    idle_timeout: Duration,
-) -> std::io::Result<()> {
-    let server = crate::config::ServerConfig {
-        shutdown_timeout,
-        idle_timeout,
-        ..Default::default()
-    };
-    serve_configured(acceptor, endpoint, &server).await
-}
-
-/// Serves with every connection limit of `server.*` (see `conn.rs`): the idle timeout, the
-/// deadline for a request head, the number of open connections, and the shutdown timeout.
+/// Serves until SIGINT or SIGTERM, then lets in-flight requests finish within
+/// `server.shutdown_timeout`, with every connection limit of `server.*` (see `conn.rs`): the
+/// idle timeout, the deadline for a request head and the number of open connections.
 pub async fn serve_configured(
     acceptor: impl Acceptor + 'static,
     endpoint: impl Endpoint + 'static,

@@ -215,10 +215,6 @@ impl SignatureVerifier {
             None => Err(SignatureError::Invalid),
         }
     }
-
-    pub fn max_skew(&self) -> Duration {
-        self.max_skew
-    }
 }
 
 /// Why a configured shared secret cannot be used; `key` is its configuration key (never the

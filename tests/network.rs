@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ownid_bridge::app::{serve, App};
+use ownid_bridge::app::{serve_configured, App};
 use ownid_bridge::storage;
 use poem::listener::Acceptor;
 
@@ -246,11 +246,8 @@ async fn with_a_certificate_and_key_it_serves_https() {
             .await
             .unwrap();
     let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    tokio::spawn(serve(
-        acceptor,
-        app.endpoint(),
-        std::time::Duration::from_secs(1),
-    ));
+    let (endpoint, server) = (app.endpoint(), app.config.server.clone());
+    tokio::spawn(async move { serve_configured(acceptor, endpoint, &server).await });
 
     let ca_file = fixture("tls-ca-test-only.crt");
     let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();

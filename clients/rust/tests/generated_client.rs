@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ownid_bridge::app::{bind, serve, App};
+use ownid_bridge::app::{bind, serve_configured, App};
 use ownid_bridge::config::Config;
 use ownid_bridge::secret::Secret;
 use ownid_bridge::signature::{now_ms, SignatureVerifier};
@@ -94,7 +94,8 @@ impl Server {
         let acceptor = bind(&app.config.server.listen).await.unwrap();
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
         assert_eq!(app.config.server.base_path, "/ownid");
-        tokio::spawn(serve(acceptor, app.endpoint(), Duration::from_secs(1)));
+        let (endpoint, server) = (app.endpoint(), app.config.server.clone());
+        tokio::spawn(async move { serve_configured(acceptor, endpoint, &server).await });
         Server {
             base_url: format!("http://{addr}/ownid"),
             store,
