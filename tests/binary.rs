@@ -92,17 +92,8 @@ async fn start(config: &Path) -> (Child, String) {
 
 async fn post(url: &str, operation: &str, body: &str) -> (u16, String) {
     let timestamp = fresh_timestamp();
-    let response = reqwest::Client::new()
-        .post(format!("{url}/ownid/{operation}"))
-        .header("content-type", "application/json")
-        .header("ownid-timestamp", &timestamp)
-        .header("ownid-signature", sign(body, &timestamp))
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    let signature = sign(body, &timestamp);
+    post_with(url, operation, body.to_owned(), &timestamp, &signature).await
 }
 
 #[tokio::test]
@@ -449,20 +440,8 @@ async fn post_signed_by(
     verifier: &ownid_bridge::signature::SignatureVerifier,
 ) -> (u16, String) {
     let timestamp = fresh_timestamp();
-    let response = reqwest::Client::new()
-        .post(format!("{url}/ownid/{operation}"))
-        .header("content-type", "application/json")
-        .header("ownid-timestamp", &timestamp)
-        .header(
-            "ownid-signature",
-            verifier.sign(body.as_bytes(), &timestamp),
-        )
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    let signature = verifier.sign(body.as_bytes(), &timestamp);
+    post_with(url, operation, body.to_owned(), &timestamp, &signature).await
 }
 
 /// SIGTERM, then the exit status and everything the server logged.
