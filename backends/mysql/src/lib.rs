@@ -83,18 +83,22 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
     let table = store.mapping().table.as_str();
     let classify = |err| store.classify(err);
     let mut conn = store.reader().acquire().await.map_err(classify)?;
-    let result = sqlx::query(
-        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
+    let rows = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
          CAST(DATA_TYPE AS CHAR), CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED), \
          CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR), \
          CAST(CHARACTER_OCTET_LENGTH AS SIGNED) \
          FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-    )
-    .bind(table)
-    .fetch_all(&mut *conn)
-    .await;
-    let rows = conn.settle(result).map_err(classify)?;
+            )
+            .bind(table)
+            .fetch_all(conn)
+            .await
+        })
+        .await
+        .map_err(classify)?;
     if rows.is_empty() {
         return Ok(TableFacts::default());
     }
@@ -120,17 +124,22 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
         });
     }
     // A unique index on exactly the login-id column, over its full length (no prefix).
-    let result = sqlx::query(
-        "SELECT s.INDEX_NAME FROM information_schema.STATISTICS s \
+    let unique = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT s.INDEX_NAME FROM information_schema.STATISTICS s \
          WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
          GROUP BY s.INDEX_NAME \
          HAVING COUNT(*) = 1 AND MAX(s.COLUMN_NAME) = ? AND MAX(s.SUB_PART) IS NULL",
-    )
-    .bind(table)
-    .bind(store.mapping().login_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await;
-    let unique = conn.settle(result).map_err(classify)?.is_some();
+            )
+            .bind(table)
+            .bind(store.mapping().login_id.as_str())
+            .fetch_optional(conn)
+            .await
+        })
+        .await
+        .map_err(classify)?
+        .is_some();
     Ok(TableFacts {
         exists: true,
         columns,

@@ -44,17 +44,22 @@ pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, StoreErro
 async fn login_cast(pool: &PgPool, mapping: &UsersMapping) -> Result<Option<String>, StoreError> {
     let classify = |err| ownid_bridge_sql::classify(Dialect::Postgres, err, u64::MAX);
     let mut conn = pool.acquire().await.map_err(classify)?;
-    let result = sqlx::query(
-        "SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a \
+    let Some(row) = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a \
          JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
          WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
          AND pg_catalog.pg_table_is_visible(c.oid) AND a.attname = $2 AND NOT a.attisdropped",
-    )
-    .bind(mapping.table.as_str())
-    .bind(mapping.login_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await;
-    let Some(row) = conn.settle(result).map_err(classify)? else {
+            )
+            .bind(mapping.table.as_str())
+            .bind(mapping.login_id.as_str())
+            .fetch_optional(conn)
+            .await
+        })
+        .await
+        .map_err(classify)?
+    else {
         return Ok(None);
     };
     let type_name: String = row.try_get(0).map_err(classify)?;
@@ -107,20 +112,27 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
     let classify = |err| store.classify(err);
     let mut conn = store.reader().acquire().await.map_err(classify)?;
     // The table as the search path resolves it, like the unqualified name in the statements.
-    let result = sqlx::query(
-        "SELECT c.oid::int8 FROM pg_catalog.pg_class c \
+    let Some(table) = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT c.oid::int8 FROM pg_catalog.pg_class c \
          WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
          AND pg_catalog.pg_table_is_visible(c.oid)",
-    )
-    .bind(store.mapping().table.as_str())
-    .fetch_optional(&mut *conn)
-    .await;
-    let Some(table) = conn.settle(result).map_err(classify)? else {
+            )
+            .bind(store.mapping().table.as_str())
+            .fetch_optional(conn)
+            .await
+        })
+        .await
+        .map_err(classify)?
+    else {
         return Ok(TableFacts::default());
     };
     let oid: i64 = table.try_get(0).map_err(|err| store.classify(err))?;
-    let result = sqlx::query(
-        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
+    let rows = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
          CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 \
               THEN (a.atttypmod - 4)::int8 END, \
          CASE WHEN t.typname = 'citext' THEN 'citext' \
@@ -130,11 +142,13 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
          JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
          WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
-    )
-    .bind(oid)
-    .fetch_all(&mut *conn)
-    .await;
-    let rows = conn.settle(result).map_err(classify)?;
+            )
+            .bind(oid)
+            .fetch_all(conn)
+            .await
+        })
+        .await
+        .map_err(classify)?;
     let mut columns = Vec::new();
     for row in rows {
         let max_chars: Option<i64> = row.try_get(2).map_err(|err| store.classify(err))?;
@@ -148,17 +162,22 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
             ..Column::default()
         });
     }
-    let result = sqlx::query(
-        "SELECT 1 FROM pg_catalog.pg_index i \
+    let unique = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT 1 FROM pg_catalog.pg_index i \
          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
          WHERE i.indrelid = $1::int8::oid AND i.indisunique AND i.indnatts = 1 \
          AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2",
-    )
-    .bind(oid)
-    .bind(store.mapping().login_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await;
-    let unique = conn.settle(result).map_err(classify)?.is_some();
+            )
+            .bind(oid)
+            .bind(store.mapping().login_id.as_str())
+            .fetch_optional(conn)
+            .await
+        })
+        .await
+        .map_err(classify)?
+        .is_some();
     Ok(TableFacts {
         exists: true,
         columns,

@@ -1,33 +1,33 @@
-//! The SQL backends' connection pool.
+//! The SQL backends' connection pool, on deadpool's `managed` pool.
 //!
-//! sqlx's own pool pings every connection when it is handed back (`PoolConnection`'s
-//! `return_to_pool`, a band-aid for statements cancelled halfway): one more round trip to the
-//! database for every statement, a wake-up of the database process and of a pool task, and the
-//! connection unavailable until the answer is in. On PostgreSQL that was a third of the work per
-//! request (docs/benchmarks.md). This pool does without it, and stays as safe:
+//! deadpool does the pooling: a semaphore of `max_connections` permits (a connection being opened
+//! holds one too, so opening ones count against the maximum), idle connections reused
+//! most-recently-used first, and a connection handed back without a round trip. What this module
+//! adds is what the benchmarks in docs/benchmarks.md asked for on top:
 //!
-//! * A connection goes back to the pool only when the statement it ran was seen through to its
-//!   end, with a result or an error from the database itself ([`Pooled::settle`]). One dropped
-//!   mid-statement (the request was cancelled, the client went away) or that failed on the wire
-//!   is closed instead, so no connection with a half-read answer is ever handed out again.
-//! * A connection idle for [`PING_IF_IDLE_FOR`] or longer is pinged before it is handed out; a
-//!   dead one is dropped and the next one (or a new one) taken, unseen by the request. One in
-//!   constant use is not pinged: the statement before proved it alive a moment ago.
-//! * Waiting for a connection, including opening one, is bounded by the acquire timeout; opening
-//!   one also by the connect timeout. Connections idle past the idle timeout are closed (down to
-//!   the minimum, which is kept open), and none lives longer than [`MAX_LIFETIME`].
-//!
-//! Idle connections are reused most-recently-used first, so a light load keeps reusing a few warm
-//! connections and the rest reach the idle timeout.
+//! * No ping when a connection is handed back (sqlx's own pool pings every connection on its way
+//!   back: one more round trip per statement, a third of the work per request on PostgreSQL). A
+//!   connection idle for [`PING_IF_IDLE_FOR`] or longer is pinged before it is handed out
+//!   instead (deadpool's `recycle`); a dead one is dropped and the next one (or a new one) taken,
+//!   unseen by the request.
+//! * Statements run through [`Pooled::run`], the only way to reach the driver's connection. It
+//!   marks the connection unusable before the statement starts and usable again only when the
+//!   statement was seen through to its end, with a result or an error from the database itself.
+//!   A connection dropped mid-statement (the request was cancelled, the client went away) or that
+//!   failed on the wire is closed instead of handed back, so no connection with a half-read
+//!   answer is ever handed out again.
+//! * Waiting for a connection, opening one included, is bounded by the acquire timeout; opening
+//!   one also by the connect timeout; a refused connect is the driver's error at once. Connections
+//!   idle past the idle timeout are closed (down to the minimum, which is kept open), and none
+//!   lives longer than [`MAX_LIFETIME`].
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use deadpool::managed::{self, Metrics, Object, PoolError, QueueMode, RecycleError, Timeouts};
 use ownid_bridge_store::PoolSettings;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A connection idle for less than this is handed out without a ping first (HikariCP's
 /// `aliveBypassWindowMs` is the same idea, with the same 500 ms).
@@ -57,6 +57,71 @@ pub fn connector<C: sqlx::Connection>(options: C::Options) -> Connect<C> {
     })
 }
 
+/// One pooled connection and when it was last handed back.
+struct Slot<C: sqlx::Connection + 'static> {
+    raw: Option<C>,
+    idle_since: Instant,
+}
+
+impl<C: sqlx::Connection + 'static> Slot<C> {
+    fn raw(&mut self) -> &mut C {
+        self.raw.as_mut().expect("a pooled connection")
+    }
+}
+
+impl<C: sqlx::Connection + 'static> Drop for Slot<C> {
+    /// Closes the connection politely (the database sees a goodbye, not a dropped socket), in the
+    /// background. A connection whose state is unknown is taken out of its slot first and just
+    /// dropped (see [`Pooled`]'s `drop`).
+    fn drop(&mut self) {
+        if let (Some(raw), Ok(runtime)) = (self.raw.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(CLOSE_WITHIN, raw.close()).await;
+            });
+        }
+    }
+}
+
+/// How deadpool opens and checks connections.
+struct Manager<C: sqlx::Connection + 'static> {
+    connect: Connect<C>,
+    connect_timeout: Duration,
+}
+
+impl<C: sqlx::Connection + 'static> managed::Manager for Manager<C> {
+    type Type = Slot<C>;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<Slot<C>, sqlx::Error> {
+        let raw = tokio::time::timeout(self.connect_timeout, (self.connect)())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        Ok(Slot {
+            raw: Some(raw),
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// Before an idle connection is handed out: too old is closed; idle long enough to have been
+    /// cut (the database restarted, a proxy timed it out) is pinged first. A connection used a
+    /// moment ago is handed out as it is: its last statement proved it alive.
+    async fn recycle(
+        &self,
+        slot: &mut Slot<C>,
+        metrics: &Metrics,
+    ) -> Result<(), RecycleError<sqlx::Error>> {
+        if metrics.age() >= MAX_LIFETIME {
+            return Err(RecycleError::message("past its maximum lifetime"));
+        }
+        if slot.idle_since.elapsed() >= PING_IF_IDLE_FOR {
+            slot.raw().ping().await?;
+        }
+        Ok(())
+    }
+}
+
+type Deadpool<C> = managed::Pool<Manager<C>>;
+
 /// A pool of connections of type `C` (`PgConnection`, `MySqlConnection`, `SqliteConnection`).
 pub struct Pool<C: sqlx::Connection + 'static> {
     shared: Arc<Shared<C>>,
@@ -71,113 +136,19 @@ impl<C: sqlx::Connection + 'static> Clone for Pool<C> {
 }
 
 struct Shared<C: sqlx::Connection + 'static> {
-    connect: Connect<C>,
-    /// Idle connections, the most recently used last.
-    idle: Mutex<Vec<Idle<C>>>,
-    /// One permit per connection that may be in use.
-    permits: Arc<Semaphore>,
-    /// Connections open, idle or in use.
-    open: Arc<AtomicU32>,
+    pool: Deadpool<C>,
     max: u32,
     min: u32,
-    connect_timeout: Duration,
     acquire_timeout: Duration,
     idle_timeout: Option<Duration>,
 }
 
-/// An open connection, counted in `open` for as long as it exists.
-struct Live<C: sqlx::Connection + 'static> {
-    raw: Option<C>,
-    opened: Instant,
-    open: Arc<AtomicU32>,
-}
-
-struct Idle<C: sqlx::Connection + 'static> {
-    live: Live<C>,
-    since: Instant,
-}
-
-impl<C: sqlx::Connection + 'static> Live<C> {
-    fn new(raw: C, open: &Arc<AtomicU32>) -> Self {
-        open.fetch_add(1, Ordering::Relaxed);
-        Live {
-            raw: Some(raw),
-            opened: Instant::now(),
-            open: Arc::clone(open),
-        }
-    }
-
-    fn raw(&mut self) -> &mut C {
-        self.raw.as_mut().expect("a live connection")
-    }
-
-    /// Closes the connection politely (the database sees a goodbye, not a dropped socket), in the
-    /// background.
-    fn retire(mut self) {
-        if let (Some(raw), Ok(runtime)) = (self.raw.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move {
-                let _ = tokio::time::timeout(CLOSE_WITHIN, raw.close()).await;
-            });
-        }
-    }
-}
-
-impl<C: sqlx::Connection + 'static> Drop for Live<C> {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl<C: sqlx::Connection + 'static> Drop for Shared<C> {
+    /// The last clone of the pool is gone: the idle connections are closed politely (connections
+    /// in use are dropped when they are handed back).
     fn drop(&mut self) {
-        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
-        for idle in idle {
-            idle.live.retire();
-        }
-    }
-}
-
-impl<C: sqlx::Connection + 'static> Shared<C> {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle<C>>> {
-        // The lock is only held for pushes and pops, which cannot panic halfway.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn open_one(&self) -> Result<Live<C>, sqlx::Error> {
-        let raw = tokio::time::timeout(self.connect_timeout, (self.connect)())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
-        Ok(Live::new(raw, &self.open))
-    }
-
-    /// Closes connections idle past the idle timeout (keeping `min` open) or past their lifetime.
-    fn reap(&self) {
-        let now = Instant::now();
-        let gone = {
-            let mut idle = self.idle();
-            let mut open = self.open.load(Ordering::Relaxed);
-            let mut kept = Vec::with_capacity(idle.len());
-            let mut gone = Vec::new();
-            // Least recently used first, so the warm connections at the end stay.
-            for entry in idle.drain(..) {
-                let too_old = now.duration_since(entry.live.opened) >= MAX_LIFETIME;
-                let unused = open > self.min
-                    && self
-                        .idle_timeout
-                        .is_some_and(|limit| now.duration_since(entry.since) >= limit);
-                if too_old || unused {
-                    open = open.saturating_sub(1);
-                    gone.push(entry);
-                } else {
-                    kept.push(entry);
-                }
-            }
-            *idle = kept;
-            gone
-        };
-        for entry in gone {
-            entry.live.retire();
-        }
+        self.pool.retain(|_, _| false);
+        self.pool.close();
     }
 }
 
@@ -188,14 +159,19 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
     /// the minimum open and closes idle connections, until the last clone of the pool is dropped.
     pub fn new(connect: Connect<C>, settings: &PoolSettings, max: u32) -> Self {
         let max = max.max(1);
-        let shared = Arc::new(Shared {
+        let manager = Manager {
             connect,
-            idle: Mutex::new(Vec::new()),
-            permits: Arc::new(Semaphore::new(max as usize)),
-            open: Arc::new(AtomicU32::new(0)),
+            connect_timeout: settings.connect_timeout,
+        };
+        let pool = Deadpool::builder(manager)
+            .max_size(max as usize)
+            .queue_mode(QueueMode::Lifo)
+            .build()
+            .expect("a pool without deadpool's own timeouts needs no runtime");
+        let shared = Arc::new(Shared {
+            pool,
             max,
             min: settings.min_connections.min(max),
-            connect_timeout: settings.connect_timeout,
             acquire_timeout: settings.acquire_timeout,
             idle_timeout: settings.idle_timeout,
         });
@@ -207,63 +183,77 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
     /// [`PING_IF_IDLE_FOR`]) or a new one. Timing out is `sqlx::Error::PoolTimedOut`; failing
     /// to connect is the driver's error.
     pub async fn acquire(&self) -> Result<Pooled<C>, sqlx::Error> {
-        tokio::time::timeout(self.shared.acquire_timeout, self.acquire_now())
+        let object = tokio::time::timeout(self.shared.acquire_timeout, self.shared.pool.get())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
-    }
-
-    async fn acquire_now(&self) -> Result<Pooled<C>, sqlx::Error> {
-        let permit = Arc::clone(&self.shared.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        loop {
-            let Some(Idle { mut live, since }) = self.shared.idle().pop() else {
-                break;
-            };
-            if live.opened.elapsed() >= MAX_LIFETIME {
-                live.retire();
-                continue;
-            }
-            if since.elapsed() >= PING_IF_IDLE_FOR && live.raw().ping().await.is_err() {
-                // Dead (the database restarted, a proxy cut it): dropped, try the next.
-                continue;
-            }
-            return Ok(self.pooled(live, permit));
-        }
-        let live = self.shared.open_one().await?;
-        Ok(self.pooled(live, permit))
-    }
-
-    fn pooled(&self, live: Live<C>, permit: OwnedSemaphorePermit) -> Pooled<C> {
-        Pooled {
-            live: Some(live),
-            shared: Arc::clone(&self.shared),
+            .map_err(|err| match err {
+                PoolError::Backend(err) => err,
+                PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+                _ => sqlx::Error::PoolClosed,
+            })?;
+        Ok(Pooled {
+            object: Some(object),
             reusable: false,
-            _permit: permit,
-        }
+        })
     }
 
     /// A round trip to the database on a pooled connection.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        let mut conn = self.acquire().await?;
-        let result = conn.ping().await;
-        conn.settle(result)
+        self.acquire()
+            .await?
+            .run(async |conn| conn.ping().await)
+            .await
     }
 
     /// Connections open, idle or in use.
     pub fn size(&self) -> u32 {
-        self.shared.open.load(Ordering::Relaxed)
+        u32::try_from(self.shared.pool.status().size).unwrap_or(u32::MAX)
     }
 
     /// Connections open and idle.
     pub fn num_idle(&self) -> u32 {
-        u32::try_from(self.shared.idle().len()).unwrap_or(u32::MAX)
+        u32::try_from(self.shared.pool.status().available).unwrap_or(u32::MAX)
     }
 
     /// The most connections this pool opens.
     pub fn max_connections(&self) -> u32 {
         self.shared.max
+    }
+}
+
+impl<C: sqlx::Connection + 'static> Shared<C> {
+    /// Closes connections idle past the idle timeout (keeping `min` open) or past their lifetime.
+    /// deadpool keeps the least recently used first, so the warm connections at the end stay.
+    fn reap(&self) {
+        let mut open = self.pool.status().size;
+        let min = self.min as usize;
+        let idle_timeout = self.idle_timeout;
+        // The removed slots close their connections as they are dropped.
+        drop(self.pool.retain(|slot, metrics| {
+            let too_old = metrics.age() >= MAX_LIFETIME;
+            let unused =
+                open > min && idle_timeout.is_some_and(|limit| slot.idle_since.elapsed() >= limit);
+            if too_old || unused {
+                open -= 1;
+            }
+            !(too_old || unused)
+        }));
+    }
+
+    /// Opens connections up to the minimum, with free permits only: never taking one a request
+    /// waits for.
+    async fn top_up(&self) {
+        let now = Timeouts {
+            wait: Some(Duration::ZERO),
+            ..Timeouts::new()
+        };
+        let mut held = Vec::new();
+        while self.pool.status().size < self.min as usize {
+            match self.pool.timeout_get(&now).await {
+                Ok(object) => held.push(object),
+                Err(_) => break,
+            }
+        }
     }
 }
 
@@ -277,41 +267,30 @@ fn spawn_upkeep<C: sqlx::Connection + 'static>(shared: Weak<Shared<C>>) {
                 return;
             };
             shared.reap();
-            // Top up to the minimum with free permits only, never taking one a request waits for
-            // longer than opening a connection takes.
-            while shared.open.load(Ordering::Relaxed) < shared.min {
-                let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-                    break;
-                };
-                let Ok(live) = shared.open_one().await else {
-                    break;
-                };
-                shared.idle().push(Idle {
-                    live,
-                    since: Instant::now(),
-                });
-                drop(permit);
-            }
+            shared.top_up().await;
         }
     });
 }
 
-/// A connection taken from the pool. Run statements on it through `&mut *conn`, then pass each
-/// statement's result through [`Pooled::settle`]: the connection goes back to the pool when it
-/// is dropped only if the last statement settled ended cleanly (a result, or an error the
-/// database answered with); otherwise, or when nothing was settled (the request was cancelled
-/// mid-statement), it is closed.
+/// A connection taken from the pool. Statements run on it through [`Pooled::run`]; when it is
+/// dropped it goes back to the pool only if the last statement ran to its end (a result, or an
+/// error the database answered with). Otherwise, or when no statement ran, it is closed.
 pub struct Pooled<C: sqlx::Connection + 'static> {
-    live: Option<Live<C>>,
-    shared: Arc<Shared<C>>,
+    object: Option<Object<Manager<C>>>,
     reusable: bool,
-    // Released after `drop` put the connection back, so the next waiter finds it.
-    _permit: OwnedSemaphorePermit,
 }
 
 impl<C: sqlx::Connection + 'static> Pooled<C> {
-    /// Records how a statement on this connection ended and passes its result on.
-    pub fn settle<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+    /// Runs `statement` on the connection and records how it ended: until it returns, the
+    /// connection counts as mid-statement, so a statement cancelled halfway (its future dropped)
+    /// leaves it to be closed, whatever the statements before it did.
+    pub async fn run<T>(
+        &mut self,
+        statement: impl AsyncFnOnce(&mut C) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        self.reusable = false;
+        let object = self.object.as_mut().expect("a pooled connection");
+        let result = statement(object.raw()).await;
         self.reusable = reusable_after(&result);
         result
     }
@@ -324,40 +303,23 @@ fn reusable_after<T>(result: &Result<T, sqlx::Error>) -> bool {
     matches!(result, Ok(_) | Err(sqlx::Error::Database(_)))
 }
 
-impl<C: sqlx::Connection + 'static> std::ops::Deref for Pooled<C> {
-    type Target = C;
-
-    fn deref(&self) -> &C {
-        self.live
-            .as_ref()
-            .and_then(|live| live.raw.as_ref())
-            .expect("a live connection")
-    }
-}
-
-impl<C: sqlx::Connection + 'static> std::ops::DerefMut for Pooled<C> {
-    fn deref_mut(&mut self) -> &mut C {
-        self.live.as_mut().expect("a live connection").raw()
-    }
-}
-
 impl<C: sqlx::Connection + 'static> Drop for Pooled<C> {
     fn drop(&mut self) {
-        let Some(live) = self.live.take() else {
+        let Some(mut object) = self.object.take() else {
             return;
         };
         if !self.reusable {
-            // Dropped without a goodbye: its state is unknown.
+            // Its state is unknown: out of the pool, and dropped without a goodbye.
+            drop(Object::take(object).raw.take());
             return;
         }
-        if live.opened.elapsed() >= MAX_LIFETIME {
-            live.retire();
+        if Object::metrics(&object).age() >= MAX_LIFETIME {
+            // Closed politely as its slot is dropped.
+            drop(Object::take(object));
             return;
         }
-        self.shared.idle().push(Idle {
-            live,
-            since: Instant::now(),
-        });
+        // Handed back to the pool as `object` is dropped.
+        object.idle_since = Instant::now();
     }
 }
 

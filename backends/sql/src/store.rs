@@ -3,7 +3,7 @@
 //! A backend crate supplies only what differs (its driver, how it connects, how it reads the
 //! table's shape from its catalogue); the statements, the lookups, the exact login-id match,
 //! the error mapping and the schema commands are here. Every statement runs through
-//! [`SqlStore::run`], which settles the connection on every path (see [`Pooled::settle`]).
+//! [`Pooled::run`], which settles the connection on every path.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -98,15 +98,14 @@ impl<B: SqlBackend> SqlStore<B> {
         classify(B::DIALECT, err, self.capacity.chars())
     }
 
-    /// Runs `statement` on a connection of `pool` and settles the connection with its result,
-    /// whatever that is: a connection whose statement did not finish is never reused.
+    /// Runs `statement` on `conn` ([`Pooled::run`]: a connection whose statement did not finish
+    /// is never reused) and classifies its error.
     async fn run<T>(
         &self,
         conn: &mut Pooled<Conn<B>>,
         statement: impl AsyncFnOnce(&mut Conn<B>) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        let result = statement(&mut **conn).await;
-        conn.settle(result).map_err(|err| self.classify(err))
+        conn.run(statement).await.map_err(|err| self.classify(err))
     }
 
     async fn acquire(&self, pool: &Pool<Conn<B>>) -> Result<Pooled<Conn<B>>, StoreError> {
@@ -370,11 +369,13 @@ where
         let statements = plan(B::DIALECT, &self.mapping, &facts, create_table)?;
         let mut conn = self.acquire(&self.writer).await?;
         for statement in &statements {
-            let result = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                .execute(&mut *conn)
-                .await;
-            conn.settle(result)
-                .map_err(|err| StoreError::Other(format!("{statement}: {err}")))?;
+            conn.run(async |conn| {
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                    .execute(conn)
+                    .await
+            })
+            .await
+            .map_err(|err| StoreError::Other(format!("{statement}: {err}")))?;
         }
         drop(conn);
         if !statements.is_empty() {

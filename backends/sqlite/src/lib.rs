@@ -133,21 +133,30 @@ async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
     let table = store.mapping().table.as_str();
     let classify = |err| store.classify(err);
     let mut conn = store.reader().acquire().await.map_err(classify)?;
-    let result = sqlx::query(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
-    )
-    .bind(table)
-    .fetch_optional(&mut *conn)
-    .await;
-    let exists = conn.settle(result).map_err(classify)?.is_some();
+    let exists = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+            )
+            .bind(table)
+            .fetch_optional(conn)
+            .await
+        })
+        .await
+        .map_err(classify)?
+        .is_some();
     if !exists {
         return Ok(TableFacts::default());
     }
-    let result = sqlx::query("SELECT name, type FROM pragma_table_info(?1)")
-        .bind(table)
-        .fetch_all(&mut *conn)
-        .await;
-    let rows = conn.settle(result).map_err(classify)?;
+    let rows = conn
+        .run(async |conn| {
+            sqlx::query("SELECT name, type FROM pragma_table_info(?1)")
+                .bind(table)
+                .fetch_all(conn)
+                .await
+        })
+        .await
+        .map_err(classify)?;
     let mut columns = Vec::new();
     for row in rows {
         let declared: String = row.try_get(1).map_err(classify)?;
@@ -184,21 +193,29 @@ async fn login_id_unique_index(
     conn: &mut SqlitePooled,
 ) -> Result<Option<String>, StoreError> {
     let classify = |err| store.classify(err);
-    let result = sqlx::query(
-        "SELECT il.name FROM pragma_index_list(?1) AS il \
+    let indexes = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT il.name FROM pragma_index_list(?1) AS il \
          WHERE il.\"unique\" = 1 AND il.partial = 0",
-    )
-    .bind(store.mapping().table.as_str())
-    .fetch_all(&mut **conn)
-    .await;
-    let indexes = conn.settle(result).map_err(classify)?;
+            )
+            .bind(store.mapping().table.as_str())
+            .fetch_all(conn)
+            .await
+        })
+        .await
+        .map_err(classify)?;
     for index in indexes {
         let name: String = index.try_get(0).map_err(classify)?;
-        let result = sqlx::query("SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key = 1")
-            .bind(&name)
-            .fetch_all(&mut **conn)
-            .await;
-        let columns = conn.settle(result).map_err(classify)?;
+        let columns = conn
+            .run(async |conn| {
+                sqlx::query("SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key = 1")
+                    .bind(&name)
+                    .fetch_all(conn)
+                    .await
+            })
+            .await
+            .map_err(classify)?;
         if let [only] = columns.as_slice() {
             let column: Option<String> = only.try_get(0).map_err(classify)?;
             if column.is_some_and(|c| c.eq_ignore_ascii_case(store.mapping().login_id.as_str())) {

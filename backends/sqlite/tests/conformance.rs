@@ -166,8 +166,14 @@ async fn the_writer_syncs_every_commit() {
         .await
         .unwrap();
     let mut conn = writer.acquire().await.unwrap();
-    let result = sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
-        .fetch_one(&mut *conn)
-        .await;
-    assert_eq!(conn.settle(result).unwrap(), 2);
+    assert_eq!(
+        conn.run(
+            async |conn| sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(conn)
+                .await
+        )
+        .await
+        .unwrap(),
+        2
+    );
 }

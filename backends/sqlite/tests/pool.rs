@@ -56,8 +56,9 @@ impl Fixture {
 
 async fn select_one(pool: &Pool<SqliteConnection>) {
     let mut conn = pool.acquire().await.unwrap();
-    let result = sqlx::query("SELECT 1").execute(&mut *conn).await;
-    conn.settle(result).unwrap();
+    conn.run(async |conn| sqlx::query("SELECT 1").execute(conn).await)
+        .await
+        .unwrap();
 }
 
 async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
@@ -82,10 +83,14 @@ async fn a_settled_connection_is_reused_and_one_left_unsettled_is_closed() {
 
     // An error the database answered with leaves the connection usable.
     let mut conn = pool.acquire().await.unwrap();
-    let result = sqlx::query("SELECT * FROM no_such_table")
-        .execute(&mut *conn)
+    let result = conn
+        .run(async |conn| {
+            sqlx::query("SELECT * FROM no_such_table")
+                .execute(conn)
+                .await
+        })
         .await;
-    assert!(matches!(conn.settle(result), Err(sqlx::Error::Database(_))));
+    assert!(matches!(result, Err(sqlx::Error::Database(_))));
     drop(conn);
     assert_eq!((pool.size(), pool.num_idle()), (1, 1));
     select_one(&pool).await;
@@ -107,8 +112,9 @@ async fn a_statement_cancelled_halfway_closes_its_connection() {
     select_one(&pool).await;
     let cancelled = tokio::time::timeout(Duration::from_millis(100), async {
         let mut conn = pool.acquire().await.unwrap();
-        let result = sqlx::query(SLOW).execute(&mut *conn).await;
-        conn.settle(result).map(|_| ())
+        conn.run(async |conn| sqlx::query(SLOW).execute(conn).await)
+            .await
+            .map(|_| ())
     })
     .await;
     assert!(
@@ -146,8 +152,9 @@ async fn waiting_for_a_connection_ends_at_the_acquire_timeout() {
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut conn = held.pop().unwrap();
-    let result = sqlx::query("SELECT 1").execute(&mut *conn).await;
-    conn.settle(result).unwrap();
+    conn.run(async |conn| sqlx::query("SELECT 1").execute(conn).await)
+        .await
+        .unwrap();
     drop(conn);
     waiter.await.unwrap();
     assert_eq!(fixture.connects.load(Ordering::SeqCst), 2);
@@ -202,8 +209,9 @@ async fn idle_connections_are_closed_after_the_idle_timeout_down_to_the_minimum(
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut conn = pool.acquire().await.unwrap();
-        let result = sqlx::query("SELECT 1").execute(&mut *conn).await;
-        conn.settle(result).unwrap();
+        conn.run(async |conn| sqlx::query("SELECT 1").execute(conn).await)
+            .await
+            .unwrap();
         held.push(conn);
     }
     assert_eq!(pool.size(), 3);
@@ -213,4 +221,79 @@ async fn idle_connections_are_closed_after_the_idle_timeout_down_to_the_minimum(
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pool.size(), 1, "the minimum stays open");
     select_one(&pool).await;
+}
+
+/// A statement that finished does not vouch for the next one: cancelled halfway, it leaves the
+/// connection to be closed (the hand-written pool kept the first statement's "reusable" and put
+/// the connection back with the slow statement still running).
+#[tokio::test]
+async fn a_statement_cancelled_after_a_finished_one_still_closes_its_connection() {
+    let fixture = fixture();
+    let pool = fixture.pool(Duration::from_secs(3), 4);
+    let mut conn = pool.acquire().await.unwrap();
+    conn.run(async |conn| sqlx::query("SELECT 1").execute(conn).await)
+        .await
+        .unwrap();
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        conn.run(async |conn| sqlx::query(SLOW).execute(conn).await),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the slow statement finished");
+    drop(conn);
+    assert_eq!((pool.size(), pool.num_idle()), (0, 0));
+    select_one(&pool).await;
+    assert_eq!(fixture.connects.load(Ordering::SeqCst), 2);
+}
+
+/// Connections being opened hold their place in the maximum, whether a request or the upkeep
+/// task (topping up to the minimum) opens them.
+#[tokio::test]
+async fn connections_being_opened_count_against_the_maximum() {
+    let fixture = fixture();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let slow: Connect<SqliteConnection> = {
+        let (in_flight, peak) = (Arc::clone(&in_flight), Arc::clone(&peak));
+        let connect = Arc::clone(&fixture.connect);
+        Arc::new(move || {
+            let (in_flight, peak, connect) = (
+                Arc::clone(&in_flight),
+                Arc::clone(&peak),
+                Arc::clone(&connect),
+            );
+            Box::pin(async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let conn = connect().await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                conn
+            })
+        })
+    };
+    let settings = PoolSettings {
+        min_connections: 2,
+        ..PoolSettings::default()
+    };
+    let pool = Pool::new(slow, &settings, 2);
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { select_one(&pool).await })
+        })
+        .collect();
+    for request in requests {
+        request.await.unwrap();
+    }
+    // Let the upkeep task run too (it ticks every second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    select_one(&pool).await;
+    assert!(
+        peak.load(Ordering::SeqCst) <= 2,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
+    assert_eq!(fixture.connects.load(Ordering::SeqCst), 2);
+    assert_eq!(pool.size(), 2);
 }
