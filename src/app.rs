@@ -1,22 +1,25 @@
-//! Builds the poem application from a configuration and a store, and runs it.
+//! The composition root: builds the server from a [`Config`] (keys, logging, the store, the
+//! poem application, its listeners) and runs it until a signal. `cli.rs` only parses arguments,
+//! calls [`start`] and prints.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ownid_bridge_store::UserStore;
-use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener};
 use poem::web::Json;
 use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 
 use crate::api::spec;
 use crate::api::{ApiState, OwnIdApi};
-use crate::config::Config;
-use crate::config::ReplayProtection;
+use crate::config::{Config, LogConfig, LogFormat, ReplayProtection};
 use crate::error::ApiError;
+pub use crate::keys::{GeneratedSecrets, KeyError, Keys, MissingSecrets};
 use crate::network::{NetworkPolicy, OriginCheck};
-use crate::secret::Secret;
 use crate::session::SessionIssuer;
 use crate::signature::{ReplayGuard, SignatureCheck, SignatureRejected, SignatureVerifier};
+use crate::storage::NotServable;
 
 /// Everything `serve` derives from the configuration before it listens.
 pub struct App {
@@ -26,56 +29,30 @@ pub struct App {
     pub sessions: Arc<SessionIssuer>,
 }
 
-/// Secrets generated because none were configured; printed once by `serve` for a local trial.
-#[derive(Debug, Default)]
-pub struct GeneratedSecrets {
-    pub shared_secret: Option<Secret>,
-    pub jwt_secret: bool,
-}
-
 /// Why the server cannot start with a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "ownid.shared_secret is not set: set it (or ownid.shared_secret_file, or \
-         OWNID_BRIDGE__OWNID__SHARED_SECRET) to the application's shared secret from the OwnID \
-         console. Secrets are generated only when nothing at all is configured (no \
-         configuration file and no OWNID_BRIDGE__ environment variable)"
-    )]
-    NoSharedSecret,
-    #[error(
-        "session.secret is not set: {0:?} signs session tokens with it; set it (or \
-         session.secret_file, or OWNID_BRIDGE__SESSION__SECRET; `ownid-bridge config secret` \
-         prints one). Secrets are generated only when nothing at all is configured (no \
-         configuration file and no OWNID_BRIDGE__ environment variable)"
-    )]
-    NoSessionSecret(crate::config::JwtAlgorithm),
     #[error(transparent)]
-    SharedSecret(#[from] crate::signature::SecretError),
+    Keys(#[from] KeyError),
     #[error(transparent)]
-    SessionKey(#[from] crate::session::SessionKeyError),
-}
-
-/// Refuses a configuration without the shared secret or, for the HMAC algorithms, the session
-/// secret: outside the zero-configuration trial, a missing secret is a forgotten one.
-pub fn require_secrets(config: &Config) -> Result<(), StartError> {
-    if config.ownid.shared_secret.is_none() {
-        return Err(StartError::NoSharedSecret);
-    }
-    if config.session.algorithm.is_hmac() && config.session.secret.is_none() {
-        return Err(StartError::NoSessionSecret(config.session.algorithm));
-    }
-    Ok(())
+    Storage(#[from] NotServable),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("metrics.listen {listen}: {source}")]
+    MetricsListen {
+        listen: String,
+        source: std::io::Error,
+    },
 }
 
 impl App {
-    /// Checks the secrets and keys; every secret must be configured (see [`require_secrets`]).
+    /// Every secret must be configured (see [`MissingSecrets::Refuse`]).
     pub fn new(
         config: Config,
         store: Arc<dyn UserStore>,
-    ) -> Result<(App, GeneratedSecrets), StartError> {
-        require_secrets(&config)?;
-        Self::build(config, store)
+    ) -> Result<(App, GeneratedSecrets), KeyError> {
+        let keys = Keys::resolve(&config, MissingSecrets::Refuse)?;
+        Ok(Self::with_keys(config, store, keys))
     }
 
     /// The zero-configuration trial start (no configuration file, no `OWNID_BRIDGE__`
@@ -84,43 +61,24 @@ impl App {
     pub fn new_trial(
         config: Config,
         store: Arc<dyn UserStore>,
-    ) -> Result<(App, GeneratedSecrets), StartError> {
-        Self::build(config, store)
+    ) -> Result<(App, GeneratedSecrets), KeyError> {
+        let keys = Keys::resolve(&config, MissingSecrets::Generate)?;
+        Ok(Self::with_keys(config, store, keys))
     }
 
-    fn build(
+    /// The application over resolved keys.
+    pub fn with_keys(
         config: Config,
         store: Arc<dyn UserStore>,
-    ) -> Result<(App, GeneratedSecrets), StartError> {
-        let mut generated = GeneratedSecrets::default();
-        let shared_secret = match &config.ownid.shared_secret {
-            Some(secret) => secret.clone(),
-            None => {
-                let secret = SignatureVerifier::generate_secret();
-                generated.shared_secret = Some(secret.clone());
-                secret
-            }
+        keys: Keys,
+    ) -> (App, GeneratedSecrets) {
+        let app = App {
+            config,
+            store,
+            verifier: Arc::new(keys.verifier),
+            sessions: Arc::new(keys.sessions),
         };
-        let verifier = SignatureVerifier::new(&shared_secret, config.ownid.max_clock_skew)?
-            .with_previous(&config.ownid.previous_shared_secrets)?;
-        let jwt_secret = match (&config.session.secret, config.session.algorithm.is_hmac()) {
-            (Some(secret), _) => Some(secret.clone()),
-            (None, true) => {
-                generated.jwt_secret = true;
-                Some(SessionIssuer::generate_secret())
-            }
-            (None, false) => None,
-        };
-        let sessions = SessionIssuer::new(&config.session, jwt_secret.as_ref())?;
-        Ok((
-            App {
-                config,
-                store,
-                verifier: Arc::new(verifier),
-                sessions: Arc::new(sessions),
-            },
-            generated,
-        ))
+        (app, keys.generated)
     }
 
     /// The whole HTTP surface.
@@ -315,6 +273,123 @@ async fn log_request<E: Endpoint>(
     Ok(response)
 }
 
+/// A server bound to its ports, not yet answering: what `serve` prints comes from here.
+pub struct Listening {
+    app: App,
+    acceptor: BoxAcceptor,
+    addr: SocketAddr,
+    metrics: Option<(BoxAcceptor, SocketAddr)>,
+    /// Secrets generated for this run (zero-configuration trial only).
+    pub generated: GeneratedSecrets,
+}
+
+/// Builds the server from `config`: starts logging, resolves the secrets and keys (before the
+/// storage is touched, so a forgotten secret changes nothing; an expired previous secret is
+/// warned about), opens the store for serving (see [`crate::storage::open_for_serving`]) and
+/// binds the main and metrics listeners.
+pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening, StartError> {
+    init_logging(&config.log);
+    let keys = Keys::resolve(&config, missing)?;
+    let store = crate::storage::open_for_serving(&config).await?;
+    let (app, generated) = App::with_keys(config, store, keys);
+    let server = &app.config.server;
+    let acceptor = bind_server(&server.listen, server.tls.as_ref()).await?;
+    let addr = socket_addr(&acceptor).map_err(|source| BindError::Listen {
+        listen: server.listen.clone(),
+        tls: server.tls.is_some(),
+        source,
+    })?;
+    let metrics = match (&app.config.metrics.listen, app.config.metrics.enabled) {
+        (Some(listen), true) => {
+            let metrics_error = |source| StartError::MetricsListen {
+                listen: listen.clone(),
+                source,
+            };
+            let acceptor = bind(listen).await.map_err(metrics_error)?.boxed();
+            let addr = socket_addr(&acceptor).map_err(metrics_error)?;
+            Some((acceptor, addr))
+        }
+        _ => None,
+    };
+    Ok(Listening {
+        app,
+        acceptor,
+        addr,
+        metrics,
+        generated,
+    })
+}
+
+fn socket_addr(acceptor: &impl Acceptor) -> std::io::Result<SocketAddr> {
+    acceptor
+        .local_addr()
+        .into_iter()
+        .find_map(|addr| addr.as_socket_addr().copied())
+        .ok_or_else(|| std::io::Error::other("the listener has no socket address"))
+}
+
+impl Listening {
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// `http://` or `https://` and the address the server listens on.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.app.config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Where Prometheus scrapes, when metrics are on.
+    pub fn metrics_url(&self) -> Option<String> {
+        match (&self.metrics, self.app.config.metrics.enabled) {
+            (Some((_, addr)), _) => Some(format!("http://{addr}/metrics")),
+            (None, true) => Some(format!("{}/metrics", self.base_url())),
+            (None, false) => None,
+        }
+    }
+
+    /// Serves until SIGINT or SIGTERM (see [`serve_configured`]).
+    pub async fn run(self) -> std::io::Result<()> {
+        let Listening {
+            app,
+            acceptor,
+            addr,
+            metrics,
+            ..
+        } = self;
+        if let Some((acceptor, _)) = metrics {
+            let route = Route::new().at("/metrics", app.metrics_endpoint());
+            // Ends with the process; scrapes in flight at shutdown do not matter. The same
+            // connection guards as the main port, with a connection limit of its own.
+            let acceptor = crate::conn::Guarded::new(acceptor, &app.config.server);
+            tokio::spawn(Server::new_with_acceptor(acceptor).run(route));
+        }
+        tracing::info!(%addr, "listening");
+        serve_configured(acceptor, app.endpoint(), &app.config.server).await
+    }
+}
+
+/// Logs to standard error, as `log` configures (`RUST_LOG` wins when set). Only the first call
+/// in a process takes effect.
+pub fn init_logging(log: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
 /// Binds the configured address; the returned acceptor knows the real port (for `listen: ...:0`).
 pub async fn bind(listen: &str) -> std::io::Result<impl Acceptor> {
     TcpListener::bind(listen.to_owned()).into_acceptor().await
@@ -341,8 +416,8 @@ pub enum BindError {
 pub async fn bind_server(
     listen: &str,
     tls: Option<&crate::config::TlsConfig>,
-) -> Result<poem::listener::BoxAcceptor, BindError> {
-    use poem::listener::{AcceptorExt, RustlsCertificate, RustlsConfig};
+) -> Result<BoxAcceptor, BindError> {
+    use poem::listener::{RustlsCertificate, RustlsConfig};
     let listener = TcpListener::bind(listen.to_owned());
     let bound = match tls {
         None => listener.into_acceptor().await.map(AcceptorExt::boxed),

@@ -3,18 +3,15 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
-use ownid_bridge_store::UserStore;
-use poem::listener::Acceptor;
 
 use crate::api::{spec, OwnIdApi};
-use crate::app::App;
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
+use crate::keys::{self, GeneratedSecrets, MissingSecrets};
 use crate::signature::{now_ms, SignatureVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::storage;
+use crate::{app, storage};
 
 /// The endpoints OwnID calls, served from your own user database.
 #[derive(Parser, Debug)]
@@ -175,59 +172,6 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match config.log.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
-/// Opens the store and makes it ready to serve: creates the demo table when allowed and the
-/// table is missing, refuses a table the server cannot use, and warns about the rest.
-async fn open_for_serving(config: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
-    let store = storage::open(&config.storage, true)
-        .await
-        .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))?;
-    let mut report = store.inspect().await?;
-    let table_missing = report
-        .check(ownid_bridge_store::checks::TABLE)
-        .is_some_and(|check| !check.ok);
-    if table_missing && config.storage.creates_demo_table() {
-        for change in store.apply_schema(true).await? {
-            tracing::info!(change, "created the demo table");
-        }
-        report = store.inspect().await?;
-    }
-    if !report.is_usable() {
-        bail!(
-            "the users table cannot be used as configured:\n{report}\
-             run `ownid-bridge check` for details and `ownid-bridge schema` to create what is \
-             missing"
-        );
-    }
-    let unique = report
-        .check(ownid_bridge_store::checks::LOGIN_ID_UNIQUE)
-        .is_some_and(|check| check.ok);
-    if config.ownid.create_missing_users && !unique {
-        bail!(
-            "ownid.create_missing_users needs a unique index on the login-id column; run \
-             `ownid-bridge schema` to create it"
-        );
-    }
-    for problem in report.problems() {
-        tracing::warn!(check = %problem.name, detail = %problem.detail, "storage check failed");
-    }
-    Ok(store)
-}
-
 /// Whether this is the zero-configuration trial start, the only one that generates missing
 /// secrets: no configuration file and no `OWNID_BRIDGE__` environment variable. Anything
 /// configured means a deployment, where a missing secret is a forgotten one.
@@ -246,31 +190,14 @@ async fn serve(
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
-    if !trial {
-        // Before the storage is touched: a forgotten secret changes nothing.
-        crate::app::require_secrets(&config)?;
-    }
-    init_tracing(&config);
-    let store = open_for_serving(&config).await?;
-    let (app, generated) = if trial {
-        App::new_trial(config, store)?
+    let missing = if trial {
+        MissingSecrets::Generate
     } else {
-        App::new(config, store)?
+        MissingSecrets::Refuse
     };
-    let acceptor =
-        crate::app::bind_server(&app.config.server.listen, app.config.server.tls.as_ref()).await?;
-    let addr = acceptor
-        .local_addr()
-        .into_iter()
-        .find_map(|addr| addr.as_socket_addr().copied())
-        .context("the listener has no socket address")?;
-    let scheme = if app.config.server.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let base = format!("{scheme}://{addr}");
-    let config = &app.config;
+    let server = app::start(config, missing).await?;
+    let base = server.base_url();
+    let config = &server.app().config;
     println!(
         "ownid-bridge {} listening on {base}",
         env!("CARGO_PKG_VERSION")
@@ -282,45 +209,27 @@ async fn serve(
     println!("  Swagger UI:      {base}/docs");
     println!(
         "  storage:         {} {}",
-        app.store.backend(),
+        server.app().store.backend(),
         config.storage.url
     );
-    if let Some(secret) = &generated.shared_secret {
+    if let Some(secret) = &server.generated.shared_secret {
         println!(
             "  shared secret:   {}\n                   (generated for this run, for local trial only: \
              set ownid.shared_secret to your OwnID application's secret)",
             secret.expose()
         );
     }
-    if generated.jwt_secret {
+    if server.generated.jwt_secret {
         println!(
             "  JWT secret:      generated for this run (tokens stop verifying after a restart; \
              set session.secret)"
         );
     }
-    match (&config.metrics.listen, config.metrics.enabled) {
-        (Some(listen), true) => {
-            let acceptor = crate::app::bind(listen)
-                .await
-                .map_err(|err| anyhow!("metrics.listen {listen}: {err}"))?;
-            let metrics_addr = acceptor
-                .local_addr()
-                .into_iter()
-                .find_map(|addr| addr.as_socket_addr().copied())
-                .context("the metrics listener has no socket address")?;
-            println!("  metrics:         http://{metrics_addr}/metrics");
-            let route = poem::Route::new().at("/metrics", app.metrics_endpoint());
-            // Ends with the process; scrapes in flight at shutdown do not matter. The same
-            // connection guards as the main port, with a connection limit of its own.
-            let acceptor = crate::conn::Guarded::new(acceptor, &config.server);
-            tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(route));
-        }
-        (None, true) => println!("  metrics:         {base}/metrics"),
-        (_, false) => {}
+    if let Some(metrics) = server.metrics_url() {
+        println!("  metrics:         {metrics}");
     }
-    tracing::info!(%addr, "listening");
-    let endpoint = app.endpoint();
-    crate::app::serve_configured(acceptor, endpoint, &app.config.server)
+    server
+        .run()
         .await
         .map_err(|err| anyhow!("server error: {err}"))?;
     Ok(ExitCode::SUCCESS)
@@ -329,39 +238,20 @@ async fn serve(
 async fn check(config: Config) -> anyhow::Result<ExitCode> {
     println!("configuration: ok");
     let mut ok = true;
-    match &config.ownid.shared_secret {
-        Some(secret) => match SignatureVerifier::new(secret, config.ownid.max_clock_skew)
-            .and_then(|verifier| verifier.with_previous(&config.ownid.previous_shared_secrets))
-        {
-            Ok(_) => println!("ok   shared secret: valid base64"),
-            Err(err) => {
-                ok = false;
-                println!("FAIL shared secret: {err}");
-            }
-        },
-        None => {
+    let mut unused = GeneratedSecrets::default();
+    let refuse = MissingSecrets::Refuse;
+    match keys::verifier(&config, refuse, &mut unused) {
+        Ok(_) => println!("ok   shared secret: valid base64"),
+        Err(err) => {
             ok = false;
-            println!(
-                "FAIL shared secret: not configured (serve refuses to start without it, unless \
-                 nothing at all is configured)"
-            );
+            println!("FAIL shared secret: {err}");
         }
     }
-    let jwt_secret = config.session.secret.clone();
-    let needs_secret = config.session.algorithm.is_hmac() && jwt_secret.is_none();
-    if needs_secret {
-        ok = false;
-        println!(
-            "FAIL session key: session.secret not configured (serve refuses to start without it, \
-             unless nothing at all is configured)"
-        );
-    } else {
-        match crate::session::SessionIssuer::new(&config.session, jwt_secret.as_ref()) {
-            Ok(_) => println!("ok   session key: {:?} can sign", config.session.algorithm),
-            Err(err) => {
-                ok = false;
-                println!("FAIL session key: {err}");
-            }
+    match keys::sessions(&config, refuse, &mut unused) {
+        Ok(_) => println!("ok   session key: {:?} can sign", config.session.algorithm),
+        Err(err) => {
+            ok = false;
+            println!("FAIL session key: {err}");
         }
     }
     match storage::open(&config.storage, false).await {
@@ -505,7 +395,7 @@ async fn sign(
 }
 
 async fn add_users(config: Config, login_ids: Vec<String>) -> anyhow::Result<ExitCode> {
-    let store = open_for_serving(&config).await?;
+    let store = storage::open_for_serving(&config).await?;
     for raw in login_ids {
         let login_id = config.ownid.login_id_normalization.apply(&raw);
         let added = store

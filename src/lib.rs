@@ -8,6 +8,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod json;
+pub mod keys;
 pub mod metrics;
 pub mod network;
 pub mod secret;
