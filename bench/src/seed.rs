@@ -4,12 +4,12 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use mongodb::bson::{doc, Document};
-use ownid_bridge::config::Config;
+use ownid_bridge::config::{Backend, Config};
 use ownid_bridge_sql::Dialect;
 use ownid_bridge_store::{Identifier, UsersMapping};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
-use crate::{login_id, ownid_data, Backend, BoxError, OWNID_DATA_LEN};
+use crate::{login_id, ownid_data, BoxError, OWNID_DATA_LEN};
 
 /// Rows per INSERT ... SELECT statement (each statement is its own transaction).
 const SQL_CHUNK: u64 = 250_000;
@@ -24,7 +24,7 @@ pub async fn seed(backend: Backend, url: &str, users: u64) -> Result<(), BoxErro
     // The table (collection) and its unique index, exactly as `ownid-bridge schema` makes them.
     let yaml = format!(
         "storage:\n  backend: {}\n  url: {}\n",
-        backend.config_name(),
+        backend.name(),
         serde_json::to_string(url)?
     );
     let config = Config::from_yaml(&yaml, &[])?;
@@ -47,7 +47,7 @@ pub async fn seed(backend: Backend, url: &str, users: u64) -> Result<(), BoxErro
     println!(
         "{}",
         serde_json::json!({
-            "backend": backend.config_name(),
+            "backend": backend.name(),
             "users": users,
             "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
         })
