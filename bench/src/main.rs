@@ -13,7 +13,10 @@ mod seed;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+use ownid_bridge::cli::Operation;
+use ownid_bridge::config::Backend;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,8 +51,8 @@ enum Command {
         /// How many seeded users to pick from (uniformly at random).
         #[arg(long)]
         users: u64,
-        #[arg(long, value_enum)]
-        op: Op,
+        #[arg(long, value_parser = operation_parser())]
+        op: Operation,
         /// Concurrent tasks, each issuing one statement after another.
         #[arg(long)]
         concurrency: u32,
@@ -72,8 +75,8 @@ enum Command {
         /// The shared secret (base64), as in `ownid.shared_secret`.
         #[arg(long)]
         secret: String,
-        #[arg(long, value_enum)]
-        op: Op,
+        #[arg(long, value_parser = operation_parser())]
+        op: Operation,
         #[arg(long)]
         users: u64,
         #[arg(long)]
@@ -105,43 +108,15 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-    #[value(alias = "mariadb")]
-    Mysql,
-    Mongodb,
-}
-
-impl Backend {
-    /// The name `storage.backend` takes.
-    pub fn config_name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-            Backend::Mysql => "mysql",
-            Backend::Mongodb => "mongodb",
-        }
-    }
-}
-
-/// The three operations (`get`, `set`, `session`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Op {
-    Get,
-    Set,
-    Session,
-}
-
-impl Op {
-    pub fn operation(self) -> &'static str {
-        match self {
-            Op::Get => "getOwnIDDataByLoginId",
-            Op::Set => "setOwnIDDataByLoginId",
-            Op::Session => "getSessionByLoginId",
-        }
-    }
+/// `--op get|set|session`, the bench's short names for the server's three operations: mapped here
+/// rather than added as aliases to `Operation`, so that the server's own CLI (src/cli.rs, `sign`)
+/// keeps accepting exactly the operation names.
+fn operation_parser() -> impl TypedValueParser<Value = Operation> {
+    PossibleValuesParser::new(["get", "set", "session"]).map(|name| match name.as_str() {
+        "get" => Operation::GetOwnIdDataByLoginId,
+        "set" => Operation::SetOwnIdDataByLoginId,
+        _ => Operation::GetSessionByLoginId,
+    })
 }
 
 /// The login id of seeded user `i`.

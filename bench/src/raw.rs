@@ -8,19 +8,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ownid_bridge::cli::Operation;
+use ownid_bridge::config::Backend;
 use ownid_bridge_mongodb::{MongoOptions, MongoStore};
 use ownid_bridge_mysql::{MySqlOptions, MySqlStore};
 use ownid_bridge_postgres::{PostgresOptions, PostgresStore};
 use ownid_bridge_sqlite::{SqliteOptions, SqliteStore};
 use ownid_bridge_store::{PoolSettings, UserStore, UsersMapping};
 
-use crate::{login_id, ownid_data, Backend, BoxError, Op, Rng};
+use crate::{login_id, ownid_data, BoxError, Rng};
 
 pub struct RawOptions {
     pub backend: Backend,
     pub url: String,
     pub users: u64,
-    pub op: Op,
+    pub op: Operation,
     pub concurrency: u32,
     pub pool: u32,
     pub seconds: f64,
@@ -57,21 +59,26 @@ async fn open_store(options: &RawOptions) -> Result<Arc<dyn UserStore>, BoxError
 }
 
 /// One operation of the data path; a seeded user that is missing, or has no data, is an error.
-async fn call(store: &dyn UserStore, op: Op, login: &str, value: &str) -> Result<(), String> {
+async fn call(
+    store: &dyn UserStore,
+    op: Operation,
+    login: &str,
+    value: &str,
+) -> Result<(), String> {
     match op {
-        Op::Get => {
+        Operation::GetOwnIdDataByLoginId => {
             let data = store
                 .get_ownid_data(login)
                 .await
                 .map_err(|err| err.to_string())?;
             data.map(drop).ok_or_else(|| "no ownIdData".to_owned())
         }
-        Op::Set => store
+        Operation::SetOwnIdDataByLoginId => store
             .set_ownid_data(login, value, false)
             .await
             .map(drop)
             .map_err(|err| err.to_string()),
-        Op::Session => store
+        Operation::GetSessionByLoginId => store
             .get_session_user(login)
             .await
             .map(drop)

@@ -7,37 +7,40 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use ownid_bridge::cli::Operation;
 use ownid_bridge::secret::Secret;
 use ownid_bridge::signature::{now_ms, SignatureVerifier};
 
-use crate::{login_id, ownid_data, BoxError, Op, Rng};
+use crate::{login_id, ownid_data, BoxError, Rng};
 
 pub fn write(
     base: &str,
     secret: &str,
-    op: Op,
+    op: Operation,
     users: u64,
     count: u64,
     out: &Path,
 ) -> Result<(), BoxError> {
     let base = url::Url::parse(base)?;
-    let path = format!("{}/{}", base.path().trim_end_matches('/'), op.operation());
+    let path = format!("{}/{}", base.path().trim_end_matches('/'), op.path());
     let signer = SignatureVerifier::new(&Secret::new(secret), Duration::from_secs(3600))?;
     let timestamp = now_ms().to_string();
     let mut rng = Rng::new(match op {
-        Op::Get => 1,
-        Op::Set => 2,
-        Op::Session => 3,
+        Operation::GetOwnIdDataByLoginId => 1,
+        Operation::SetOwnIdDataByLoginId => 2,
+        Operation::GetSessionByLoginId => 3,
     });
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
     for n in 0..count {
         let login = login_id(rng.below(users));
         let body = match op {
-            Op::Get => serde_json::json!({ "loginId": login }),
-            Op::Set => {
+            Operation::GetOwnIdDataByLoginId => serde_json::json!({ "loginId": login }),
+            Operation::SetOwnIdDataByLoginId => {
                 serde_json::json!({ "loginId": login, "ownIdData": ownid_data(2_000_000 + n) })
             }
-            Op::Session => serde_json::json!({ "loginId": login, "sessionType": "browser" }),
+            Operation::GetSessionByLoginId => {
+                serde_json::json!({ "loginId": login, "sessionType": "browser" })
+            }
         }
         .to_string();
         // Compact JSON never holds a raw tab or newline, so the line format is unambiguous.

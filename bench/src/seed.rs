@@ -4,12 +4,12 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use mongodb::bson::{doc, Document};
-use ownid_bridge::config::Config;
+use ownid_bridge::config::{Backend, Config};
 use ownid_bridge_sql::Dialect;
 use ownid_bridge_store::{Identifier, UsersMapping};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
-use crate::{login_id, ownid_data, Backend, BoxError, OWNID_DATA_LEN};
+use crate::{login_id, ownid_data, BoxError, OWNID_DATA_LEN};
 
 /// Rows per INSERT ... SELECT statement (each statement is its own transaction).
 const SQL_CHUNK: u64 = 250_000;
@@ -24,7 +24,7 @@ pub async fn seed(backend: Backend, url: &str, users: u64) -> Result<(), BoxErro
     // The table (collection) and its unique index, exactly as `ownid-bridge schema` makes them.
     let yaml = format!(
         "storage:\n  backend: {}\n  url: {}\n",
-        backend.config_name(),
+        backend.name(),
         serde_json::to_string(url)?
     );
     let config = Config::from_yaml(&yaml, &[])?;
@@ -47,7 +47,7 @@ pub async fn seed(backend: Backend, url: &str, users: u64) -> Result<(), BoxErro
     println!(
         "{}",
         serde_json::json!({
-            "backend": backend.config_name(),
+            "backend": backend.name(),
             "users": users,
             "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
         })
@@ -107,34 +107,86 @@ async fn prepare(backend: Backend, url: &str, mapping: &UsersMapping) -> Result<
     Ok(())
 }
 
-async fn seed_sqlite(url: &str, mapping: &UsersMapping, users: u64) -> Result<u64, BoxError> {
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-    let q = |identifier: &Identifier| Dialect::Sqlite.quote(identifier);
+/// The one `INSERT ... SELECT` that generates users `?first..=?last` (bound in that order) in the
+/// database itself, in `dialect`'s SQL: login id `user{i}@bench.example` and about
+/// `OWNID_DATA_LEN` characters of hex for ownIdData.
+fn bulk_insert_sql(dialect: Dialect, mapping: &UsersMapping) -> String {
+    let q = |identifier: &Identifier| dialect.quote(identifier);
     let (table, login, data) = (
         q(&mapping.table),
         q(&mapping.login_id),
         q(&mapping.ownid_data),
     );
-    let half = OWNID_DATA_LEN / 2;
+    match dialect {
+        Dialect::Sqlite => {
+            let half = OWNID_DATA_LEN / 2;
+            format!(
+                "WITH RECURSIVE seq(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?2) \
+                 INSERT INTO {table} ({login}, {data}) \
+                 SELECT 'user' || i || '@bench.example', hex(randomblob({half})) FROM seq"
+            )
+        }
+        Dialect::Postgres => {
+            let repeats = OWNID_DATA_LEN / 32; // md5() is 32 hex characters
+            format!(
+                "INSERT INTO {table} ({login}, {data}) \
+                 SELECT 'user' || i || '@bench.example', repeat(md5(i::text), {repeats}) \
+                 FROM generate_series($1::int8, $2::int8) AS i"
+            )
+        }
+        Dialect::MySql => {
+            let repeats = OWNID_DATA_LEN / 32;
+            format!(
+                "INSERT INTO {table} ({login}, {data}) \
+                 WITH RECURSIVE seq (i) AS \
+                   (SELECT CAST(? AS SIGNED) UNION ALL SELECT i + 1 FROM seq WHERE i < ?) \
+                 SELECT CONCAT('user', i, '@bench.example'), REPEAT(MD5(i), {repeats}) FROM seq"
+            )
+        }
+    }
+}
+
+/// Runs `sql` (see [`bulk_insert_sql`]) once per chunk of `SQL_CHUNK` users out of `0..users`,
+/// binding the chunk's first and last index; the rows inserted, read with `rows_affected`.
+async fn insert_in_chunks<DB>(
+    conn: &mut DB::Connection,
+    sql: &str,
+    users: u64,
+    rows_affected: fn(&DB::QueryResult) -> u64,
+) -> Result<u64, BoxError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
     let mut inserted = 0;
     let mut first = 0;
     while first < users {
         let last = (first + SQL_CHUNK).min(users) - 1;
-        inserted += sqlx::query(AssertSqlSafe(format!(
-            "WITH RECURSIVE seq(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?2) \
-             INSERT INTO {table} ({login}, {data}) \
-             SELECT 'user' || i || '@bench.example', hex(randomblob({half})) FROM seq"
-        )))
-        .bind(first as i64)
-        .bind(last as i64)
-        .execute(&mut conn)
-        .await?
-        .rows_affected();
+        let done = sqlx::query::<DB>(AssertSqlSafe(sql.to_owned()))
+            .bind(first as i64)
+            .bind(last as i64)
+            .execute(&mut *conn)
+            .await?;
+        inserted += rows_affected(&done);
         first = last + 1;
     }
+    Ok(inserted)
+}
+
+async fn seed_sqlite(url: &str, mapping: &UsersMapping, users: u64) -> Result<u64, BoxError> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+    let inserted = insert_in_chunks::<sqlx::Sqlite>(
+        &mut conn,
+        &bulk_insert_sql(Dialect::Sqlite, mapping),
+        users,
+        sqlx::sqlite::SqliteQueryResult::rows_affected,
+    )
+    .await?;
     conn.execute("ANALYZE").await?;
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
     conn.close().await?;
@@ -143,30 +195,15 @@ async fn seed_sqlite(url: &str, mapping: &UsersMapping, users: u64) -> Result<u6
 
 async fn seed_postgres(url: &str, mapping: &UsersMapping, users: u64) -> Result<u64, BoxError> {
     let mut conn = sqlx::PgConnection::connect(url).await?;
-    let q = |identifier: &Identifier| Dialect::Postgres.quote(identifier);
-    let (table, login, data) = (
-        q(&mapping.table),
-        q(&mapping.login_id),
-        q(&mapping.ownid_data),
-    );
-    let repeats = OWNID_DATA_LEN / 32; // md5() is 32 hex characters
-    let mut inserted = 0;
-    let mut first = 0;
-    while first < users {
-        let last = (first + SQL_CHUNK).min(users) - 1;
-        inserted += sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {table} ({login}, {data}) \
-             SELECT 'user' || i || '@bench.example', repeat(md5(i::text), {repeats}) \
-             FROM generate_series($1::int8, $2::int8) AS i"
-        )))
-        .bind(first as i64)
-        .bind(last as i64)
-        .execute(&mut conn)
-        .await?
-        .rows_affected();
-        first = last + 1;
-    }
+    let inserted = insert_in_chunks::<sqlx::Postgres>(
+        &mut conn,
+        &bulk_insert_sql(Dialect::Postgres, mapping),
+        users,
+        sqlx::postgres::PgQueryResult::rows_affected,
+    )
+    .await?;
     // What autovacuum would do soon anyway: statistics, hint bits and the visibility map.
+    let table = Dialect::Postgres.quote(&mapping.table);
     conn.execute(AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
         .await?;
     conn.close().await?;
@@ -182,30 +219,14 @@ async fn seed_mysql(url: &str, mapping: &UsersMapping, users: u64) -> Result<u64
             .execute(AssertSqlSafe(format!("SET SESSION {variable} = {depth}")))
             .await;
     }
-    let q = |identifier: &Identifier| Dialect::MySql.quote(identifier);
-    let (table, login, data) = (
-        q(&mapping.table),
-        q(&mapping.login_id),
-        q(&mapping.ownid_data),
-    );
-    let repeats = OWNID_DATA_LEN / 32;
-    let mut inserted = 0;
-    let mut first = 0;
-    while first < users {
-        let last = (first + SQL_CHUNK).min(users) - 1;
-        inserted += sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {table} ({login}, {data}) \
-             WITH RECURSIVE seq (i) AS \
-               (SELECT CAST(? AS SIGNED) UNION ALL SELECT i + 1 FROM seq WHERE i < ?) \
-             SELECT CONCAT('user', i, '@bench.example'), REPEAT(MD5(i), {repeats}) FROM seq"
-        )))
-        .bind(first as i64)
-        .bind(last as i64)
-        .execute(&mut conn)
-        .await?
-        .rows_affected();
-        first = last + 1;
-    }
+    let inserted = insert_in_chunks::<sqlx::MySql>(
+        &mut conn,
+        &bulk_insert_sql(Dialect::MySql, mapping),
+        users,
+        sqlx::mysql::MySqlQueryResult::rows_affected,
+    )
+    .await?;
+    let table = Dialect::MySql.quote(&mapping.table);
     conn.execute(AssertSqlSafe(format!("ANALYZE TABLE {table}")))
         .await?;
     conn.close().await?;

@@ -9,7 +9,8 @@ use serde::{Deserialize, Deserializer};
 use super::{positive, ConfigError};
 use crate::secret::DatabaseUrl;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// Also a command-line value (`ownid-bench --backend`), spelt as in the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     #[default]
@@ -18,11 +19,22 @@ pub enum Backend {
     Postgres,
     /// MySQL and MariaDB.
     #[serde(alias = "mariadb")]
+    #[value(alias = "mariadb")]
     Mysql,
     Mongodb,
 }
 
 impl Backend {
+    /// The name `storage.backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+            Backend::Mongodb => "mongodb",
+        }
+    }
+
     /// The Cargo feature that compiles the backend in.
     pub fn feature(self) -> &'static str {
         match self {

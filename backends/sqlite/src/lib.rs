@@ -32,14 +32,13 @@ pub struct SqliteOptions {
 
 /// Page cache of each reader connection: 256 KiB (negative = KiB) instead of SQLite's 2 MiB. A
 /// lookup by login id touches a handful of pages, and at the default every reader filled its own
-/// 2 MiB with pages the operating system's file cache keeps anyway (with 32 readers on a 1 GB
-/// database the server's memory grew to 130 MB; docs/benchmarks.md).
+/// 2 MiB with pages the operating system's file cache keeps anyway (the figures:
+/// docs/benchmarks.md, "Memory").
 const READER_CACHE_SIZE: &str = "-256";
 
 /// Reader connections per CPU. Each SQLite connection is an OS thread running blocking reads, so
-/// readers beyond the CPUs only add memory and context switches. Measured on 2 cores, 32
-/// requests in flight, 10,000 users: 4 readers served 17,000 get req/s at 25 MB peak RSS, 32
-/// readers 12,000 req/s at 35 MB (docs/benchmarks.md).
+/// readers beyond the CPUs only add memory and context switches (measured against one reader per
+/// connection: docs/benchmarks.md, "What the profiles led to").
 pub const READERS_PER_CPU: u32 = 2;
 
 /// `pool.max_connections`, but at most [`READERS_PER_CPU`] per CPU (and at least one).
@@ -74,7 +73,7 @@ pub async fn open_pools(
     let classify = |err| ownid_bridge_sql::classify(Dialect::Sqlite, err, u64::MAX);
     // FULL: each commit is synced to the WAL before the set is acknowledged. With NORMAL, the
     // last acknowledged sets could roll back after a power loss (a removed passkey would come
-    // back). Its cost is measured in docs/benchmarks.md.
+    // back). Its cost: docs/benchmarks.md, "Paired A/B: the security changes of issue 11".
     let writer = Pool::new(
         connector(connect.clone().synchronous(SqliteSynchronous::Full)),
         pool,

@@ -1,0 +1,117 @@
+//! Driver errors as store errors, each dialect's codes read in that dialect only.
+
+use ownid_bridge_store::StoreError;
+
+use crate::Dialect;
+
+/// Maps a driver error onto the store's error enum, reading the codes of `dialect` only (an
+/// all-digit SQLSTATE such as `40001` is not a SQLite result code). `capacity` is the column's
+/// limit for the `TooLarge` message (`u64::MAX` when unknown).
+///
+/// Retryable conditions become `Unavailable` (503 with `Retry-After`, SPEC §1): the connection
+/// failing, the server shutting down or out of connections, serialization failures, deadlocks,
+/// lock timeouts and, on MariaDB Galera, certification conflicts (reported as deadlocks).
+pub fn classify(dialect: Dialect, err: sqlx::Error, capacity: u64) -> StoreError {
+    let unavailable = |err: &sqlx::Error| StoreError::Unavailable(err.to_string());
+    match &err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        // A reply the driver could not read is what a connection cut mid-answer looks like.
+        | sqlx::Error::Protocol(_) => unavailable(&err),
+        sqlx::Error::Database(db) => match database_condition(dialect, db.as_ref()) {
+            Condition::Retryable => unavailable(&err),
+            Condition::TooLong => StoreError::TooLarge {
+                max_chars: capacity,
+            },
+            Condition::Unique => StoreError::Conflict,
+            Condition::Other => StoreError::Other(err.to_string()),
+        },
+        _ => StoreError::Other(err.to_string()),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Condition {
+    Retryable,
+    TooLong,
+    /// A unique index refused the row. Its message names the value (MySQL's "Duplicate entry
+    /// 'alice@...'"), so it is mapped without its text.
+    Unique,
+    Other,
+}
+
+fn database_condition(dialect: Dialect, db: &dyn sqlx::error::DatabaseError) -> Condition {
+    if db.is_unique_violation() {
+        return Condition::Unique;
+    }
+    let code = db.code().unwrap_or_default();
+    match dialect {
+        // SQLite result codes: SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended or not.
+        Dialect::Sqlite => match code.parse::<i32>() {
+            Ok(number) if matches!(number & 0xff, 5 | 6) => Condition::Retryable,
+            _ => Condition::Other,
+        },
+        Dialect::Postgres => postgres_condition(&code),
+        Dialect::MySql => mysql_condition(mysql_number(db), &code),
+    }
+}
+
+/// PostgreSQL SQLSTATEs: class 08 (connection exception), 40001 serialization_failure, 40P01
+/// deadlock_detected, 53300 too_many_connections, 55P03 lock_not_available, 57P0x (admin or crash
+/// shutdown, cannot connect now, database dropped); 22001 string_data_right_truncation.
+fn postgres_condition(sqlstate: &str) -> Condition {
+    match sqlstate {
+        "22001" => Condition::TooLong,
+        "40001" | "40P01" | "53300" | "55P03" => Condition::Retryable,
+        c if c.starts_with("08") || c.starts_with("57P0") => Condition::Retryable,
+        _ => Condition::Other,
+    }
+}
+
+/// MySQL/MariaDB error numbers, then SQLSTATEs: 1213 deadlock (also Galera's certification
+/// conflict), 1205 lock wait timeout, 1040 too many connections, 2006 server gone away, 2013
+/// connection lost, 1047 (Galera: node not ready for queries); 1406 data too long.
+fn mysql_condition(number: Option<u16>, sqlstate: &str) -> Condition {
+    match number {
+        Some(1213 | 1205 | 1040 | 2006 | 2013 | 1047) => return Condition::Retryable,
+        Some(1406) => return Condition::TooLong,
+        _ => {}
+    }
+    match sqlstate {
+        "22001" => Condition::TooLong,
+        "40001" => Condition::Retryable,
+        c if c.starts_with("08") => Condition::Retryable,
+        _ => Condition::Other,
+    }
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_number(db: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .map(|err| err.number())
+}
+
+#[cfg(not(feature = "mysql"))]
+fn mysql_number(_: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+    None
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_read_in_their_own_dialect() {
+        // An all-digit SQLSTATE is not a SQLite result code, and the reverse.
+        assert_eq!(postgres_condition("40001"), Condition::Retryable);
+        assert_eq!(postgres_condition("08006"), Condition::Retryable);
+        assert_eq!(postgres_condition("57P03"), Condition::Retryable);
+        assert_eq!(postgres_condition("22001"), Condition::TooLong);
+        assert_eq!(postgres_condition("00005"), Condition::Other);
+        assert_eq!(mysql_condition(Some(1205), "HY000"), Condition::Retryable);
+        assert_eq!(mysql_condition(Some(1406), "22001"), Condition::TooLong);
+        assert_eq!(mysql_condition(Some(1064), "42000"), Condition::Other);
+    }
+}

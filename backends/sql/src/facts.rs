@@ -1,0 +1,110 @@
+//! The users table's shape as a catalogue describes it, and the ownIdData column's limits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ownid_bridge_store::{Identifier, StoreError, UsersMapping};
+
+use crate::Dialect;
+
+/// The ownIdData column's limits, refreshed by `inspect`, checked before every write so that an
+/// over-long value is refused whole (413) rather than truncated or half-written.
+#[derive(Debug)]
+pub struct Capacity {
+    chars: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            chars: AtomicU64::new(u64::MAX),
+            bytes: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Capacity {
+    pub fn set(&self, column: Option<&Column>) {
+        let chars = column.and_then(|c| c.max_chars).unwrap_or(u64::MAX);
+        let bytes = column.and_then(|c| c.max_bytes).unwrap_or(u64::MAX);
+        self.chars.store(chars, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The limit in characters, for messages (`u64::MAX` when there is none).
+    pub fn chars(&self) -> u64 {
+        self.chars.load(Ordering::Relaxed)
+    }
+
+    pub fn check(&self, value: &str) -> Result<(), StoreError> {
+        let (chars, bytes) = (self.chars(), self.bytes.load(Ordering::Relaxed));
+        let too_many_bytes = bytes != u64::MAX && value.len() as u64 > bytes;
+        let too_many_chars = chars != u64::MAX && value.chars().count() as u64 > chars;
+        if too_many_bytes || too_many_chars {
+            return Err(StoreError::TooLarge {
+                max_chars: if chars == u64::MAX { bytes / 4 } else { chars },
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One column as the catalogue describes it.
+#[derive(Clone, Debug, Default)]
+pub struct Column {
+    pub name: String,
+    /// The declared type, for messages (`TEXT`, `character varying(255)`, ...).
+    pub declared: String,
+    /// The most characters the column holds, when it has a declared limit.
+    pub max_chars: Option<u64>,
+    /// The most bytes it holds, when the limit is in bytes (MySQL's TEXT types).
+    pub max_bytes: Option<u64>,
+    /// MySQL only: the character set.
+    pub charset: Option<String>,
+    /// The collation (MySQL), or what makes the column compare loosely (PostgreSQL: `citext`,
+    /// a nondeterministic collation), for `check`.
+    pub collation: Option<String>,
+    /// Whether values that differ in case, accents or trailing spaces compare equal.
+    pub loose: bool,
+}
+
+/// The shape of the users table, read from the database's catalogue.
+#[derive(Clone, Debug, Default)]
+pub struct TableFacts {
+    pub exists: bool,
+    pub columns: Vec<Column>,
+    /// A full (not partial, not expression) unique index on exactly the login-id column.
+    pub login_id_unique: bool,
+}
+
+impl TableFacts {
+    pub(crate) fn column(&self, dialect: Dialect, name: &Identifier) -> Option<&Column> {
+        self.columns
+            .iter()
+            .find(|column| dialect.same_name(&column.name, name.as_str()))
+    }
+
+    /// The ownIdData column, when it exists.
+    pub fn ownid_data(&self, dialect: Dialect, mapping: &UsersMapping) -> Option<&Column> {
+        self.column(dialect, &mapping.ownid_data)
+    }
+}
+
+/// `VARCHAR(255)`, `NVARCHAR (5000)`, `CHARACTER(20)` → the number; `TEXT` → none.
+pub fn declared_width(declared_type: &str) -> Option<u64> {
+    let open = declared_type.find('(')?;
+    let close = declared_type[open..].find(')')? + open;
+    declared_type[open + 1..close].trim().parse().ok()
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_declared_widths() {
+        assert_eq!(declared_width("VARCHAR(255)"), Some(255));
+        assert_eq!(declared_width("nvarchar ( 5000 )"), Some(5000));
+        assert_eq!(declared_width("TEXT"), None);
+        assert_eq!(declared_width("DECIMAL(10,2)"), None);
+    }
+}
