@@ -14,6 +14,14 @@
 #                            own databases), e.g. mysql://root:pass@127.0.0.1:3307/
 #   OWNID_TEST_MONGODB_URL   use this MongoDB instead of starting jongodb,
 #                            e.g. mongodb://127.0.0.1:27017
+#   OWNID_TEST_PG_REPLICA_URL (with OWNID_TEST_PG_REPLICA_CTL and _DIR, see scripts/pg-replica.sh)
+#                            use this primary and synchronous standby for the failover test
+#                            instead of starting a pair
+#   OWNID_TEST_GALERA_URLS   use these three MariaDB Galera nodes (space-separated
+#                            mysql://root@host:port/ URLs) instead of starting a cluster
+#   OWNID_TEST_PGBOUNCER_URL use this PgBouncer (pool_mode = transaction, in front of the
+#                            PostgreSQL above, forwarding every database name) instead of
+#                            starting one
 #   OWNID_TEST_ONLY_SERVERS=1  start the servers, print their URLs, check that each one answers,
 #                            then stop them; cargo is not run.
 #   OWNID_TEST_SERVERS_RUN=CMD start the servers, run CMD (bash -c) with their URLs exported, then
@@ -52,8 +60,9 @@ die() {
 }
 
 # Which servers this run starts: those whose URL is not already given.
-start_pg='' start_my='' start_mongo=''
+start_pg='' start_my='' start_mongo='' start_pgb=''
 [[ -z ${OWNID_TEST_POSTGRES_URL:-} ]] && start_pg=1
+[[ -z ${OWNID_TEST_PGBOUNCER_URL:-} ]] && start_pgb=1
 [[ -z ${OWNID_TEST_MYSQL_URL:-} ]] && start_my=1
 [[ -z ${OWNID_TEST_MONGODB_URL:-} ]] && start_mongo=1
 
@@ -104,6 +113,15 @@ fi
 missing=()
 if [[ -n $start_pg ]] && ! pg_bindir >/dev/null; then
   missing+=(postgresql)
+fi
+if [[ -n $start_pgb ]]; then
+  [[ -n $start_pg ]] || die "OWNID_TEST_POSTGRES_URL is set: set OWNID_TEST_PGBOUNCER_URL too" \
+    "(a PgBouncer in transaction mode in front of it), or leave both unset"
+  find_tool pgbouncer >/dev/null || missing+=(pgbouncer)
+fi
+if [[ -z $only_servers && -z ${OWNID_TEST_GALERA_URLS:-} ]] \
+  && ! dpkg -L galera-4 2>/dev/null | grep -q 'libgalera_smm\.so$'; then
+  missing+=(galera-4)
 fi
 if [[ -n $start_my ]] && ! { find_tool mariadb-install-db >/dev/null && find_tool mariadbd >/dev/null; }; then
   missing+=(mariadb-server)
@@ -195,7 +213,7 @@ pg_data='' pg_bin=''
 bridge_pid=''
 # MariaDB and jongodb write their pid here at every start (the first one and a control script's
 # `start`) and a kill removes it, so the teardown stops whichever process runs at the end.
-my_pidfile='' mongo_pidfile=''
+my_pidfile='' mongo_pidfile='' pgb_pidfile=''
 
 # A command that a signal can interrupt never has its output redirected on a function or a builtin:
 # bash would run the teardown with that redirection still in place.
@@ -253,7 +271,9 @@ cleanup() {
       pg_cmd /dev/null "$pg_bin/pg_ctl" stop -D "$pg_data" -m immediate -w -t 30 \
         || kill -KILL "$pid" 2>/dev/null
     fi
-    for pidfile in "$my_pidfile" "$mongo_pidfile"; do
+    [[ -d $tmp/pg-replica ]] && scripts/pg-replica.sh stop "$tmp/pg-replica" >/dev/null 2>&1
+    [[ -d $tmp/galera ]] && scripts/galera.sh stop "$tmp/galera" >/dev/null 2>&1
+    for pidfile in "$my_pidfile" "$mongo_pidfile" "$pgb_pidfile"; do
       [[ -n $pidfile && -f $pidfile ]] && stop_pid "$(<"$pidfile")"
     done
     rm -rf "$tmp"
@@ -398,8 +418,8 @@ esac
 started_at=$SECONDS
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ownid-test.XXXXXX")
 chmod 711 "$tmp" # the postgres user has to reach $tmp/pg
-mapfile -t ports < <(free_ports 4)
-((${#ports[@]} == 4)) || die "could not pick free ports"
+mapfile -t ports < <(free_ports 5)
+((${#ports[@]} == 5)) || die "could not pick free ports"
 
 if [[ -n $start_pg ]]; then
   echo "== starting PostgreSQL"
@@ -427,6 +447,61 @@ EOF
   write_ctl postgres pg pg_bin pg_data pg_port pg_isready pg_cmd pg_ready pg_postmaster
   export OWNID_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
   export OWNID_TEST_POSTGRES_CTL=$tmp/ctl/postgres
+fi
+
+if [[ -n $start_pgb ]]; then
+  # PgBouncer in transaction mode, configured as a company would run it: its defaults, no
+  # ignore_startup_parameters. Every database name is forwarded to the PostgreSQL above (the
+  # tests give each case a database of its own). It refuses to run as root.
+  echo "== starting PgBouncer (pool_mode = transaction)"
+  pgb_port=${ports[4]}
+  pgb_dir=$tmp/pgbouncer
+  mkdir -p "$pgb_dir"
+  echo '"postgres" ""' >"$pgb_dir/users.txt"
+  cat >"$pgb_dir/pgbouncer.ini" <<EOF
+[databases]
+* = host=127.0.0.1 port=$pg_port
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pgb_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $pgb_dir/users.txt
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = 20
+# Each conformance case has a database (a pool) of its own: idle server connections go soon, so
+# that they do not add up on the throwaway PostgreSQL (max_connections 200).
+server_idle_timeout = 10
+logfile = $pgb_dir/pgbouncer.log
+pidfile = $pgb_dir/pgbouncer.pid
+EOF
+  [[ -n $is_root ]] && chown -R postgres: "$pgb_dir"
+  pgb_pidfile=$pgb_dir/pgbouncer.pid
+  pg_cmd "$pgb_dir/start.log" "$(find_tool pgbouncer)" -d "$pgb_dir/pgbouncer.ini" \
+    || fail_with_log PgBouncer "$pgb_dir/start.log" "$pgb_dir/pgbouncer.log"
+  wait_for "" "$START_TIMEOUT" tcp_open 127.0.0.1 "$pgb_port" \
+    || fail_with_log PgBouncer "$pgb_dir/pgbouncer.log"
+  export OWNID_TEST_PGBOUNCER_URL="postgres://postgres@127.0.0.1:$pgb_port/postgres"
+fi
+
+if [[ -z $only_servers && -z ${OWNID_TEST_PG_REPLICA_URL:-} ]]; then
+  # A primary with a synchronous standby of its own (tests/failover.rs kills the primary and
+  # promotes the standby, so the shared server above is not used).
+  echo "== starting a PostgreSQL primary with a synchronous standby (scripts/pg-replica.sh)"
+  scripts/pg-replica.sh start "$tmp/pg-replica" >"$tmp/pg-replica.log" 2>&1 \
+    || fail_with_log "PostgreSQL primary and standby" "$tmp/pg-replica.log"
+  # shellcheck source=/dev/null
+  source "$tmp/pg-replica/env"
+fi
+
+if [[ -z $only_servers && -z ${OWNID_TEST_GALERA_URLS:-} ]]; then
+  # Three MariaDB Galera nodes (galera-4) for the multi-instance tests (tests/galera.rs).
+  echo "== starting a 3-node MariaDB Galera cluster (scripts/galera.sh)"
+  scripts/galera.sh start "$tmp/galera" >"$tmp/galera.log" 2>&1 \
+    || fail_with_log "MariaDB Galera" "$tmp/galera.log"
+  # shellcheck source=/dev/null
+  source "$tmp/galera/env"
 fi
 
 if [[ -n $start_my ]]; then
@@ -505,6 +580,12 @@ mongo_check() {
   fi
 }
 
+pgb_version() { # the PostgreSQL behind it, through it
+  local psql
+  psql=$(find_tool "${pg_bin:-/nonexistent}/psql" psql) || return 1
+  "$psql" "$OWNID_TEST_PGBOUNCER_URL" -X -At -c "select 'through PgBouncer: ' || split_part(version(), ' on ', 1)" 2>&1
+}
+
 describe() { # backend url origin version-function
   local out
   if out=$($4); then
@@ -523,6 +604,7 @@ reachable=1
 describe postgres "$OWNID_TEST_POSTGRES_URL" "$(origin "$start_pg")" pg_version || reachable=
 describe mysql "$OWNID_TEST_MYSQL_URL" "$(origin "$start_my")" my_version || reachable=
 describe mongodb "$OWNID_TEST_MONGODB_URL" "$(origin "$start_mongo")" mongo_check || reachable=
+describe pgbouncer "$OWNID_TEST_PGBOUNCER_URL" "$(origin "$start_pgb")" pgb_version || reachable=
 
 if [[ -n $only_servers ]]; then
   [[ -n $reachable ]] || die "a test server is not reachable"

@@ -3,10 +3,11 @@
 //! calls [`start`] and prints.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ownid_bridge_store::UserStore;
+use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener};
 use poem::web::Json;
 use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
@@ -43,6 +44,8 @@ pub enum StartError {
         listen: String,
         source: std::io::Error,
     },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
 }
 
 impl App {
@@ -91,6 +94,7 @@ impl App {
             normalization: config.ownid.login_id_normalization,
             max_ownid_data_chars: config.ownid.max_ownid_data_chars,
             create_missing_users: config.ownid.create_missing_users,
+            retries: config.storage.retries.clone(),
         });
         let base_path = config.server.base_path.clone();
         let service = spec::service(OwnIdApi, &base_path);
@@ -273,33 +277,43 @@ async fn log_request<E: Endpoint>(
     Ok(response)
 }
 
-/// A server bound to its ports, not yet answering: what `serve` prints comes from here.
+/// A server bound to its ports and answering `/healthz` (and `/readyz`: not ready), its store
+/// not yet open: see [`Listening::open`].
 pub struct Listening {
-    app: App,
-    acceptor: BoxAcceptor,
+    config: Config,
+    keys: Keys,
     addr: SocketAddr,
     metrics: Option<(BoxAcceptor, SocketAddr)>,
-    /// Secrets generated for this run (zero-configuration trial only).
-    pub generated: GeneratedSecrets,
+    /// The application, once the store is open; until then [`Starting`] answers.
+    ready: Arc<OnceLock<BoxEndpoint<'static, Response>>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Builds the server from `config`: starts logging, resolves the secrets and keys (before the
-/// storage is touched, so a forgotten secret changes nothing; an expired previous secret is
-/// warned about), opens the store for serving (see [`crate::storage::open_for_serving`]) and
-/// binds the main and metrics listeners.
+/// A server that serves the OwnID operations: what `serve` prints comes from here.
+pub struct Ready {
+    app: App,
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    /// Secrets generated for this run (zero-configuration trial only).
+    pub generated: GeneratedSecrets,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the server from `config`: logging, then the secrets and keys (before anything is
+/// bound or the storage touched, so a forgotten secret changes nothing; an expired previous
+/// secret is warned about), then the main and metrics listeners. The main port answers at
+/// once, with [`Starting`] until [`Listening::open`] has opened the store.
 pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening, StartError> {
     init_logging(&config.log);
     let keys = Keys::resolve(&config, missing)?;
-    let store = crate::storage::open_for_serving(&config).await?;
-    let (app, generated) = App::with_keys(config, store, keys);
-    let server = &app.config.server;
+    let server = &config.server;
     let acceptor = bind_server(&server.listen, server.tls.as_ref()).await?;
     let addr = socket_addr(&acceptor).map_err(|source| BindError::Listen {
         listen: server.listen.clone(),
         tls: server.tls.is_some(),
         source,
     })?;
-    let metrics = match (&app.config.metrics.listen, app.config.metrics.enabled) {
+    let metrics = match (&config.metrics.listen, config.metrics.enabled) {
         (Some(listen), true) => {
             let metrics_error = |source| StartError::MetricsListen {
                 listen: listen.clone(),
@@ -311,12 +325,20 @@ pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening,
         }
         _ => None,
     };
+    let ready = Arc::new(OnceLock::new());
+    let starting = Starting {
+        ready: Arc::clone(&ready),
+    };
+    let server_config = config.server.clone();
+    let server =
+        tokio::spawn(async move { serve_configured(acceptor, starting, &server_config).await });
     Ok(Listening {
-        app,
-        acceptor,
+        config,
+        keys,
         addr,
         metrics,
-        generated,
+        ready,
+        server,
     })
 }
 
@@ -329,6 +351,52 @@ fn socket_addr(acceptor: &impl Acceptor) -> std::io::Result<SocketAddr> {
 }
 
 impl Listening {
+    /// Opens the store for serving (waiting for the database as `storage.startup_wait` allows,
+    /// see [`crate::storage::open_waiting`]) and switches the main port to the application.
+    /// `None` when a signal stopped the server first.
+    pub async fn open(self) -> Result<Option<Ready>, StartError> {
+        let Listening {
+            config,
+            keys,
+            addr,
+            metrics,
+            ready,
+            mut server,
+        } = self;
+        let store = tokio::select! {
+            store = crate::storage::open_waiting(&config) => store?,
+            stopped = &mut server => {
+                stopped
+                    .map_err(std::io::Error::other)
+                    .and_then(|served| served)
+                    .map_err(StartError::Serve)?;
+                return Ok(None);
+            }
+        };
+        let (app, generated) = App::with_keys(config, store, keys);
+        let metrics_addr = metrics.map(|(acceptor, addr)| {
+            let route = Route::new().at("/metrics", app.metrics_endpoint());
+            // Ends with the process; scrapes in flight at shutdown do not matter. The same
+            // connection guards as the main port, with a connection limit of its own.
+            let acceptor = crate::conn::Guarded::new(acceptor, &app.config.server);
+            tokio::spawn(Server::new_with_acceptor(acceptor).run(route));
+            addr
+        });
+        if ready.set(app.endpoint().boxed()).is_err() {
+            unreachable!("the application is set once");
+        }
+        tracing::info!(%addr, "ready");
+        Ok(Some(Ready {
+            app,
+            addr,
+            metrics_addr,
+            generated,
+            server,
+        }))
+    }
+}
+
+impl Ready {
     pub fn app(&self) -> &App {
         &self.app
     }
@@ -345,31 +413,46 @@ impl Listening {
 
     /// Where Prometheus scrapes, when metrics are on.
     pub fn metrics_url(&self) -> Option<String> {
-        match (&self.metrics, self.app.config.metrics.enabled) {
-            (Some((_, addr)), _) => Some(format!("http://{addr}/metrics")),
+        match (self.metrics_addr, self.app.config.metrics.enabled) {
+            (Some(addr), _) => Some(format!("http://{addr}/metrics")),
             (None, true) => Some(format!("{}/metrics", self.base_url())),
             (None, false) => None,
         }
     }
 
     /// Serves until SIGINT or SIGTERM (see [`serve_configured`]).
-    pub async fn run(self) -> std::io::Result<()> {
-        let Listening {
-            app,
-            acceptor,
-            addr,
-            metrics,
-            ..
-        } = self;
-        if let Some((acceptor, _)) = metrics {
-            let route = Route::new().at("/metrics", app.metrics_endpoint());
-            // Ends with the process; scrapes in flight at shutdown do not matter. The same
-            // connection guards as the main port, with a connection limit of its own.
-            let acceptor = crate::conn::Guarded::new(acceptor, &app.config.server);
-            tokio::spawn(Server::new_with_acceptor(acceptor).run(route));
+    pub async fn run(self) -> Result<(), StartError> {
+        self.server
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|served| served)
+            .map_err(StartError::Serve)
+    }
+}
+
+/// What the main port answers while the store is being opened: `/healthz` is up, `/readyz` and
+/// everything else are 503 with `Retry-After`. Once the application is set, it answers
+/// everything.
+struct Starting {
+    ready: Arc<OnceLock<BoxEndpoint<'static, Response>>>,
+}
+
+impl Endpoint for Starting {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if let Some(app) = self.ready.get() {
+            return app.call(req).await;
         }
-        tracing::info!(%addr, "listening");
-        serve_configured(acceptor, app.endpoint(), &app.config.server).await
+        if req.uri().path() == "/healthz" {
+            return Ok(Json(serde_json::json!({ "status": "ok" })).into_response());
+        }
+        Ok(ApiError::new(
+            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the server is starting: waiting for the user database",
+        )
+        .into_response())
     }
 }
 

@@ -195,7 +195,10 @@ async fn serve(
     } else {
         MissingSecrets::Refuse
     };
-    let server = app::start(config, missing).await?;
+    let Some(server) = app::start(config, missing).await?.open().await? else {
+        // A signal stopped the server while it waited for the database.
+        return Ok(ExitCode::SUCCESS);
+    };
     let base = server.base_url();
     let config = &server.app().config;
     println!(
@@ -228,10 +231,7 @@ async fn serve(
     if let Some(metrics) = server.metrics_url() {
         println!("  metrics:         {metrics}");
     }
-    server
-        .run()
-        .await
-        .map_err(|err| anyhow!("server error: {err}"))?;
+    server.run().await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -38,6 +38,8 @@ pub enum Cause {
     StorageTooLarge,
     /// The database is unreachable or busy; the driver's message.
     StorageUnavailable(String),
+    /// A conflict with other statements outlasted the retries; the driver's message.
+    StorageContention(String),
     /// Any other storage failure; the driver's message.
     Storage(String),
     /// Signing a session token failed.
@@ -100,6 +102,11 @@ impl ApiError {
                 tracing::warn!(error = %redact_values(detail), "storage unavailable");
                 tracing::debug!(error = %detail, "storage unavailable (unredacted)");
             }
+            Cause::StorageContention(detail) => {
+                crate::metrics::record_storage_error("contention");
+                tracing::warn!(error = %redact_values(detail), "storage contention outlasted the retries");
+                tracing::debug!(error = %detail, "storage contention (unredacted)");
+            }
             Cause::Storage(detail) => {
                 crate::metrics::record_storage_error("other");
                 tracing::error!(error = %redact_values(detail), "storage error");
@@ -151,6 +158,9 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Unavailable(detail) => {
                 ApiError::unavailable().caused_by(Cause::StorageUnavailable(detail))
+            }
+            StoreError::Contention(detail) => {
+                ApiError::unavailable().caused_by(Cause::StorageContention(detail))
             }
             StoreError::Other(detail) => ApiError::internal().caused_by(Cause::Storage(detail)),
         }

@@ -11,6 +11,7 @@ pub mod json;
 pub mod keys;
 pub mod metrics;
 pub mod network;
+pub mod retry;
 pub mod secret;
 pub mod session;
 pub mod signature;

@@ -5,7 +5,8 @@
 //! | `ownid_bridge_requests_total` | counter | `operation`, `status` |
 //! | `ownid_bridge_request_duration_seconds` | histogram | `operation` |
 //! | `ownid_bridge_signature_failures_total` | counter | `reason` |
-//! | `ownid_bridge_storage_errors_total` | counter | `kind` (`unavailable`, `too_large`, `other`) |
+//! | `ownid_bridge_storage_errors_total` | counter | `kind` (`unavailable`, `contention`, `too_large`, `other`) |
+//! | `ownid_bridge_storage_retries_total` | counter | `operation`: operations run again after contention |
 //! | `ownid_bridge_storage_pool_connections` | gauge | `state` (`in_use`, `idle`, `max`) |
 //! | `ownid_bridge_connections_open` | gauge | (none): client connections open now (`conn.rs`) |
 //!
@@ -138,6 +139,10 @@ pub fn record_signature_failure(reason: &'static str) {
 
 pub fn record_storage_error(kind: &'static str) {
     metrics::counter!("ownid_bridge_storage_errors_total", "kind" => kind).increment(1);
+}
+
+pub fn record_storage_retry(operation: &'static str) {
+    metrics::counter!("ownid_bridge_storage_retries_total", "operation" => operation).increment(1);
 }
 
 /// The exposition text, with the pool gauges read now.

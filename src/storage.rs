@@ -68,6 +68,52 @@ pub async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, Not
     Ok(store)
 }
 
+impl NotServable {
+    /// Whether trying again later may succeed: the database is unreachable or still starting
+    /// (not: bad credentials, a missing database or table, which waiting does not fix).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            NotServable::Open {
+                source: OpenError::Store(StoreError::Unavailable(_) | StoreError::Contention(_)),
+                ..
+            } | NotServable::Store(StoreError::Unavailable(_) | StoreError::Contention(_))
+        )
+    }
+}
+
+/// [`open_for_serving`], tried again with backoff (0.25 s growing to 5 s, jittered) while the
+/// database is unreachable, for up to `storage.startup_wait`: Compose and Kubernetes start the
+/// server and its database together. Each failed try is logged (the URL without its password);
+/// an error waiting cannot fix is returned at once.
+pub async fn open_waiting(config: &Config) -> Result<Arc<dyn UserStore>, NotServable> {
+    use backon::{ExponentialBuilder, Retryable as _};
+    let wait = config.storage.startup_wait;
+    let deadline = std::time::Instant::now() + wait;
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(std::time::Duration::from_secs(5))
+        .without_max_times()
+        .with_jitter();
+    (|| open_for_serving(config))
+        .retry(backoff)
+        .when(|err| err.is_transient() && std::time::Instant::now() < deadline)
+        // The last wait ends at the deadline, where one more try is made.
+        .adjust(|_, delay| {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            delay.map(|delay| delay.min(left))
+        })
+        .notify(|err, delay| {
+            tracing::warn!(
+                url = %config.storage.url,
+                error = %err,
+                retry_in = ?delay,
+                "the database is not reachable yet; waiting (storage.startup_wait)"
+            );
+        })
+        .await
+}
+
 fn shared<S: UserStore>(store: Result<S, StoreError>) -> Result<Arc<dyn UserStore>, OpenError> {
     Ok(Arc::new(store.map_err(OpenError::Store)?))
 }
@@ -95,20 +141,22 @@ pub async fn open(
             .await,
         ),
         #[cfg(feature = "postgres")]
-        Backend::Postgres => {
-            shared(
-                ownid_bridge_postgres::PostgresStore::connect(
-                    ownid_bridge_postgres::PostgresOptions { url, mapping, pool },
-                )
-                .await,
-            )
-        }
+        Backend::Postgres => shared(
+            ownid_bridge_postgres::PostgresStore::connect(ownid_bridge_postgres::PostgresOptions {
+                url,
+                mapping,
+                pool,
+                transaction_pooler: config.pooler == crate::config::Pooler::Transaction,
+            })
+            .await,
+        ),
         #[cfg(feature = "mysql")]
         Backend::Mysql => shared(
             ownid_bridge_mysql::MySqlStore::connect(ownid_bridge_mysql::MySqlOptions {
                 url,
                 mapping,
                 pool,
+                galera_sync_wait: config.galera_sync_wait,
             })
             .await,
         ),

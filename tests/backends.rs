@@ -10,8 +10,13 @@ use serde_json::json;
 
 /// The app over `backend` at `url`, on a fresh table.
 async fn app_on(backend: &str, url: &str) -> TestApp {
+    app_with(backend, url, &[]).await
+}
+
+/// [`app_on`] with configuration overrides (`OWNID_BRIDGE__...` pairs).
+async fn app_with(backend: &str, url: &str, overrides: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let config = backend_config(backend, url, "users", &[]);
+    let config = backend_config(backend, url, "users", overrides);
     let store = storage::open(&config.storage, false)
         .await
         .expect("open the store");
@@ -41,6 +46,20 @@ async fn postgres() {
     the_contract_holds(&app).await;
 }
 
+/// PostgreSQL behind PgBouncer in transaction mode, with PgBouncer's defaults (no
+/// `ignore_startup_parameters`) and `storage.pooler: transaction`.
+#[tokio::test]
+async fn postgres_through_pgbouncer() {
+    let url = required_url("OWNID_TEST_PGBOUNCER_URL");
+    let app = app_with(
+        "postgres",
+        &url,
+        &[("OWNID_BRIDGE__STORAGE__POOLER", "transaction")],
+    )
+    .await;
+    the_contract_holds(&app).await;
+}
+
 #[tokio::test]
 async fn mysql() {
     let base = required_url("OWNID_TEST_MYSQL_URL");
@@ -61,4 +80,98 @@ async fn mongodb() {
     let url = format!("{}/ownid_bridge_app_test", base.trim_end_matches('/'));
     let app = app_on("mongodb", &url).await;
     the_contract_holds(&app).await;
+}
+
+/// A database that refuses the first two updates with a real conflict error (a trigger raising
+/// it through the driver): the set is retried and stored; one that always refuses is 503 with
+/// `Retry-After`, never 500.
+async fn conflicts_are_retried(
+    app: &TestApp,
+    fail_twice: &[String],
+    fail_always: &[String],
+    run: impl AsyncFn(&str),
+) {
+    app.add_user("alice@example.com").await;
+    for statement in fail_twice {
+        run(statement).await;
+    }
+    app.set_data("alice@example.com", "after two conflicts")
+        .await
+        .assert_empty(204);
+    let reply = app.get_data("alice@example.com").await;
+    assert_eq!(reply.json(), json!({ "ownIdData": "after two conflicts" }));
+    for statement in fail_always {
+        run(statement).await;
+    }
+    let reply = app.set_data("alice@example.com", "never").await;
+    reply.assert_error(503, "storage_unavailable");
+    assert!(reply.headers.get("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn postgres_serialization_failures_are_retried() {
+    let url = required_url("OWNID_TEST_POSTGRES_URL");
+    let app = app_on("postgres", &url).await;
+    let table = app.config.storage.users.mapping().table.to_string();
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let trigger = |condition: &str| {
+        vec![
+            format!(
+                "CREATE OR REPLACE FUNCTION {table}_fail() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN IF {condition} THEN \
+                 RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; \
+                 END IF; RETURN NEW; END $$"
+            ),
+            format!("DROP TRIGGER IF EXISTS fail ON {table}"),
+            format!(
+                "CREATE TRIGGER fail BEFORE UPDATE ON {table} FOR EACH ROW \
+                 EXECUTE FUNCTION {table}_fail()"
+            ),
+        ]
+    };
+    // A sequence is not rolled back with the failed statement: it counts the tries.
+    let mut twice = vec![format!("CREATE SEQUENCE {table}_tries")];
+    twice.extend(trigger(&format!("nextval('{table}_tries') <= 2")));
+    conflicts_are_retried(&app, &twice, &trigger("true"), async |statement| {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&admin)
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn mysql_deadlocks_and_certification_conflicts_are_retried() {
+    let base = required_url("OWNID_TEST_MYSQL_URL");
+    let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
+    sqlx::query("CREATE DATABASE IF NOT EXISTS ownid_bridge_app_test")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = format!("{}/ownid_bridge_app_test", base.trim_end_matches('/'));
+    let app = app_on("mariadb", &url).await;
+    let table = app.config.storage.users.mapping().table.to_string();
+    let admin = sqlx::MySqlPool::connect(&url).await.unwrap();
+    // 1213 is what a deadlock and a Galera certification conflict report.
+    let trigger = |condition: &str| {
+        vec![
+            format!("DROP TRIGGER IF EXISTS {table}_fail"),
+            format!(
+                "CREATE TRIGGER {table}_fail BEFORE UPDATE ON {table} FOR EACH ROW \
+                 IF {condition} THEN SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, \
+                 MESSAGE_TEXT = 'Deadlock found when trying to get lock'; END IF"
+            ),
+        ]
+    };
+    let mut twice = vec![format!("CREATE SEQUENCE {table}_tries")];
+    twice.extend(trigger(&format!("NEXTVAL({table}_tries) <= 2")));
+    conflicts_are_retried(&app, &twice, &trigger("TRUE"), async |statement| {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&admin)
+            .await
+            .unwrap();
+    })
+    .await;
 }

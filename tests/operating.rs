@@ -160,6 +160,44 @@ async fn replay_protection_is_on_by_default_and_one_guard_covers_every_endpoint(
     }
 }
 
+/// A serialization failure, deadlock or certification conflict is run again (jittered backoff,
+/// `storage.retries`), on all three operations; 503 with `Retry-After` only when the tries run
+/// out, never 500.
+#[tokio::test]
+async fn contention_is_retried_and_answered_503_only_when_the_tries_run_out() {
+    use std::sync::atomic::Ordering;
+    let (app, script) = spawn_scripted(&[("OWNID_BRIDGE__STORAGE__RETRIES__ATTEMPTS", "4")]).await;
+    app.add_user("alice@example.com").await;
+
+    script.contention.store(3, Ordering::SeqCst);
+    app.set_data("alice@example.com", "v1")
+        .await
+        .assert_empty(204);
+    script.contention.store(3, Ordering::SeqCst);
+    let reply = app.get_data("alice@example.com").await;
+    assert_eq!(
+        (reply.status, reply.json()["ownIdData"].as_str()),
+        (200, Some("v1"))
+    );
+    script.contention.store(3, Ordering::SeqCst);
+    assert_eq!(app.session("alice@example.com").await.status, 200);
+    assert_eq!(script.contention.load(Ordering::SeqCst), 0);
+
+    // Four tries in all: the fifth contention is never reached.
+    script.contention.store(5, Ordering::SeqCst);
+    let reply = app.set_data("alice@example.com", "v2").await;
+    reply.assert_error(503, "storage_unavailable");
+    assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
+    assert_eq!(script.contention.load(Ordering::SeqCst), 1);
+    script.contention.store(0, Ordering::SeqCst);
+    let reply = app.get_data("alice@example.com").await;
+    assert_eq!(
+        reply.json()["ownIdData"],
+        "v1",
+        "the refused set wrote nothing"
+    );
+}
+
 #[tokio::test]
 async fn a_signature_answered_5xx_may_be_retried_but_not_reused_after_success() {
     let (app, script) = spawn_scripted(&[]).await;

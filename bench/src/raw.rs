@@ -48,10 +48,24 @@ async fn open_store(options: &RawOptions) -> Result<Arc<dyn UserStore>, BoxError
             })
             .await?,
         ),
-        Backend::Postgres => {
-            Arc::new(PostgresStore::connect(PostgresOptions { url, mapping, pool }).await?)
-        }
-        Backend::Mysql => Arc::new(MySqlStore::connect(MySqlOptions { url, mapping, pool }).await?),
+        Backend::Postgres => Arc::new(
+            PostgresStore::connect(PostgresOptions {
+                url,
+                mapping,
+                pool,
+                transaction_pooler: false,
+            })
+            .await?,
+        ),
+        Backend::Mysql => Arc::new(
+            MySqlStore::connect(MySqlOptions {
+                url,
+                mapping,
+                pool,
+                galera_sync_wait: true,
+            })
+            .await?,
+        ),
         Backend::Mongodb => {
             Arc::new(MongoStore::connect(MongoOptions { url, mapping, pool }).await?)
         }

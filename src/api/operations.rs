@@ -12,8 +12,9 @@ use poem_openapi::{ApiResponse, OpenApi, SecurityScheme, Tags};
 
 use super::error::{ErrorJson, ErrorResponse};
 use super::types::*;
-use crate::config::{Normalization, ResponseMode};
+use crate::config::{Normalization, ResponseMode, RetrySettings};
 use crate::error::{ApiError, Cause};
+use crate::retry::retrying;
 use crate::session::{SessionIssuer, SessionType};
 
 /// What the operations need at run time.
@@ -24,6 +25,8 @@ pub struct ApiState {
     pub normalization: Normalization,
     pub max_ownid_data_chars: usize,
     pub create_missing_users: bool,
+    /// How an operation refused for contention is run again (`storage.retries`).
+    pub retries: RetrySettings,
 }
 
 /// HMAC-SHA256 request signature. With the application's shared secret from the OwnID
@@ -221,10 +224,11 @@ impl ApiState {
                 "ownIdData is longer than {max} characters"
             )));
         }
-        let result = self
-            .store
-            .set_ownid_data(&login_id, &ownid_data, self.create_missing_users)
-            .await;
+        let result = retrying(&self.retries, "setOwnIDDataByLoginId", || {
+            self.store
+                .set_ownid_data(&login_id, &ownid_data, self.create_missing_users)
+        })
+        .await;
         match result {
             Ok(_) => Ok(SetOwnIdDataResponse::Stored),
             Err(StoreError::NotFound) if self.legacy() => Ok(SetOwnIdDataResponse::LegacyNotFound(
@@ -243,7 +247,11 @@ impl ApiState {
         let found = |ownid_data: String| {
             GetOwnIdDataResponse::Found(Json(OwnIdDataResult::OwnIdData(OwnIdData { ownid_data })))
         };
-        match self.store.get_ownid_data(&login_id).await {
+        let result = retrying(&self.retries, "getOwnIDDataByLoginId", || {
+            self.store.get_ownid_data(&login_id)
+        })
+        .await;
+        match result {
             Ok(Some(data)) => Ok(found(data)),
             Ok(None) if self.legacy() => Ok(found(String::new())),
             Ok(None) => Ok(GetOwnIdDataResponse::NoData),
@@ -257,7 +265,11 @@ impl ApiState {
 
     async fn session(&self, request: GetSessionRequest) -> Result<GetSessionResponse, ApiError> {
         let login_id = self.login_id(&request.login_id.0)?;
-        let user = match self.store.get_session_user(&login_id).await {
+        let result = retrying(&self.retries, "getSessionByLoginId", || {
+            self.store.get_session_user(&login_id)
+        })
+        .await;
+        let user = match result {
             Ok(user) => user,
             Err(StoreError::NotFound) if self.legacy() => {
                 return Ok(GetSessionResponse::Issued(Json(

@@ -25,7 +25,7 @@ use env::{expand_vars, Overrides};
 pub use ownid::{Normalization, OwnIdConfig, PreviousSecret, ReplayProtection, ResponseMode};
 pub use server::{LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
 pub use session::{JwtAlgorithm, PublicKeyConfig, SessionConfig, SessionTtls};
-pub use storage::{Backend, Claim, Column, StorageConfig, UsersConfig};
+pub use storage::{Backend, Claim, Column, Pooler, RetrySettings, StorageConfig, UsersConfig};
 
 /// The prefix of environment overrides: `OWNID_BRIDGE__OWNID__SHARED_SECRET` sets
 /// `ownid.shared_secret`.

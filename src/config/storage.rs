@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
 use serde::{Deserialize, Deserializer};
@@ -155,6 +156,61 @@ pub struct StorageConfig {
     pub users: UsersConfig,
     /// The store's own settings type, deserialized as it is.
     pub pool: PoolSettings,
+    /// Retrying an operation the database refused for a conflict with another one.
+    pub retries: RetrySettings,
+    /// A connection pooler between the server and the database, and its mode.
+    pub pooler: Pooler,
+    /// MySQL/MariaDB: on a Galera node, reads wait until the node has applied every write the
+    /// cluster committed before them (`wsrep_sync_wait = 1`), so that a set through one instance
+    /// is seen by a get through another. Off trades that for the wait's cost.
+    pub galera_sync_wait: bool,
+    /// How long `serve` waits for an unreachable database at start-up, trying again with
+    /// backoff, before it gives up (exit 2). Meanwhile `/healthz` answers and `/readyz` is 503.
+    #[serde(deserialize_with = "super::de::duration")]
+    pub startup_wait: Duration,
+}
+
+/// `storage.pooler`: what sits between the server and the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooler {
+    /// The database itself, or a pooler in session mode (a server connection per client
+    /// connection): nothing changes.
+    #[default]
+    None,
+    /// A transaction-mode pooler (PgBouncer `pool_mode = transaction`, Supavisor's transaction
+    /// port, PgCat, RDS Proxy): PostgreSQL only. No prepared statement is kept across
+    /// transactions and each statement runs in a transaction of its own.
+    Transaction,
+}
+
+/// `storage.retries`: how an operation the database refused for a conflict with another
+/// statement (a serialization failure, a deadlock, a Galera certification conflict, ...) is run
+/// again: exponential backoff from `first_delay` up to `max_delay` per wait, each wait stretched
+/// by a random 0–100 %, at most `attempts` tries in all and never more than `total_delay` of
+/// waiting for one request. Then the answer is 503 with `Retry-After`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Tries in all, the first included; 1 turns retrying off.
+    pub attempts: u32,
+    #[serde(deserialize_with = "super::de::duration")]
+    pub first_delay: Duration,
+    #[serde(deserialize_with = "super::de::duration")]
+    pub max_delay: Duration,
+    #[serde(deserialize_with = "super::de::duration")]
+    pub total_delay: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            attempts: 6,
+            first_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(200),
+            total_delay: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -165,6 +221,10 @@ impl Default for StorageConfig {
             create_demo_table: None,
             users: UsersConfig::default(),
             pool: PoolSettings::default(),
+            retries: RetrySettings::default(),
+            startup_wait: Duration::from_secs(60),
+            pooler: Pooler::None,
+            galera_sync_wait: true,
         }
     }
 }
@@ -180,6 +240,17 @@ impl StorageConfig {
             "storage.pool.max_connections",
             self.pool.max_connections == 0,
         )?;
+        positive("storage.retries.attempts", self.retries.attempts == 0)?;
+        if self.pooler == Pooler::Transaction && self.backend != Backend::Postgres {
+            return Err(ConfigError::at(
+                "storage.pooler",
+                format!(
+                    "transaction is for PostgreSQL behind a transaction-mode pooler; \
+                     storage.backend is {}",
+                    self.backend.name()
+                ),
+            ));
+        }
         let scheme = self
             .url
             .expose()

@@ -193,14 +193,22 @@ pub fn backend_config(
     prefix: &str,
     overrides: &[(&str, &str)],
 ) -> Config {
+    // A table of its own, unless the overrides name one (instances sharing a table).
     let table = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let table_key = "OWNID_BRIDGE__STORAGE__USERS__TABLE";
+    let own_table = [(table_key, table.as_str())];
+    let own_table = if overrides.iter().any(|(key, _)| *key == table_key) {
+        &own_table[..0]
+    } else {
+        &own_table[..]
+    };
     let env: Vec<(String, String)> = [
         ("OWNID_BRIDGE__STORAGE__BACKEND", backend),
         ("OWNID_BRIDGE__STORAGE__URL", url),
-        ("OWNID_BRIDGE__STORAGE__USERS__TABLE", &table),
         ("OWNID_BRIDGE__STORAGE__CREATE_DEMO_TABLE", "true"),
     ]
     .iter()
+    .chain(own_table)
     .chain(overrides)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
@@ -245,6 +253,9 @@ pub struct Script {
     pub gate: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     /// Notified when a data-path call reaches the store.
     pub entered: tokio::sync::Notify,
+    /// Fail this many of the next data-path calls with `StoreError::Contention` (as a
+    /// serialization failure or a deadlock would).
+    pub contention: std::sync::atomic::AtomicU32,
 }
 
 impl Script {
@@ -274,6 +285,17 @@ impl ScriptedStore {
         let gate = self.script.gate.lock().unwrap().clone();
         if let Some(gate) = gate {
             gate.acquire().await.expect("gate open").forget();
+        }
+        use std::sync::atomic::Ordering;
+        let contended = self
+            .script
+            .contention
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if contended {
+            return Err(ownid_bridge_store::StoreError::Contention(
+                "could not serialize access due to concurrent update".into(),
+            ));
         }
         match self.script.fail_next.lock().unwrap().take() {
             Some(err) => Err(err),

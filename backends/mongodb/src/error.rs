@@ -13,6 +13,9 @@ pub(crate) const MAX_BSON_BYTES: u64 = 16 * 1024 * 1024;
 const TOO_LARGE_CODES: [i32; 3] = [10334, 17419, 17420];
 
 pub(crate) const DUPLICATE_KEY: i32 = 11000;
+
+/// `WriteConflict`: another operation changed the document first; running again may succeed.
+const WRITE_CONFLICT: i32 = 112;
 pub(crate) const COMMAND_NOT_FOUND: i32 = 59;
 
 /// Server codes that mean "try again shortly" (a replica-set election, a shutdown, a network
@@ -50,6 +53,7 @@ pub(crate) fn map_err(err: mongodb::error::Error) -> StoreError {
         | ErrorKind::ConnectionPoolCleared { .. }
         | ErrorKind::DnsResolve { .. } => StoreError::Unavailable(message),
         _ => match server_code(&err) {
+            Some(WRITE_CONFLICT) => StoreError::Contention(message),
             Some(code) if TRANSIENT_CODES.contains(&code) => StoreError::Unavailable(message),
             Some(code) if TOO_LARGE_CODES.contains(&code) => StoreError::TooLarge {
                 max_chars: MAX_BSON_BYTES,

@@ -24,12 +24,26 @@ pub struct MySqlOptions {
     pub url: String,
     pub mapping: UsersMapping,
     pub pool: PoolSettings,
+    /// On a MariaDB Galera node, make reads wait until the node has applied every write the
+    /// cluster committed before them (`wsrep_sync_wait = 1`): a set answered by one instance is
+    /// then seen by a get on another instance over another node. See [`open_pool`].
+    pub galera_sync_wait: bool,
 }
 
 /// The store's pool for `url` (utf8mb4, every session in strict mode), connecting when a
 /// connection is first needed: the server starts while the database is down. `ownid-bench raw`
 /// measures the database through this same pool. Must be called within a Tokio runtime.
-pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<MySqlPool, StoreError> {
+///
+/// With `galera_sync_wait`, each new connection asks whether it is on a Galera node
+/// (`@@wsrep_on`; MySQL has no such variable, MariaDB without a cluster answers OFF) and, if so,
+/// sets `wsrep_sync_wait = 1` for the session: Galera replicates writes synchronously but applies
+/// them on the other nodes a moment later, and without the wait a read there may still see the
+/// old value.
+pub fn open_pool(
+    url: &str,
+    settings: &PoolSettings,
+    galera_sync_wait: bool,
+) -> Result<MySqlPool, StoreError> {
     let options = MySqlConnectOptions::from_str(url)
         .map_err(|_| StoreError::Other("invalid MySQL/MariaDB URL".into()))?
         .charset("utf8mb4");
@@ -41,10 +55,33 @@ pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<MySqlPool, StoreE
                 "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
             )
             .await?;
+            if galera_sync_wait && on_galera(&mut conn).await? {
+                conn.execute("SET SESSION wsrep_sync_wait = 1").await?;
+            }
             Ok(conn)
         })
     });
     Ok(Pool::new(connect, settings, settings.max_connections))
+}
+
+/// Whether the connection is to a MariaDB Galera node with replication on.
+async fn on_galera(conn: &mut MySqlConnection) -> Result<bool, sqlx::Error> {
+    match sqlx::query_scalar::<_, i64>("SELECT @@wsrep_on + 0")
+        .persistent(false)
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(on) => Ok(on == 1),
+        // 1193 unknown system variable: MySQL, or MariaDB built without wsrep.
+        Err(sqlx::Error::Database(err))
+            if err
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|err| err.number() == 1193) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// The MySQL/MariaDB backend of [`SqlStore`].
@@ -60,7 +97,7 @@ impl SqlBackend for MySql {
     const NAME: &'static str = "mysql";
 
     async fn open(options: MySqlOptions) -> Result<MySqlStore, StoreError> {
-        let pool = open_pool(&options.url, &options.pool)?;
+        let pool = open_pool(&options.url, &options.pool, options.galera_sync_wait)?;
         Ok(SqlStore::new(
             pool.clone(),
             pool,

@@ -42,6 +42,7 @@ fn open(mapping: UsersMapping) -> StoreFuture {
             url,
             mapping,
             pool: PoolSettings::default(),
+            galera_sync_wait: true,
         })
         .await
         .expect("open MySQL/MariaDB");
@@ -62,6 +63,7 @@ async fn mysql_answers_unavailable_during_an_outage_and_recovers() {
         url,
         mapping: UsersMapping::demo(),
         pool,
+        galera_sync_wait: true,
     })
     .await
     .unwrap();
@@ -80,6 +82,7 @@ async fn store_over(table_sql: &str) -> MySqlStore {
         url,
         mapping: UsersMapping::demo(),
         pool: PoolSettings::default(),
+        galera_sync_wait: true,
     })
     .await
     .unwrap()
@@ -204,6 +207,7 @@ async fn quoted_keyword_and_mixed_case_names_with_claims() {
         url: store_url,
         mapping,
         pool: PoolSettings::default(),
+        galera_sync_wait: true,
     })
     .await
     .unwrap();
@@ -254,6 +258,7 @@ async fn look_alike_store(collation: &str) -> (MySqlStore, String) {
         url: url.clone(),
         mapping: conformance::look_alike_mapping(),
         pool: PoolSettings::default(),
+        galera_sync_wait: true,
     })
     .await
     .unwrap();
@@ -306,19 +311,22 @@ async fn retryable_errors_are_unavailable() {
         url,
         mapping: UsersMapping::demo(),
         pool: PoolSettings::default(),
+        galera_sync_wait: true,
     })
     .await
     .unwrap();
     store.apply_schema(true).await.unwrap();
     store.create_user("a@example.com").await.unwrap();
+    // What passes is Unavailable; a conflict with another statement is Contention, which the
+    // server retries before answering 503.
     for (number, sqlstate, retryable) in [
-        (1213, "40001", true),
-        (1205, "HY000", true),
-        (1040, "08004", true),
-        (2006, "HY000", true),
-        (2013, "HY000", true),
-        (1644, "40001", true),
-        (1644, "45000", false),
+        (1213, "40001", Some(true)),
+        (1205, "HY000", Some(true)),
+        (1040, "08004", Some(false)),
+        (2006, "HY000", Some(false)),
+        (2013, "HY000", Some(false)),
+        (1644, "40001", Some(true)),
+        (1644, "45000", None),
     ] {
         for statement in [
             "DROP TRIGGER IF EXISTS fail".to_owned(),
@@ -337,16 +345,19 @@ async fn retryable_errors_are_unavailable() {
             .set_ownid_data("a@example.com", "v", false)
             .await
             .unwrap_err();
-        if retryable {
-            assert!(
+        match retryable {
+            Some(true) => assert!(
+                matches!(err, StoreError::Contention(_)),
+                "{number}/{sqlstate}: {err:?}"
+            ),
+            Some(false) => assert!(
                 matches!(err, StoreError::Unavailable(_)),
                 "{number}/{sqlstate}: {err:?}"
-            );
-        } else {
-            assert!(
+            ),
+            None => assert!(
                 matches!(err, StoreError::Other(_)),
                 "{number}/{sqlstate}: {err:?}"
-            );
+            ),
         }
     }
 }

@@ -20,21 +20,164 @@ pub struct PostgresOptions {
     pub url: String,
     pub mapping: UsersMapping,
     pub pool: PoolSettings,
+    /// A transaction-mode pooler (PgBouncer `pool_mode = transaction`, Supavisor, PgCat, RDS
+    /// Proxy) is between the server and the database: see [`open_pool`].
+    pub transaction_pooler: bool,
 }
 
 /// The store's pool for `url`. It connects when a connection is first needed: the server starts
 /// (and answers 503) while the database is down, and the pool connects once it is back.
 /// `ownid-bench raw` measures the database through this same pool. Must be called within a
 /// Tokio runtime.
-pub fn open_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, StoreError> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
-        .application_name("ownid-bridge");
-    Ok(Pool::new(
-        connector(options),
-        settings,
-        settings.max_connections,
-    ))
+///
+/// No startup parameter beyond those every pooler passes on (sqlx's `extra_float_digits` is
+/// left out: PgBouncer refuses it unless told to ignore it, and PostgreSQL 12 and later print
+/// floats exactly without it; results come in binary anyway). With `transaction_pooler`, no
+/// prepared statement is kept (sqlx's statement cache is off, the data path's statements are
+/// unnamed) and every statement runs in a transaction of its own ([`Pool::in_transactions`]),
+/// because the pooler may give the next transaction another server connection.
+pub fn open_pool(
+    url: &str,
+    settings: &PoolSettings,
+    transaction_pooler: bool,
+) -> Result<PgPool, StoreError> {
+    let targets = Targets::parse(url)?;
+    let hosts = targets.urls.len() as u32;
+    let mut candidates = Vec::with_capacity(targets.urls.len());
+    for url in &targets.urls {
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
+            .application_name("ownid-bridge")
+            .extra_float_digits(None);
+        if transaction_pooler {
+            options = options.statement_cache_capacity(0);
+        }
+        candidates.push(options);
+    }
+    let (connect, settings) = if hosts == 1 && !targets.read_write {
+        (connector(candidates.remove(0)), settings.clone())
+    } else {
+        // Each host gets the connect timeout, as with libpq.
+        let per_host = settings.connect_timeout;
+        let settings = PoolSettings {
+            connect_timeout: per_host * hosts,
+            ..settings.clone()
+        };
+        (
+            first_writable(candidates, targets.read_write, per_host),
+            settings,
+        )
+    };
+    Ok(if transaction_pooler {
+        Pool::new_in_transactions(connect, &settings, settings.max_connections)
+    } else {
+        Pool::new(connect, &settings, settings.max_connections)
+    })
+}
+
+/// The hosts of a libpq-style URL (`postgres://u@h1:5432,h2:5433/db?target_session_attrs=...`),
+/// each as a URL of its own, and whether the session must accept writes.
+#[derive(Debug, PartialEq, Eq)]
+struct Targets {
+    urls: Vec<String>,
+    read_write: bool,
+}
+
+impl Targets {
+    fn parse(url: &str) -> Result<Targets, StoreError> {
+        let invalid = |why: &str| StoreError::Other(format!("invalid PostgreSQL URL: {why}"));
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("no scheme"))?;
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let (user, hosts) = match authority.rsplit_once('@') {
+            Some((user, hosts)) => (format!("{user}@"), hosts),
+            None => (String::new(), authority),
+        };
+        let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+        let mut read_write = false;
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            match pair.split_once('=') {
+                Some(("target_session_attrs", value)) => {
+                    read_write = match value {
+                        "any" => false,
+                        "read-write" | "primary" => true,
+                        _ => {
+                            return Err(invalid(
+                                "target_session_attrs must be any, read-write or primary: \
+                                 the server writes",
+                            ))
+                        }
+                    }
+                }
+                _ => kept.push(pair),
+            }
+        }
+        let query = if kept.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", kept.join("&"))
+        };
+        let urls = hosts
+            .split(',')
+            .map(|host| {
+                if host.is_empty() {
+                    Err(invalid("an empty host in the host list"))
+                } else {
+                    Ok(format!("{scheme}://{user}{host}{path}{query}"))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Targets { urls, read_write })
+    }
+}
+
+/// Connects to the hosts in order, as libpq does with several hosts: the first that answers
+/// (and, with `read_write`, accepts writes: `transaction_read_only` is off, so not a standby) is
+/// used. After a failover the promoted standby is found this way without a restart.
+fn first_writable(
+    candidates: Vec<PgConnectOptions>,
+    read_write: bool,
+    per_host: std::time::Duration,
+) -> ownid_bridge_sql::Connect<PgConnection> {
+    let candidates = std::sync::Arc::new(candidates);
+    std::sync::Arc::new(move || {
+        let candidates = std::sync::Arc::clone(&candidates);
+        Box::pin(async move {
+            let mut last = None;
+            for options in candidates.iter() {
+                let connected =
+                    tokio::time::timeout(per_host, sqlx::ConnectOptions::connect(options)).await;
+                let mut conn = match connected {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(err)) => {
+                        last = Some(err);
+                        continue;
+                    }
+                    Err(_) => {
+                        last = Some(sqlx::Error::PoolTimedOut);
+                        continue;
+                    }
+                };
+                if !read_write {
+                    return Ok(conn);
+                }
+                let read_only: String = sqlx::query_scalar("SHOW transaction_read_only")
+                    .persistent(false)
+                    .fetch_one(&mut conn)
+                    .await?;
+                if read_only == "off" {
+                    return Ok(conn);
+                }
+                let _ = sqlx::Connection::close(conn).await;
+                last = Some(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "no host of storage.url accepts writes yet (target_session_attrs=read-write)",
+                )));
+            }
+            Err(last.unwrap_or(sqlx::Error::PoolTimedOut))
+        })
+    })
 }
 
 /// The type the login-id parameter is cast to so that the lookup uses the column's index: the
@@ -52,6 +195,7 @@ async fn login_cast(pool: &PgPool, mapping: &UsersMapping) -> Result<Option<Stri
          WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
          AND pg_catalog.pg_table_is_visible(c.oid) AND a.attname = $2 AND NOT a.attisdropped",
             )
+            .persistent(false)
             .bind(mapping.table.as_str())
             .bind(mapping.login_id.as_str())
             .fetch_optional(conn)
@@ -72,6 +216,35 @@ async fn login_cast(pool: &PgPool, mapping: &UsersMapping) -> Result<Option<Stri
     Ok((!plain.contains(&type_name.as_str()) && simple).then_some(type_name))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_host_url_is_one_url_per_host() {
+        let targets = Targets::parse(
+            "postgres://app:pw@h1:5432,h2:5433,[::1]:5434/db?sslmode=disable&target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(
+            targets,
+            Targets {
+                urls: vec![
+                    "postgres://app:pw@h1:5432/db?sslmode=disable".into(),
+                    "postgres://app:pw@h2:5433/db?sslmode=disable".into(),
+                    "postgres://app:pw@[::1]:5434/db?sslmode=disable".into(),
+                ],
+                read_write: true,
+            }
+        );
+        let single = Targets::parse("postgresql://localhost/db").unwrap();
+        assert_eq!(single.urls, vec!["postgresql://localhost/db".to_owned()]);
+        assert!(!single.read_write);
+        assert!(Targets::parse("postgres://h1,,h2/db").is_err());
+        assert!(Targets::parse("postgres://h1,h2/db?target_session_attrs=standby").is_err());
+    }
+}
+
 /// The PostgreSQL backend of [`SqlStore`].
 pub struct Postgres;
 
@@ -86,7 +259,7 @@ impl SqlBackend for Postgres {
 
     async fn open(options: PostgresOptions) -> Result<PostgresStore, StoreError> {
         let settings = options.pool;
-        let pool = open_pool(&options.url, &settings)?;
+        let pool = open_pool(&options.url, &settings, options.transaction_pooler)?;
         let login_cast =
             ownid_bridge_sql::within(&settings, "PostgreSQL", login_cast(&pool, &options.mapping))
                 .await?;
@@ -119,6 +292,7 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
          WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
          AND pg_catalog.pg_table_is_visible(c.oid)",
             )
+            .persistent(false)
             .bind(store.mapping().table.as_str())
             .fetch_optional(conn)
             .await
@@ -143,6 +317,7 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
          LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
          WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
             )
+            .persistent(false)
             .bind(oid)
             .fetch_all(conn)
             .await
@@ -170,6 +345,7 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
          WHERE i.indrelid = $1::int8::oid AND i.indisunique AND i.indnatts = 1 \
          AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2",
             )
+            .persistent(false)
             .bind(oid)
             .bind(store.mapping().login_id.as_str())
             .fetch_optional(conn)

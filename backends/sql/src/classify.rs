@@ -8,9 +8,11 @@ use crate::Dialect;
 /// all-digit SQLSTATE such as `40001` is not a SQLite result code). `capacity` is the column's
 /// limit for the `TooLarge` message (`u64::MAX` when unknown).
 ///
-/// Retryable conditions become `Unavailable` (503 with `Retry-After`, SPEC §1): the connection
-/// failing, the server shutting down or out of connections, serialization failures, deadlocks,
-/// lock timeouts and, on MariaDB Galera, certification conflicts (reported as deadlocks).
+/// Conditions that pass become `Unavailable` (503 with `Retry-After`, SPEC §1): the connection
+/// failing, the server shutting down or out of connections. A conflict with another statement
+/// becomes `Contention`, which the server retries before it answers 503: serialization failures,
+/// deadlocks, lock timeouts and, on MariaDB Galera, certification conflicts (reported as
+/// deadlocks), SQLite's busy or locked database.
 pub fn classify(dialect: Dialect, err: sqlx::Error, capacity: u64) -> StoreError {
     let unavailable = |err: &sqlx::Error| StoreError::Unavailable(err.to_string());
     match &err {
@@ -22,7 +24,8 @@ pub fn classify(dialect: Dialect, err: sqlx::Error, capacity: u64) -> StoreError
         // A reply the driver could not read is what a connection cut mid-answer looks like.
         | sqlx::Error::Protocol(_) => unavailable(&err),
         sqlx::Error::Database(db) => match database_condition(dialect, db.as_ref()) {
-            Condition::Retryable => unavailable(&err),
+            Condition::Unavailable => unavailable(&err),
+            Condition::Contention => StoreError::Contention(err.to_string()),
             Condition::TooLong => StoreError::TooLarge {
                 max_chars: capacity,
             },
@@ -35,7 +38,8 @@ pub fn classify(dialect: Dialect, err: sqlx::Error, capacity: u64) -> StoreError
 
 #[derive(Debug, PartialEq, Eq)]
 enum Condition {
-    Retryable,
+    Unavailable,
+    Contention,
     TooLong,
     /// A unique index refused the row. Its message names the value (MySQL's "Duplicate entry
     /// 'alice@...'"), so it is mapped without its text.
@@ -51,7 +55,7 @@ fn database_condition(dialect: Dialect, db: &dyn sqlx::error::DatabaseError) -> 
     match dialect {
         // SQLite result codes: SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended or not.
         Dialect::Sqlite => match code.parse::<i32>() {
-            Ok(number) if matches!(number & 0xff, 5 | 6) => Condition::Retryable,
+            Ok(number) if matches!(number & 0xff, 5 | 6) => Condition::Contention,
             _ => Condition::Other,
         },
         Dialect::Postgres => postgres_condition(&code),
@@ -65,8 +69,9 @@ fn database_condition(dialect: Dialect, db: &dyn sqlx::error::DatabaseError) -> 
 fn postgres_condition(sqlstate: &str) -> Condition {
     match sqlstate {
         "22001" => Condition::TooLong,
-        "40001" | "40P01" | "53300" | "55P03" => Condition::Retryable,
-        c if c.starts_with("08") || c.starts_with("57P0") => Condition::Retryable,
+        "40001" | "40P01" | "55P03" => Condition::Contention,
+        "53300" => Condition::Unavailable,
+        c if c.starts_with("08") || c.starts_with("57P0") => Condition::Unavailable,
         _ => Condition::Other,
     }
 }
@@ -76,14 +81,15 @@ fn postgres_condition(sqlstate: &str) -> Condition {
 /// connection lost, 1047 (Galera: node not ready for queries); 1406 data too long.
 fn mysql_condition(number: Option<u16>, sqlstate: &str) -> Condition {
     match number {
-        Some(1213 | 1205 | 1040 | 2006 | 2013 | 1047) => return Condition::Retryable,
+        Some(1213 | 1205) => return Condition::Contention,
+        Some(1040 | 2006 | 2013 | 1047) => return Condition::Unavailable,
         Some(1406) => return Condition::TooLong,
         _ => {}
     }
     match sqlstate {
         "22001" => Condition::TooLong,
-        "40001" => Condition::Retryable,
-        c if c.starts_with("08") => Condition::Retryable,
+        "40001" => Condition::Contention,
+        c if c.starts_with("08") => Condition::Unavailable,
         _ => Condition::Other,
     }
 }
@@ -98,6 +104,7 @@ fn mysql_number(db: &dyn sqlx::error::DatabaseError) -> Option<u16> {
 fn mysql_number(_: &dyn sqlx::error::DatabaseError) -> Option<u16> {
     None
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,12 +112,15 @@ mod tests {
     #[test]
     fn codes_are_read_in_their_own_dialect() {
         // An all-digit SQLSTATE is not a SQLite result code, and the reverse.
-        assert_eq!(postgres_condition("40001"), Condition::Retryable);
-        assert_eq!(postgres_condition("08006"), Condition::Retryable);
-        assert_eq!(postgres_condition("57P03"), Condition::Retryable);
+        assert_eq!(postgres_condition("40001"), Condition::Contention);
+        assert_eq!(postgres_condition("40P01"), Condition::Contention);
+        assert_eq!(postgres_condition("08006"), Condition::Unavailable);
+        assert_eq!(postgres_condition("57P03"), Condition::Unavailable);
         assert_eq!(postgres_condition("22001"), Condition::TooLong);
         assert_eq!(postgres_condition("00005"), Condition::Other);
-        assert_eq!(mysql_condition(Some(1205), "HY000"), Condition::Retryable);
+        assert_eq!(mysql_condition(Some(1205), "HY000"), Condition::Contention);
+        assert_eq!(mysql_condition(Some(1213), "40001"), Condition::Contention);
+        assert_eq!(mysql_condition(Some(2013), "HY000"), Condition::Unavailable);
         assert_eq!(mysql_condition(Some(1406), "22001"), Condition::TooLong);
         assert_eq!(mysql_condition(Some(1064), "42000"), Condition::Other);
     }

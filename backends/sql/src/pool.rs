@@ -137,6 +137,8 @@ impl<C: sqlx::Connection + 'static> Clone for Pool<C> {
 
 struct Shared<C: sqlx::Connection + 'static> {
     pool: Deadpool<C>,
+    /// Each statement runs in a transaction of its own (see [`Pool::in_transactions`]).
+    in_transactions: bool,
     max: u32,
     min: u32,
     acquire_timeout: Duration,
@@ -158,6 +160,15 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
     /// minimum kept open and the timeouts. Must be called within a Tokio runtime: a task keeps
     /// the minimum open and closes idle connections, until the last clone of the pool is dropped.
     pub fn new(connect: Connect<C>, settings: &PoolSettings, max: u32) -> Self {
+        Self::build(connect, settings, max, false)
+    }
+
+    fn build(
+        connect: Connect<C>,
+        settings: &PoolSettings,
+        max: u32,
+        in_transactions: bool,
+    ) -> Self {
         let max = max.max(1);
         let manager = Manager {
             connect,
@@ -170,6 +181,7 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
             .expect("a pool without deadpool's own timeouts needs no runtime");
         let shared = Arc::new(Shared {
             pool,
+            in_transactions,
             max,
             min: settings.min_connections.min(max),
             acquire_timeout: settings.acquire_timeout,
@@ -177,6 +189,20 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
         });
         spawn_upkeep(Arc::downgrade(&shared));
         Pool { shared }
+    }
+
+    /// [`Pool::new`], but every statement runs in a transaction of its own (BEGIN, the
+    /// statement, COMMIT), for a transaction-mode connection pooler in front of the database
+    /// (PgBouncer's `pool_mode = transaction`, Supavisor, PgCat, RDS Proxy): it hands each
+    /// transaction to whichever server connection is free, so a statement prepared and then
+    /// executed in two round trips outside a transaction may meet a server that never saw it.
+    pub fn new_in_transactions(connect: Connect<C>, settings: &PoolSettings, max: u32) -> Self {
+        Self::build(connect, settings, max, true)
+    }
+
+    /// Whether statements run in transactions of their own ([`Pool::new_in_transactions`]).
+    pub fn runs_in_transactions(&self) -> bool {
+        self.shared.in_transactions
     }
 
     /// A connection, within the acquire timeout: an idle one (pinged first if it sat idle for
@@ -194,11 +220,15 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
         Ok(Pooled {
             object: Some(object),
             reusable: false,
+            in_transactions: self.shared.in_transactions,
         })
     }
 
     /// A round trip to the database on a pooled connection.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+    pub async fn ping(&self) -> Result<(), sqlx::Error>
+    where
+        C::Database: sqlx::Database<Connection = C>,
+    {
         self.acquire()
             .await?
             .run(async |conn| conn.ping().await)
@@ -278,6 +308,7 @@ fn spawn_upkeep<C: sqlx::Connection + 'static>(shared: Weak<Shared<C>>) {
 pub struct Pooled<C: sqlx::Connection + 'static> {
     object: Option<Object<Manager<C>>>,
     reusable: bool,
+    in_transactions: bool,
 }
 
 impl<C: sqlx::Connection + 'static> Pooled<C> {
@@ -287,12 +318,42 @@ impl<C: sqlx::Connection + 'static> Pooled<C> {
     pub async fn run<T>(
         &mut self,
         statement: impl AsyncFnOnce(&mut C) -> Result<T, sqlx::Error>,
-    ) -> Result<T, sqlx::Error> {
+    ) -> Result<T, sqlx::Error>
+    where
+        C::Database: sqlx::Database<Connection = C>,
+    {
         self.reusable = false;
         let object = self.object.as_mut().expect("a pooled connection");
-        let result = statement(object.raw()).await;
+        let result = if self.in_transactions {
+            in_transaction(object.raw(), statement).await
+        } else {
+            statement(object.raw()).await
+        };
         self.reusable = reusable_after(&result);
         result
+    }
+}
+
+/// `statement` between BEGIN and COMMIT (ROLLBACK when it failed; a failed rollback is the
+/// error then, so that the connection is not reused).
+async fn in_transaction<C, T>(
+    conn: &mut C,
+    statement: impl AsyncFnOnce(&mut C) -> Result<T, sqlx::Error>,
+) -> Result<T, sqlx::Error>
+where
+    C: sqlx::Connection,
+    C::Database: sqlx::Database<Connection = C>,
+{
+    let mut transaction = conn.begin().await?;
+    match statement(&mut *transaction).await {
+        Ok(value) => {
+            transaction.commit().await?;
+            Ok(value)
+        }
+        Err(err) => {
+            transaction.rollback().await?;
+            Err(err)
+        }
     }
 }
 

@@ -27,7 +27,7 @@ type Done<B> = <<B as SqlBackend>::Database as Database>::QueryResult;
 /// What one SQL database brings to [`SqlStore`].
 pub trait SqlBackend: Sized + Send + Sync + 'static {
     /// The sqlx driver.
-    type Database: Database;
+    type Database: Database + sqlx::database::HasStatementCache;
     /// The backend's own connection options (URL, mapping, pool settings, ...).
     type Options: Send;
     /// Its SQL syntax: quoting, parameters, the exact comparison, upserts, types.
@@ -57,6 +57,10 @@ pub struct SqlStore<B: SqlBackend> {
     sql: Statements,
     /// The ownIdData column's limits, refreshed by `inspect`.
     capacity: Capacity,
+    /// Whether statements are prepared once per connection and kept (named prepared statements,
+    /// cached by sqlx); not behind a transaction pooler, where the next transaction may run on
+    /// another server connection (see [`Pool::new_in_transactions`]).
+    prepared: bool,
 }
 
 impl<B: SqlBackend> SqlStore<B> {
@@ -70,6 +74,7 @@ impl<B: SqlBackend> SqlStore<B> {
         login_cast: Option<&str>,
     ) -> Self {
         SqlStore {
+            prepared: !writer.runs_in_transactions(),
             reader,
             writer,
             settings,
@@ -143,6 +148,7 @@ where
         let statement = Arc::clone(statement);
         self.run(&mut conn, async |conn| {
             sqlx::query(sqlx::AssertSqlSafe(statement))
+                .persistent(self.prepared)
                 .bind(login_id)
                 .bind(login_id)
                 .fetch_optional(conn)
@@ -163,6 +169,7 @@ where
         let done = self
             .run(conn, async |conn| {
                 sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .persistent(self.prepared)
                     .bind(ownid_data)
                     .bind(login_id)
                     .bind(login_id)
@@ -184,7 +191,8 @@ where
         let statement = Arc::clone(statement);
         let done = self
             .run(conn, async |conn| {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(statement)).persistent(self.prepared);
                 for _ in 0..count {
                     query = query.bind(login_id);
                 }
@@ -268,6 +276,7 @@ where
         let inserted = self
             .run(&mut conn, async |conn| {
                 sqlx::query(sqlx::AssertSqlSafe(insert))
+                    .persistent(self.prepared)
                     .bind(login_id)
                     .bind(ownid_data)
                     .execute(conn)
@@ -341,7 +350,10 @@ where
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.acquire(&self.reader).await?;
         self.run(&mut conn, async |conn| {
-            sqlx::query("SELECT 1").execute(conn).await
+            sqlx::query("SELECT 1")
+                .persistent(self.prepared)
+                .execute(conn)
+                .await
         })
         .await?;
         Ok(())
@@ -371,6 +383,7 @@ where
         for statement in &statements {
             conn.run(async |conn| {
                 sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                    .persistent(false)
                     .execute(conn)
                     .await
             })

@@ -8,6 +8,11 @@ pub enum StoreError {
     NotFound,
     /// The database cannot be reached, or the pool timed out (503 with `Retry-After`).
     Unavailable(String),
+    /// The database refused this statement for a conflict with another one, and the same
+    /// statement may well succeed if run again: a serialization failure, a deadlock, a lock
+    /// timeout, a Galera certification conflict, SQLite's busy database, MongoDB's write
+    /// conflict. The server retries it; when retries run out, 503 with `Retry-After`.
+    Contention(String),
     /// The value does not fit the column (413); nothing was written.
     TooLarge { max_chars: u64 },
     /// The login id is new, but the table's unique login-id index already holds one that its
@@ -23,6 +28,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::NotFound => f.write_str("user not found"),
             StoreError::Unavailable(detail) => write!(f, "storage unavailable: {detail}"),
+            StoreError::Contention(detail) => write!(f, "storage contention: {detail}"),
             StoreError::TooLarge { max_chars } => {
                 write!(f, "value longer than the column's {max_chars} characters")
             }
@@ -35,3 +41,10 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// Whether running the same operation again may succeed: [`StoreError::Contention`].
+    pub fn is_contention(&self) -> bool {
+        matches!(self, StoreError::Contention(_))
+    }
+}
