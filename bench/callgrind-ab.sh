@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Instructions per request of two builds under callgrind: unlike req/s on this shared virtual
+# machine, the count repeats from run to run. Runs inside scripts/test.sh, for its throwaway
+# PostgreSQL, from the repository root:
+#
+#   CG_OUT=/tmp/cg CG_BINS="old=/path/to/release new=target/release" CG_BACKENDS="postgres sqlite" \
+#     CG_OPS="get set" CG_SECONDS=15 OWNID_TEST_SERVERS_RUN=bench/callgrind-ab.sh scripts/test.sh
+#
+# Each directory in CG_BINS holds ownid-bridge and ownid-bench. Per backend, operation and build:
+# seed 10,000 users, start the server under callgrind, warm up 3 s with wrk at 4 connections, zero
+# the counters, run CG_SECONDS of wrk, dump. Prints (and appends to $CG_OUT/results.tsv):
+# round, backend, operation, build, requests, instructions, instructions per request, errors.
+set -euo pipefail
+out=${CG_OUT:?}; mkdir -p "$out"
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+completed() {
+  curl -fs "http://127.0.0.1:$port/metrics" | awk '/^ownid_bridge_requests_total\{operation="(setOwnIDDataByLoginId|getOwnIDDataByLoginId|getSessionByLoginId)"/ { n += $NF } END { print n + 0 }'
+}
+users=10000
+for round in ${CG_ROUNDS:-1}; do
+for backend in ${CG_BACKENDS:-sqlite postgres}; do
+  for op in ${CG_OPS:-get set}; do
+    for pair in ${CG_BINS:?}; do
+      name=${pair%%=*}; bin=${pair#*=}
+      case $backend in
+        sqlite) url="sqlite://$work/cg.db" ;;
+        postgres) url=$OWNID_TEST_POSTGRES_URL ;;
+      esac
+      "$bin/ownid-bench" seed --backend "$backend" --url "$url" --users $users >/dev/null 2>&1
+      port=$(free_port); secret=$("$bin/ownid-bridge" config secret)
+      cat >"$work/c.yaml" <<YAML
+server:
+  listen: "127.0.0.1:$port"
+ownid:
+  shared_secret: "$secret"
+  max_clock_skew: "1h"
+  replay_protection: "off"
+session:
+  secret: "$("$bin/ownid-bridge" config secret)"
+storage:
+  backend: $backend
+  url: "$url"
+  pool:
+    max_connections: 32
+log:
+  level: warn
+YAML
+      case $op in get) ep=getOwnIDDataByLoginId ;; set) ep=setOwnIDDataByLoginId ;; session) ep=getSessionByLoginId ;; esac
+      "$bin/ownid-bench" requests --url "http://127.0.0.1:$port/ownid" --secret "$secret" --op "$op" --users $users --count 20000 --out "$work/req.tsv"
+      cgout="$out/cg.$round.$backend.$op.$name"
+      valgrind --tool=callgrind --callgrind-out-file="$cgout" \
+        "$bin/ownid-bridge" --config "$work/c.yaml" serve >"$work/srv.out" 2>"$work/srv.log" &
+      pid=$!
+      for _ in $(seq 600); do curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.2; done
+      wrk -t1 -c4 -d3s --timeout 20s -s bench/wrk.lua "http://127.0.0.1:$port" -- "$work/req.tsv" >/dev/null
+      sleep 1
+      before=$(completed)
+      callgrind_control -z $pid >/dev/null
+      wrk -t1 -c4 -d"${CG_SECONDS:-20}s" --timeout 20s -s bench/wrk.lua "http://127.0.0.1:$port" -- "$work/req.tsv" > "$work/wrk.out"
+      sleep 2
+      after=$(completed)
+      callgrind_control -d $pid >/dev/null
+      kill -TERM $pid; wait $pid || true
+      part=$(ls -t "$cgout"* | grep -v "^$cgout$" | head -1); ir=$(callgrind_annotate "$part" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
+      n=$((after - before))
+      errors=$(sed -n 's/^BENCH //p' "$work/wrk.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["errors"])')
+      echo -e "$round\t$backend\t$op\t$name\t$n\t$ir\t$((ir / n))\t$errors" | tee -a "$out/results.tsv"
+    done
+  done
+done
+done
