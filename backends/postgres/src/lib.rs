@@ -216,35 +216,6 @@ async fn login_cast(pool: &PgPool, mapping: &UsersMapping) -> Result<Option<Stri
     Ok((!plain.contains(&type_name.as_str()) && simple).then_some(type_name))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_multi_host_url_is_one_url_per_host() {
-        let targets = Targets::parse(
-            "postgres://app:pw@h1:5432,h2:5433,[::1]:5434/db?sslmode=disable&target_session_attrs=read-write",
-        )
-        .unwrap();
-        assert_eq!(
-            targets,
-            Targets {
-                urls: vec![
-                    "postgres://app:pw@h1:5432/db?sslmode=disable".into(),
-                    "postgres://app:pw@h2:5433/db?sslmode=disable".into(),
-                    "postgres://app:pw@[::1]:5434/db?sslmode=disable".into(),
-                ],
-                read_write: true,
-            }
-        );
-        let single = Targets::parse("postgresql://localhost/db").unwrap();
-        assert_eq!(single.urls, vec!["postgresql://localhost/db".to_owned()]);
-        assert!(!single.read_write);
-        assert!(Targets::parse("postgres://h1,,h2/db").is_err());
-        assert!(Targets::parse("postgres://h1,h2/db?target_session_attrs=standby").is_err());
-    }
-}
-
 /// The PostgreSQL backend of [`SqlStore`].
 pub struct Postgres;
 
@@ -359,4 +330,33 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
         columns,
         login_id_unique: unique,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_host_url_is_one_url_per_host() {
+        let targets = Targets::parse(
+            "postgres://app:pw@h1:5432,h2:5433,[::1]:5434/db?sslmode=disable&target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(
+            targets,
+            Targets {
+                urls: vec![
+                    "postgres://app:pw@h1:5432/db?sslmode=disable".into(),
+                    "postgres://app:pw@h2:5433/db?sslmode=disable".into(),
+                    "postgres://app:pw@[::1]:5434/db?sslmode=disable".into(),
+                ],
+                read_write: true,
+            }
+        );
+        let single = Targets::parse("postgresql://localhost/db").unwrap();
+        assert_eq!(single.urls, vec!["postgresql://localhost/db".to_owned()]);
+        assert!(!single.read_write);
+        assert!(Targets::parse("postgres://h1,,h2/db").is_err());
+        assert!(Targets::parse("postgres://h1,h2/db?target_session_attrs=standby").is_err());
+    }
 }
