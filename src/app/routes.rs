@@ -1,0 +1,114 @@
+//! The application's small routes (health, readiness, static documents) and the request log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ownid_bridge_store::UserStore;
+use poem::web::Json;
+use poem::{handler, Endpoint, IntoResponse, Request, Response};
+
+use crate::error::ApiError;
+use crate::signature::SignatureRejected;
+
+pub(super) fn static_body(
+    body: String,
+    content_type: &'static str,
+) -> impl Endpoint<Output = Response> {
+    poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type(content_type)
+            .body(body.clone())
+    })
+}
+
+#[handler]
+pub(super) fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[handler]
+pub(super) async fn readyz(store: poem::web::Data<&Arc<dyn UserStore>>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(5), store.ping()).await {
+        Ok(Ok(())) => Json(serde_json::json!({ "status": "ready", "storage": store.backend() }))
+            .into_response(),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            ApiError::unavailable().into_response()
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out after 5s");
+            ApiError::unavailable().into_response()
+        }
+    }
+}
+
+/// The configured paths the request log needs to name a route.
+pub(super) struct LoggedPaths {
+    pub(super) jwks: String,
+    /// The base path with a trailing `/`.
+    pub(super) base: String,
+}
+
+/// One log line per request: operation, status, latency and a request id (taken from
+/// `x-request-id` when the caller sends one, and echoed back). Bodies, signatures, tokens and
+/// ownIdData are never logged.
+pub(super) async fn log_request<E: Endpoint>(
+    next: E,
+    req: Request,
+    paths: Arc<LoggedPaths>,
+) -> poem::Result<Response> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| {
+            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut response = match next.call(req).await {
+        Ok(response) => response.into_response(),
+        Err(err) => crate::error::error_response(err),
+    };
+    let status = response.status();
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
+    // An OwnID operation names itself; other routes (and requests refused before an operation
+    // ran) are named by their path.
+    let operation = match response.data::<poem_openapi::OperationId>() {
+        Some(poem_openapi::OperationId(id)) => *id,
+        None => crate::metrics::operation(&path, &paths.jwks),
+    };
+    let rejected = response
+        .data::<SignatureRejected>()
+        .map(|SignatureRejected(reason)| reason.code());
+    crate::metrics::record_request(operation, status.as_u16(), elapsed);
+    if let Some(reason) = rejected {
+        crate::metrics::record_signature_failure(reason);
+    }
+    if status.is_server_error() {
+        tracing::warn!(%request_id, %method, operation, status = status.as_u16(), latency_ms, rejected, "request");
+    } else {
+        tracing::info!(%request_id, %method, operation, status = status.as_u16(), latency_ms, rejected, "request");
+    }
+    if let Ok(value) = request_id.parse() {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+        // RFC 9110: a 405 names the methods the resource has. The OwnID operations take POST;
+        // every other route of this server is GET.
+        let allow = if path.starts_with(&paths.base) {
+            "POST"
+        } else {
+            "GET"
+        };
+        response.headers_mut().insert(
+            poem::http::header::ALLOW,
+            poem::http::HeaderValue::from_static(allow),
+        );
+    }
+    Ok(response)
+}
