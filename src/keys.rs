@@ -54,19 +54,15 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Both keys, or the first reason one cannot be used. The presence of every secret is
-    /// checked before any is decoded, so a configuration missing one is told so first.
+    /// Both keys, or the first reason one cannot be used. Both secrets are looked up before
+    /// either is decoded, so a configuration missing one is told so first.
     pub fn resolve(config: &Config, missing: MissingSecrets) -> Result<Keys, KeyError> {
-        if missing == MissingSecrets::Refuse {
-            shared_secret(config, missing, &mut GeneratedSecrets::default())?;
-            session_secret(config, missing, &mut GeneratedSecrets::default())?;
-        }
         let mut generated = GeneratedSecrets::default();
-        let verifier = verifier(config, missing, &mut generated)?;
-        let sessions = sessions(config, missing, &mut generated)?;
+        let shared = shared_secret(config, missing, &mut generated)?;
+        let session = session_secret(config, missing, &mut generated)?;
         Ok(Keys {
-            verifier,
-            sessions,
+            verifier: decode_verifier(config, &shared)?,
+            sessions: decode_sessions(config, session.as_ref())?,
             generated,
         })
     }
@@ -114,11 +110,7 @@ pub fn verifier(
     missing: MissingSecrets,
     generated: &mut GeneratedSecrets,
 ) -> Result<SignatureVerifier, KeyError> {
-    let secret = shared_secret(config, missing, generated)?;
-    Ok(
-        SignatureVerifier::new(&secret, config.ownid.max_clock_skew)?
-            .with_previous(&config.ownid.previous_shared_secrets)?,
-    )
+    decode_verifier(config, &shared_secret(config, missing, generated)?)
 }
 
 /// The session issuer: its algorithm with the session secret or key pair.
@@ -127,6 +119,14 @@ pub fn sessions(
     missing: MissingSecrets,
     generated: &mut GeneratedSecrets,
 ) -> Result<SessionIssuer, KeyError> {
-    let secret = session_secret(config, missing, generated)?;
-    Ok(SessionIssuer::new(&config.session, secret.as_ref())?)
+    decode_sessions(config, session_secret(config, missing, generated)?.as_ref())
+}
+
+fn decode_verifier(config: &Config, secret: &Secret) -> Result<SignatureVerifier, KeyError> {
+    Ok(SignatureVerifier::new(secret, config.ownid.max_clock_skew)?
+        .with_previous(&config.ownid.previous_shared_secrets)?)
+}
+
+fn decode_sessions(config: &Config, secret: Option<&Secret>) -> Result<SessionIssuer, KeyError> {
+    Ok(SessionIssuer::new(&config.session, secret)?)
 }
