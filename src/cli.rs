@@ -327,12 +327,11 @@ fn default_base_url(config: &Config) -> String {
         Some(("[::]", port)) => format!("[::1]:{port}"),
         _ => listen.clone(),
     };
-    let scheme = if config.server.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host_port}{}", config.server.base_path)
+    format!(
+        "{}://{host_port}{}",
+        config.server.scheme(),
+        config.server.base_path
+    )
 }
 
 async fn sign(

@@ -268,10 +268,7 @@ impl Listening {
         let store = tokio::select! {
             store = crate::storage::open_waiting(&config) => store?,
             stopped = &mut server => {
-                stopped
-                    .map_err(std::io::Error::other)
-                    .and_then(|served| served)
-                    .map_err(StartError::Serve)?;
+                served(stopped)?;
                 return Ok(None);
             }
         };
@@ -305,12 +302,7 @@ impl Ready {
 
     /// `http://` or `https://` and the address the server listens on.
     pub fn base_url(&self) -> String {
-        let scheme = if self.app.config.server.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        format!("{scheme}://{}", self.addr)
+        format!("{}://{}", self.app.config.server.scheme(), self.addr)
     }
 
     /// Where Prometheus scrapes, when metrics are on.
@@ -324,12 +316,16 @@ impl Ready {
 
     /// Serves until SIGINT or SIGTERM (see [`serve_configured`]).
     pub async fn run(self) -> Result<(), StartError> {
-        self.server
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|served| served)
-            .map_err(StartError::Serve)
+        served(self.server.await)
     }
+}
+
+/// How the server task ended: its own I/O error, or a panic, as [`StartError::Serve`].
+fn served(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), StartError> {
+    joined
+        .map_err(std::io::Error::other)
+        .and_then(|served| served)
+        .map_err(StartError::Serve)
 }
 
 /// What the main port answers while the store is being opened: `/healthz` is up, `/readyz` and

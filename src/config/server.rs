@@ -119,6 +119,15 @@ impl Default for LogConfig {
 }
 
 impl ServerConfig {
+    /// `https` with `server.tls`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
         let base = self.base_path.trim_end_matches('/');
         if !base.starts_with('/')
