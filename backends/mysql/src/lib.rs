@@ -74,9 +74,7 @@ async fn on_galera(conn: &mut MySqlConnection) -> Result<bool, sqlx::Error> {
         Ok(on) => Ok(on == 1),
         // 1193 unknown system variable: MySQL, or MariaDB built without wsrep.
         Err(sqlx::Error::Database(err))
-            if err
-                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .is_some_and(|err| err.number() == 1193) =>
+            if ownid_bridge_sql::mysql_number(err.as_ref()) == Some(1193) =>
         {
             Ok(false)
         }

@@ -94,14 +94,15 @@ fn mysql_condition(number: Option<u16>, sqlstate: &str) -> Condition {
     }
 }
 
+/// A MySQL/MariaDB error's number (`None` for other databases).
 #[cfg(feature = "mysql")]
-fn mysql_number(db: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+pub fn mysql_number(db: &dyn sqlx::error::DatabaseError) -> Option<u16> {
     db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
         .map(|err| err.number())
 }
 
 #[cfg(not(feature = "mysql"))]
-fn mysql_number(_: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+pub fn mysql_number(_: &dyn sqlx::error::DatabaseError) -> Option<u16> {
     None
 }
 

@@ -12,7 +12,7 @@ pub mod pool;
 mod schema;
 mod statements;
 mod store;
-pub use classify::classify;
+pub use classify::{classify, mysql_number};
 pub use dialect::Dialect;
 pub use facts::{declared_width, Capacity, Column, TableFacts};
 pub use pool::{connector, Connect, Pool, Pooled, PING_IF_IDLE_FOR};

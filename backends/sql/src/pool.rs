@@ -137,9 +137,8 @@ impl<C: sqlx::Connection + 'static> Clone for Pool<C> {
 
 struct Shared<C: sqlx::Connection + 'static> {
     pool: Deadpool<C>,
-    /// Each statement runs in a transaction of its own (see [`Pool::in_transactions`]).
+    /// Each statement runs in a transaction of its own (see [`Pool::new_in_transactions`]).
     in_transactions: bool,
-    max: u32,
     min: u32,
     acquire_timeout: Duration,
     idle_timeout: Option<Duration>,
@@ -182,7 +181,6 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
         let shared = Arc::new(Shared {
             pool,
             in_transactions,
-            max,
             min: settings.min_connections.min(max),
             acquire_timeout: settings.acquire_timeout,
             idle_timeout: settings.idle_timeout,
@@ -247,7 +245,7 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
 
     /// The most connections this pool opens.
     pub fn max_connections(&self) -> u32 {
-        self.shared.max
+        u32::try_from(self.shared.pool.status().max_size).unwrap_or(u32::MAX)
     }
 }
 
