@@ -9,12 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ownid_bridge::cli::Operation;
-use ownid_bridge::config::Backend;
-use ownid_bridge_mongodb::{MongoOptions, MongoStore};
-use ownid_bridge_mysql::{MySqlOptions, MySqlStore};
-use ownid_bridge_postgres::{PostgresOptions, PostgresStore};
-use ownid_bridge_sqlite::{SqliteOptions, SqliteStore};
-use ownid_bridge_store::{PoolSettings, UserStore, UsersMapping};
+use ownid_bridge::config::{Backend, StorageConfig};
+use ownid_bridge::secret::DatabaseUrl;
+use ownid_bridge::storage;
+use ownid_bridge_store::{PoolSettings, UserStore};
 
 use crate::{login_id, ownid_data, BoxError, Rng};
 
@@ -29,47 +27,21 @@ pub struct RawOptions {
     pub warmup: f64,
 }
 
-/// The store the server would open for `options`, with a pool of `options.pool` connections and
-/// a longer wait for one.
+/// The store the server would open for `options` (`storage::open`, defaults for everything but
+/// the backend, the URL and the pool), with a pool of `options.pool` connections and a longer
+/// wait for one.
 async fn open_store(options: &RawOptions) -> Result<Arc<dyn UserStore>, BoxError> {
-    let (url, mapping) = (options.url.clone(), UsersMapping::demo());
-    let pool = PoolSettings {
-        max_connections: options.pool,
-        acquire_timeout: Duration::from_secs(30),
-        ..PoolSettings::default()
+    let config = StorageConfig {
+        backend: options.backend,
+        url: DatabaseUrl::new(options.url.clone()),
+        pool: PoolSettings {
+            max_connections: options.pool,
+            acquire_timeout: Duration::from_secs(30),
+            ..PoolSettings::default()
+        },
+        ..StorageConfig::default()
     };
-    Ok(match options.backend {
-        Backend::Sqlite => Arc::new(
-            SqliteStore::connect(SqliteOptions {
-                url,
-                mapping,
-                pool,
-                create_if_missing: false,
-            })
-            .await?,
-        ),
-        Backend::Postgres => Arc::new(
-            PostgresStore::connect(PostgresOptions {
-                url,
-                mapping,
-                pool,
-                transaction_pooler: false,
-            })
-            .await?,
-        ),
-        Backend::Mysql => Arc::new(
-            MySqlStore::connect(MySqlOptions {
-                url,
-                mapping,
-                pool,
-                galera_sync_wait: true,
-            })
-            .await?,
-        ),
-        Backend::Mongodb => {
-            Arc::new(MongoStore::connect(MongoOptions { url, mapping, pool }).await?)
-        }
-    })
+    Ok(storage::open(&config, false).await?)
 }
 
 /// One operation of the data path; a seeded user that is missing, or has no data, is an error.
