@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{fresh_timestamp, sign, JWT_SECRET, SECRET};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The binary under test, as cargo built it.
@@ -457,15 +457,7 @@ async fn stop(mut child: Child) -> String {
         .expect("the server did not stop within 20 s of SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    logs
+    common::read_stderr(&mut child).await
 }
 
 #[tokio::test]

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{JWT_SECRET, SECRET};
+use common::{read_stderr, JWT_SECRET, SECRET};
 use ownid_bridge_store::outage::{required_url, server_addr, with_server, OutageProxy};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A password the test database does not ask for (trust authentication), to see that it never
@@ -71,18 +71,6 @@ fn url_through(proxy: &OutageProxy, url: &str) -> String {
     url.replacen("postgres@", &format!("postgres:{PASSWORD}@"), 1)
 }
 
-async fn stderr(child: &mut Child) -> String {
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    logs
-}
-
 #[tokio::test]
 async fn serve_waits_for_the_database_and_is_ready_once_it_answers() {
     let url = required_url("OWNID_TEST_POSTGRES_URL");
@@ -120,7 +108,7 @@ async fn serve_waits_for_the_database_and_is_ready_once_it_answers() {
         .args(["-TERM", &pid])
         .status()
         .unwrap();
-    let logs = stderr(&mut child).await;
+    let logs = read_stderr(&mut child).await;
     let waiting = logs
         .lines()
         .filter(|line| line.contains("not reachable yet"))
@@ -152,7 +140,7 @@ async fn serve_gives_up_when_the_wait_runs_out() {
         elapsed >= Duration::from_secs(3),
         "gave up after {elapsed:?}"
     );
-    let logs = stderr(&mut child).await;
+    let logs = read_stderr(&mut child).await;
     assert!(logs.contains("not reachable yet"), "{logs}");
     assert!(
         !logs.contains(PASSWORD),
@@ -176,6 +164,6 @@ async fn serve_does_not_wait_for_what_waiting_cannot_fix() {
         .unwrap();
     assert_eq!(status.code(), Some(2));
     assert!(started.elapsed() < Duration::from_secs(20));
-    let logs = stderr(&mut child).await;
+    let logs = read_stderr(&mut child).await;
     assert!(!logs.contains("not reachable yet"), "{logs}");
 }

@@ -392,3 +392,17 @@ pub fn signed_now(body: &str) -> (String, String) {
     let signature = sign(body, &timestamp);
     (timestamp, signature)
 }
+
+/// Everything a child process wrote to its standard error (piped), read to its end.
+pub async fn read_stderr(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    logs
+}
