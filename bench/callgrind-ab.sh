@@ -13,10 +13,8 @@
 set -euo pipefail
 out=${CG_OUT:?}; mkdir -p "$out"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-completed() {
-  curl -fs "http://127.0.0.1:$port/metrics" | awk '/^ownid_bridge_requests_total\{operation="(setOwnIDDataByLoginId|getOwnIDDataByLoginId|getSessionByLoginId)"/ { n += $NF } END { print n + 0 }'
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 users=10000
 for round in ${CG_ROUNDS:-1}; do
 for backend in ${CG_BACKENDS:-sqlite postgres}; do
@@ -29,23 +27,8 @@ for backend in ${CG_BACKENDS:-sqlite postgres}; do
       esac
       "$bin/ownid-bench" seed --backend "$backend" --url "$url" --users $users >/dev/null 2>&1
       port=$(free_port); secret=$("$bin/ownid-bridge" config secret)
-      cat >"$work/c.yaml" <<YAML
-server:
-  listen: "127.0.0.1:$port"
-ownid:
-  shared_secret: "$secret"
-  max_clock_skew: "1h"
-  replay_protection: "off"
-session:
-  secret: "$("$bin/ownid-bridge" config secret)"
-storage:
-  backend: $backend
-  url: "$url"
-  pool:
-    max_connections: 32
-log:
-  level: warn
-YAML
+      server_config "$port" "$secret" "$("$bin/ownid-bridge" config secret)" "$backend" "$url" 32 \
+        >"$work/c.yaml"
       case $op in get) ep=getOwnIDDataByLoginId ;; set) ep=setOwnIDDataByLoginId ;; session) ep=getSessionByLoginId ;; esac
       "$bin/ownid-bench" requests --url "http://127.0.0.1:$port/ownid" --secret "$secret" --op "$op" --users $users --count 20000 --out "$work/req.tsv"
       cgout="$out/cg.$round.$backend.$op.$name"
@@ -55,11 +38,11 @@ YAML
       for _ in $(seq 600); do curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.2; done
       wrk -t1 -c4 -d3s --timeout 20s -s bench/wrk.lua "http://127.0.0.1:$port" -- "$work/req.tsv" >/dev/null
       sleep 1
-      before=$(completed)
+      before=$(completed "$port")
       callgrind_control -z $pid >/dev/null
       wrk -t1 -c4 -d"${CG_SECONDS:-20}s" --timeout 20s -s bench/wrk.lua "http://127.0.0.1:$port" -- "$work/req.tsv" > "$work/wrk.out"
       sleep 2
-      after=$(completed)
+      after=$(completed "$port")
       callgrind_control -d $pid >/dev/null
       kill -TERM $pid; wait $pid || true
       part=$(ls -t "$cgout"* | grep -v "^$cgout$" | head -1); ir=$(callgrind_annotate "$part" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')

@@ -46,9 +46,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 secret=$("$bin/ownid-bridge" config secret)
 jwt_secret=$("$bin/ownid-bridge" config secret)
@@ -57,24 +56,7 @@ start_instance() { # backend url extra-yaml -> appends the port to $ports
   local backend=$1 url=$2 extra=$3 port config
   port=$(free_port)
   config=$work/instance-$port.yaml
-  cat >"$config" <<EOF
-server:
-  listen: "127.0.0.1:$port"
-ownid:
-  shared_secret: "$secret"
-  max_clock_skew: "1h"
-  replay_protection: "off"
-session:
-  secret: "$jwt_secret"
-storage:
-  backend: $backend
-  url: "$url"
-$extra
-  pool:
-    max_connections: 16
-log:
-  level: warn
-EOF
+  server_config "$port" "$secret" "$jwt_secret" "$backend" "$url" 16 "$extra" >"$config"
   "$bin/ownid-bridge" --config "$config" serve >"$work/instance-$port.out" 2>"$work/instance-$port.log" &
   instance_pids+=("$!")
   local deadline=$((SECONDS + 60))

@@ -173,9 +173,9 @@ run() { # command...: logged, then run
   "$@"
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port, server_config, completed
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 record() { # prefix json: appends {prefix fields..., json fields...} to results.jsonl
   local json=$2
@@ -206,25 +206,7 @@ start_server() { # backend url users -> server_pid, port
   port=$(free_port)
   secret=$("$bridge" config secret)
   config=$work/bridge-$backend.yaml
-  cat >"$config" <<EOF
-server:
-  listen: "127.0.0.1:$port"
-ownid:
-  shared_secret: "$secret"
-  # The requests are signed before the run and replayed during it: a long window, and replay
-  # protection (on by default) off, since every pre-signed request is sent many times.
-  max_clock_skew: "1h"
-  replay_protection: "off"
-session:
-  secret: "$("$bridge" config secret)"
-storage:
-  backend: $backend
-  url: "$url"
-  pool:
-    max_connections: $pool
-log:
-  level: warn
-EOF
+  server_config "$port" "$secret" "$("$bridge" config secret)" "$backend" "$url" "$pool" >"$config"
   # For the report, without the run's secrets.
   sed -E 's/^(  (shared_secret|secret): ).*/\1"<generated for the run>"/' "$config" \
     >"$out/config-$backend-$users.yaml"
@@ -242,18 +224,13 @@ EOF
   done
 }
 
-completed() { # requests the server has answered on the three endpoints (from its metrics)
-  curl -fs "http://127.0.0.1:$port/metrics" \
-    | awk '/^ownid_bridge_requests_total\{operation="(setOwnIDDataByLoginId|getOwnIDDataByLoginId|getSessionByLoginId)"/ { n += $NF } END { print n + 0 }'
-}
-
 drain() { # waits until the server has finished what wrk left in flight: the count stops moving
   local before after deadline=$((SECONDS + 120))
-  after=$(completed) || { sleep 1; return; }
+  after=$(completed "$port") || { sleep 1; return; }
   while :; do
     sleep 0.5
     before=$after
-    after=$(completed) || return 0
+    after=$(completed "$port") || return 0
     [[ $before == "$after" ]] && return 0
     ((SECONDS < deadline)) || { echo "   (the server was still busy after 120 s)" >&2; return 0; }
   done

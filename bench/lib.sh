@@ -1,0 +1,42 @@
+# Shell functions the benchmark scripts share (scripts/bench.sh, bench/callgrind-ab.sh,
+# bench/scale.sh); sourced, not run.
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# server_config PORT SECRET JWT_SECRET BACKEND URL MAX_CONNECTIONS [STORAGE_LINES]: a server
+# configuration for a benchmark, on standard output. STORAGE_LINES are extra keys of `storage`,
+# indented by two spaces.
+server_config() {
+  local port=$1 secret=$2 jwt_secret=$3 backend=$4 url=$5 max_connections=$6 extra=${7:-}
+  cat <<YAML
+server:
+  listen: "127.0.0.1:$port"
+ownid:
+  shared_secret: "$secret"
+  # The requests are signed before the run and replayed during it: a long window, and replay
+  # protection (on by default) off, since every pre-signed request is sent many times.
+  max_clock_skew: "1h"
+  replay_protection: "off"
+session:
+  secret: "$jwt_secret"
+storage:
+  backend: $backend
+  url: "$url"
+YAML
+  [[ -n $extra ]] && printf '%s\n' "$extra"
+  cat <<YAML
+  pool:
+    max_connections: $max_connections
+log:
+  level: warn
+YAML
+}
+
+# completed PORT: the requests the server on PORT has answered on the three endpoints (from its
+# metrics).
+completed() {
+  curl -fs "http://127.0.0.1:$1/metrics" \
+    | awk '/^ownid_bridge_requests_total\{operation="(setOwnIDDataByLoginId|getOwnIDDataByLoginId|getSessionByLoginId)"/ { n += $NF } END { print n + 0 }'
+}
