@@ -257,7 +257,7 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
     match storage::open(&config.storage, false).await {
         Ok(store) => {
             println!("ok   storage: {} reachable", config.storage.url);
-            let report = store.inspect().await?;
+            let report = storage::inspect(&config, store.as_ref()).await?;
             print!("{report}");
             ok &= report.is_ok();
         }
@@ -277,14 +277,14 @@ async fn schema(config: Config) -> anyhow::Result<ExitCode> {
     let store = storage::open(&config.storage, true)
         .await
         .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))?;
-    let changes = store.apply_schema(true).await?;
+    let changes = storage::apply_schema(&config, store.as_ref(), true).await?;
     if changes.is_empty() {
         println!("nothing to change");
     }
     for change in &changes {
         println!("applied: {change}");
     }
-    let report = store.inspect().await?;
+    let report = storage::inspect(&config, store.as_ref()).await?;
     print!("{report}");
     Ok(if report.is_ok() {
         ExitCode::SUCCESS

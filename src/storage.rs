@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use ownid_bridge_store::{checks, SchemaReport, StoreError, UserStore};
+use ownid_bridge_store::{checks, SchemaReport, SignatureLedger, StoreError, UserStore};
 
-use crate::config::{Backend, Config, ConfigError, StorageConfig};
+use crate::config::{Backend, Config, ConfigError, ReplayProtection, StorageConfig};
 
 /// Why a store could not be opened: its configuration, or the backend itself.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,49 @@ pub enum NotServable {
          `ownid-bridge schema` to create it"
     )]
     NoUniqueIndex,
+    #[error("ownid.replay_protection: storage is not available on the {0} backend")]
+    NoLedger(&'static str),
+}
+
+/// The replay guard's table when `ownid.replay_protection` is `storage`; `None` otherwise, or
+/// when the backend has none.
+pub fn signature_ledger(
+    config: &Config,
+    store: &dyn UserStore,
+) -> Option<Arc<dyn SignatureLedger>> {
+    (config.ownid.replay_protection == ReplayProtection::Storage)
+        .then(|| store.signature_ledger(config.ownid.replay_table.identifier()))
+        .flatten()
+}
+
+/// What `check` reports: the users table, and the replay guard's table when the configuration
+/// keeps signatures in storage.
+pub async fn inspect(config: &Config, store: &dyn UserStore) -> Result<SchemaReport, StoreError> {
+    let mut report = store.inspect().await?;
+    if let Some(ledger) = signature_ledger(config, store) {
+        report.checks.push(ledger.inspect().await?);
+    } else if config.ownid.replay_protection == ReplayProtection::Storage {
+        report.essential(
+            ownid_bridge_store::LEDGER_CHECK,
+            false,
+            format!("the {} backend cannot keep one", store.backend()),
+        );
+    }
+    Ok(report)
+}
+
+/// What `schema` changes: [`UserStore::apply_schema`], then the replay guard's table when the
+/// configuration keeps signatures in storage.
+pub async fn apply_schema(
+    config: &Config,
+    store: &dyn UserStore,
+    create_table: bool,
+) -> Result<Vec<String>, StoreError> {
+    let mut changes = store.apply_schema(create_table).await?;
+    if let Some(ledger) = signature_ledger(config, store) {
+        changes.extend(ledger.apply_schema().await?);
+    }
+    Ok(changes)
 }
 
 /// Opens the store and makes it ready to serve: creates the demo table when allowed and the
@@ -45,13 +88,30 @@ pub async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, Not
             url: config.storage.url.to_string(),
             source,
         })?;
-    let mut report = store.inspect().await?;
+    if config.ownid.replay_protection == ReplayProtection::Storage
+        && signature_ledger(config, store.as_ref()).is_none()
+    {
+        return Err(NotServable::NoLedger(store.backend()));
+    }
+    let mut report = inspect(config, store.as_ref()).await?;
     let table_missing = report.check(checks::TABLE).is_some_and(|check| !check.ok);
-    if table_missing && config.storage.creates_demo_table() {
-        for change in store.apply_schema(true).await? {
-            tracing::info!(change, "created the demo table");
+    let ledger_missing = report
+        .check(ownid_bridge_store::LEDGER_CHECK)
+        .is_some_and(|check| !check.ok);
+    if (table_missing || ledger_missing) && config.storage.creates_demo_table() {
+        // The demo database: its users table and the replay guard's, whichever is missing
+        // (an existing users table is left as it is).
+        let mut changes = Vec::new();
+        if table_missing {
+            changes.extend(store.apply_schema(true).await?);
         }
-        report = store.inspect().await?;
+        if let Some(ledger) = signature_ledger(config, store.as_ref()).filter(|_| ledger_missing) {
+            changes.extend(ledger.apply_schema().await?);
+        }
+        for change in changes {
+            tracing::info!(change, "created a missing table (demo database)");
+        }
+        report = inspect(config, store.as_ref()).await?;
     }
     if !report.is_usable() {
         return Err(NotServable::Unusable(report));

@@ -60,21 +60,9 @@ async fn postgres_through_pgbouncer() {
     the_contract_holds(&app).await;
 }
 
-/// The test server's `ownid_bridge_app_test` database (created when missing), as a URL.
-async fn mysql_test_database() -> String {
-    let base = required_url("OWNID_TEST_MYSQL_URL");
-    let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
-    sqlx::query("CREATE DATABASE IF NOT EXISTS ownid_bridge_app_test")
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    format!("{}/ownid_bridge_app_test", base.trim_end_matches('/'))
-}
-
 #[tokio::test]
 async fn mysql() {
-    let url = mysql_test_database().await;
+    let url = mysql_test_database("ownid_bridge_app_test").await;
     let app = app_on("mariadb", &url).await;
     the_contract_holds(&app).await;
 }
@@ -148,7 +136,7 @@ async fn postgres_serialization_failures_are_retried() {
 
 #[tokio::test]
 async fn mysql_deadlocks_and_certification_conflicts_are_retried() {
-    let url = mysql_test_database().await;
+    let url = mysql_test_database("ownid_bridge_app_test").await;
     let app = app_on("mariadb", &url).await;
     let table = app.config.storage.users.mapping().table.to_string();
     let admin = sqlx::MySqlPool::connect(&url).await.unwrap();

@@ -16,8 +16,8 @@ use crate::error::{ApiError, RETRY_AFTER_SECONDS};
 pub struct ErrorBody {
     /// A machine-readable code: `invalid_request`, `missing_signature`, `stale_timestamp`,
     /// `invalid_signature`, `replayed_request`, `forbidden`, `request_timeout`,
-    /// `login_id_conflict`, `payload_too_large`, `internal`, `storage_unavailable` or
-    /// `replay_capacity` (and `not_found` / `method_not_allowed` for a path or method the server
+    /// `login_id_conflict`, `payload_too_large`, `internal`, `storage_unavailable`,
+    /// `replay_capacity` or `request_in_flight` (and `not_found` / `method_not_allowed` for a path or method the server
     /// does not have).
     pub error: String,
     /// A sentence for people; never contains internal details.
@@ -88,9 +88,10 @@ pub enum ErrorResponse {
     /// An unexpected error (`internal`); details are only in the server log.
     #[oai(status = 500)]
     Internal(ErrorJson),
-    /// The user database is unreachable or busy (`storage_unavailable`), or the replay
-    /// guard is full of signatures still inside their window (`replay_capacity`); retry
-    /// after the `Retry-After` seconds.
+    /// The user database is unreachable or busy (`storage_unavailable`), the replay
+    /// guard is full of signatures still inside their window (`replay_capacity`), or a request
+    /// with the same signature is being answered (`request_in_flight`, with
+    /// `replay_protection: storage`); retry after the `Retry-After` seconds.
     #[oai(status = 503)]
     Unavailable(
         ErrorJson,

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 pub use crate::keys::{GeneratedSecrets, KeyError, Keys, MissingSecrets};
 use crate::network::{NetworkPolicy, OriginCheck};
 use crate::session::SessionIssuer;
-use crate::signature::{ReplayGuard, SignatureCheck, SignatureVerifier};
+use crate::signature::{ReplayGuard, Replays, SharedGuard, SignatureCheck, SignatureVerifier};
 use crate::storage::NotServable;
 
 mod routes;
@@ -112,9 +112,17 @@ impl App {
         match config.ownid.replay_protection {
             ReplayProtection::Off => {}
             ReplayProtection::Memory => {
-                signature = signature.with_replay_protection(Arc::new(ReplayGuard::new(
-                    config.ownid.replay_max_entries,
+                signature = signature.with_replay_protection(Replays::Memory(Arc::new(
+                    ReplayGuard::new(config.ownid.replay_max_entries),
                 )));
+            }
+            ReplayProtection::Storage => {
+                let ledger = crate::storage::signature_ledger(config, self.store.as_ref())
+                    .expect("the store was opened for serving, which requires a replay table");
+                let guard = SharedGuard::new(ledger, config.storage.retries.clone());
+                let skew = config.ownid.max_clock_skew;
+                guard.forget_expired_every(skew, skew);
+                signature = signature.with_replay_protection(Replays::Shared(guard));
             }
         }
         let origin = OriginCheck(Arc::new(NetworkPolicy {

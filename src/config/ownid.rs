@@ -63,6 +63,9 @@ pub enum ReplayProtection {
     /// Each signature is accepted once per instance, remembered in this process's memory.
     #[default]
     Memory,
+    /// Each signature is accepted once by all instances over the configured database, which
+    /// keeps it in `ownid.replay_table` (created by `ownid-bridge schema`).
+    Storage,
 }
 
 impl<'de> Deserialize<'de> for ReplayProtection {
@@ -74,8 +77,9 @@ impl<'de> Deserialize<'de> for ReplayProtection {
             Scalar::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
                 "memory" | "true" => Ok(ReplayProtection::Memory),
                 "off" | "false" => Ok(ReplayProtection::Off),
+                "storage" => Ok(ReplayProtection::Storage),
                 _ => Err(serde::de::Error::custom(format!(
-                    "invalid value {text:?}: expected one of off, memory"
+                    "invalid value {text:?}: expected one of off, memory, storage"
                 ))),
             },
         }
@@ -93,9 +97,12 @@ pub struct OwnIdConfig {
     /// secret or `{ secret, expires }` (RFC 3339, UTC), or one comma-separated string.
     #[serde(deserialize_with = "previous_secrets")]
     pub previous_shared_secrets: Vec<PreviousSecret>,
-    /// Accept each signed request only once within its clock-skew window: `off` or `memory`
-    /// (this instance's memory, the default). `true` and `false` mean `memory` and `off`.
+    /// Accept each signed request only once within its clock-skew window: `off`, `memory`
+    /// (this instance's memory, the default) or `storage` (the configured database, shared by
+    /// every instance over it). `true` and `false` mean `memory` and `off`.
     pub replay_protection: ReplayProtection,
+    /// The table (MongoDB: collection) where `replay_protection: storage` keeps signatures.
+    pub replay_table: super::storage::Column,
     /// The most signatures the replay guard holds at once (each until its timestamp leaves the
     /// window). When it is full, new signed requests are refused with 503 rather than an entry
     /// still inside its window forgotten.
@@ -121,6 +128,8 @@ impl Default for OwnIdConfig {
             previous_shared_secrets: Vec::new(),
             replay_protection: ReplayProtection::Memory,
             replay_max_entries: 500_000,
+            replay_table: super::storage::Column::new(ownid_bridge_store::DEFAULT_LEDGER_TABLE)
+                .expect("the default replay table is a valid name"),
             max_clock_skew: Duration::from_secs(60),
             responses: ResponseMode::Standard,
             max_ownid_data_chars: 16384,

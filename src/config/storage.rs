@@ -104,6 +104,16 @@ impl UsersConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column(Identifier);
 
+impl Column {
+    pub fn new(name: &str) -> Result<Self, ownid_bridge_store::IdentifierError> {
+        Identifier::new(name).map(Column)
+    }
+
+    pub fn identifier(&self) -> &Identifier {
+        &self.0
+    }
+}
+
 impl<'de> Deserialize<'de> for Column {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;

@@ -236,6 +236,7 @@ fn replay_protection_is_a_mode_and_the_old_booleans_still_work() {
         ("true", ReplayProtection::Memory),
         ("off", ReplayProtection::Off),
         ("memory", ReplayProtection::Memory),
+        ("storage", ReplayProtection::Storage),
     ] {
         assert_eq!(
             mode("", &[("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", value)]),
@@ -243,9 +244,24 @@ fn replay_protection_is_a_mode_and_the_old_booleans_still_work() {
             "{value}"
         );
     }
+    assert_eq!(
+        mode("ownid: { replay_protection: storage }", &[]),
+        ReplayProtection::Storage
+    );
     let message = error("ownid: { replay_protection: sometimes }", &[]);
     assert!(
-        message.starts_with("ownid.replay_protection:") && message.contains("off, memory"),
+        message.starts_with("ownid.replay_protection:") && message.contains("off, memory, storage"),
+        "{message}"
+    );
+    let table = |yaml: &str| Config::from_yaml(yaml, &[]).map(|c| c.ownid.replay_table);
+    assert_eq!(table("").unwrap(), "ownid_replay_guard");
+    assert_eq!(
+        table("ownid: { replay_table: seen_signatures }").unwrap(),
+        "seen_signatures"
+    );
+    let message = error("ownid: { replay_table: \"seen; DROP\" }", &[]);
+    assert!(
+        message.starts_with("ownid.replay_table:") && message.contains("not a valid name"),
         "{message}"
     );
     assert_eq!(

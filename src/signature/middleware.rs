@@ -4,15 +4,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ownid_bridge_store::StoreError;
 use poem::error::ReadBodyError;
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
+use super::shared::{SharedGuard, SharedRefusal, SharedReservation, HANDLER_DEADLINE};
 use super::{
     now_ms, ReplayGuard, ReplayRefusal, Reservation, SignatureError, SignatureVerifier,
     SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use crate::error::ApiError;
+
+/// Where accepted signatures are remembered: this process, or the database all instances share.
+#[derive(Clone)]
+pub enum Replays {
+    Memory(Arc<ReplayGuard>),
+    Shared(Arc<SharedGuard>),
+}
+
+/// A verified request's hold on its signature, from either guard.
+enum Held {
+    Memory(Reservation),
+    Shared(SharedReservation),
+}
 
 /// The middleware: wraps the three OwnID operations.
 #[derive(Clone)]
@@ -20,7 +35,7 @@ pub struct SignatureCheck {
     verifier: Arc<SignatureVerifier>,
     max_body_bytes: usize,
     body_timeout: Duration,
-    replays: Option<Arc<ReplayGuard>>,
+    replays: Option<Replays>,
 }
 
 impl SignatureCheck {
@@ -38,8 +53,8 @@ impl SignatureCheck {
     }
 
     /// Accepts each signed request once within its skew window.
-    pub fn with_replay_protection(mut self, guard: Arc<ReplayGuard>) -> Self {
-        self.replays = Some(guard);
+    pub fn with_replay_protection(mut self, replays: Replays) -> Self {
+        self.replays = Some(replays);
         self
     }
 }
@@ -73,7 +88,7 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 impl<E: Endpoint> SignatureEndpoint<E> {
     /// Checks the request; on success, the signature's reservation in the replay guard (when
     /// replay protection is on).
-    async fn verify(&self, req: &mut Request) -> Result<Option<Reservation>, Response> {
+    async fn verify(&self, req: &mut Request) -> Result<Option<Held>, Response> {
         // One clock reading decides both the timestamp window and the replay guard.
         let now = now_ms();
         let reject = |reason: SignatureError| {
@@ -129,30 +144,41 @@ impl<E: Endpoint> SignatureEndpoint<E> {
             .map_err(reject)?;
         // Checked only after the signature verifies: forged requests cannot fill the guard or
         // block a genuine one.
+        let sent: i128 = timestamp.parse().unwrap_or_default();
+        let expires = sent + self.check.verifier.max_skew.as_millis() as i128;
         let reservation = match &self.check.replays {
             None => None,
-            Some(replays) => {
-                let sent: i128 = timestamp.parse().unwrap_or_default();
-                let expires = sent + self.check.verifier.max_skew.as_millis() as i128;
-                match replays.reserve(&mac, expires, now) {
-                    Ok(reservation) => Some(reservation),
-                    Err(ReplayRefusal::Replayed) => return Err(reject(SignatureError::Replayed)),
-                    Err(ReplayRefusal::Stale) => return Err(reject(SignatureError::Stale)),
-                    Err(ReplayRefusal::Full) => {
-                        tracing::warn!(
-                            capacity = replays.capacity,
-                            "the replay guard is full; refusing new signed requests (503) until \
-                             entries expire: see ownid.replay_max_entries"
-                        );
-                        return Err(ApiError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "replay_capacity",
-                            "too many signed requests inside the clock-skew window; retry shortly",
-                        )
-                        .into_response());
-                    }
+            Some(Replays::Memory(replays)) => match replays.reserve(&mac, expires, now) {
+                Ok(reservation) => Some(Held::Memory(reservation)),
+                Err(ReplayRefusal::Replayed) => return Err(reject(SignatureError::Replayed)),
+                Err(ReplayRefusal::Stale) => return Err(reject(SignatureError::Stale)),
+                Err(ReplayRefusal::Full) => {
+                    tracing::warn!(
+                        capacity = replays.capacity,
+                        "the replay guard is full; refusing new signed requests (503) until \
+                         entries expire: see ownid.replay_max_entries"
+                    );
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "replay_capacity",
+                        "too many signed requests inside the clock-skew window; retry shortly",
+                    )
+                    .into_response());
                 }
-            }
+            },
+            Some(Replays::Shared(replays)) => match replays.reserve(&mac, expires, now).await {
+                Ok(reservation) => Some(Held::Shared(reservation)),
+                Err(SharedRefusal::Replayed) => return Err(reject(SignatureError::Replayed)),
+                Err(SharedRefusal::InFlight) => {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "request_in_flight",
+                        "a request with this signature is being answered; retry shortly",
+                    )
+                    .into_response())
+                }
+                Err(SharedRefusal::Store(err)) => return Err(replay_store_error(err)),
+            },
         };
         // A JSON object with a key twice is ambiguous (which one did the signer mean?); refuse it
         // rather than let the parser pick the last.
@@ -174,27 +200,58 @@ fn too_large(limit: usize) -> Response {
     .into_response()
 }
 
+/// The ledger could not be read or written: the request is not answered (fail closed).
+fn replay_store_error(err: StoreError) -> Response {
+    ApiError::from(err).into_response()
+}
+
 impl<E: Endpoint> Endpoint for SignatureEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let reservation = match self.verify(&mut req).await {
-            Ok(reservation) => reservation,
+        let held = match self.verify(&mut req).await {
+            Ok(held) => held,
             Err(response) => return Ok(response),
         };
-        // If this future is dropped here (the client went away), `reservation` is dropped with it
-        // and the signature released.
-        let result = self.inner.call(req).await.map(IntoResponse::into_response);
+        // If this future is dropped here (the client went away), the reservation is dropped with
+        // it and the signature released.
+        let result = match &held {
+            Some(Held::Shared(_)) => {
+                // Bounded, so that a reservation's lease outlives its request (see shared.rs).
+                match tokio::time::timeout(HANDLER_DEADLINE, self.inner.call(req)).await {
+                    Ok(result) => result.map(IntoResponse::into_response),
+                    Err(_) => Ok(ApiError::from(StoreError::Unavailable(format!(
+                        "the operation did not finish within {HANDLER_DEADLINE:?}"
+                    )))
+                    .into_response()),
+                }
+            }
+            _ => self.inner.call(req).await.map(IntoResponse::into_response),
+        };
         let status = match &result {
             Ok(response) => response.status(),
             Err(err) => err.status(),
         };
-        if let Some(reservation) = reservation {
-            if !status.is_server_error() {
-                reservation.used();
-            }
+        match held {
+            None => result,
             // A 5xx drops it: released, OwnID may retry with the same signature.
+            Some(Held::Memory(reservation)) => {
+                if !status.is_server_error() {
+                    reservation.used();
+                }
+                result
+            }
+            Some(Held::Shared(reservation)) if status.is_server_error() => {
+                reservation.release().await;
+                result
+            }
+            Some(Held::Shared(reservation)) => match reservation.used().await {
+                Ok(true) => result,
+                Ok(false) => Ok(replay_store_error(StoreError::Unavailable(
+                    "the signature's reservation passed to another request".into(),
+                ))),
+                Err(err) => Ok(replay_store_error(err)),
+            },
         }
-        result
     }
 }

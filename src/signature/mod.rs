@@ -7,11 +7,13 @@
 
 mod middleware;
 mod replay;
+mod shared;
 #[cfg(test)]
 mod tests;
 
-pub use middleware::{SignatureCheck, SignatureEndpoint, SignatureRejected};
+pub use middleware::{Replays, SignatureCheck, SignatureEndpoint, SignatureRejected};
 pub use replay::{ReplayGuard, ReplayRefusal, Reservation};
+pub use shared::{SharedGuard, SharedRefusal, SharedReservation, HANDLER_DEADLINE};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

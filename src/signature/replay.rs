@@ -150,7 +150,7 @@ impl ReplayGuard {
     }
 }
 
-fn clamp_ms(ms: i128) -> i64 {
+pub(super) fn clamp_ms(ms: i128) -> i64 {
     ms.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 

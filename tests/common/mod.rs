@@ -193,25 +193,21 @@ pub fn backend_config(
     prefix: &str,
     overrides: &[(&str, &str)],
 ) -> Config {
-    // A table of its own, unless the overrides name one (instances sharing a table).
+    // A table of its own, unless the overrides name one (instances sharing a table); each
+    // default here gives way to an override of the same key (figment keeps the first).
     let table = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-    let table_key = "OWNID_BRIDGE__STORAGE__USERS__TABLE";
-    let own_table = [(table_key, table.as_str())];
-    let own_table = if overrides.iter().any(|(key, _)| *key == table_key) {
-        &own_table[..0]
-    } else {
-        &own_table[..]
-    };
-    let env: Vec<(String, String)> = [
+    let defaults = [
         ("OWNID_BRIDGE__STORAGE__BACKEND", backend),
         ("OWNID_BRIDGE__STORAGE__URL", url),
         ("OWNID_BRIDGE__STORAGE__CREATE_DEMO_TABLE", "true"),
-    ]
-    .iter()
-    .chain(own_table)
-    .chain(overrides)
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+        ("OWNID_BRIDGE__STORAGE__USERS__TABLE", table.as_str()),
+    ];
+    let env: Vec<(String, String)> = defaults
+        .iter()
+        .filter(|(key, _)| !overrides.iter().any(|(overridden, _)| overridden == key))
+        .chain(overrides)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let yaml = format!(
         "ownid: {{ shared_secret: \"{SECRET}\" }}\nsession: {{ secret: \"{JWT_SECRET}\" }}\n"
     );
@@ -405,4 +401,18 @@ pub async fn read_stderr(child: &mut tokio::process::Child) -> String {
         .await
         .unwrap();
     logs
+}
+
+/// The database `name` on the test MySQL/MariaDB server (created when missing), as a URL.
+pub async fn mysql_test_database(name: &str) -> String {
+    let base = ownid_bridge_store::outage::required_url("OWNID_TEST_MYSQL_URL");
+    let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE IF NOT EXISTS {name}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    format!("{}/{name}", base.trim_end_matches('/'))
 }

@@ -13,6 +13,7 @@
 mod error;
 mod filter;
 mod json;
+mod ledger;
 mod schema;
 
 use std::time::Duration;
@@ -22,7 +23,8 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use ownid_bridge_store::{
-    PoolSettings, SchemaReport, SessionUser, SetOutcome, StoreError, UserStore, UsersMapping,
+    Identifier, PoolSettings, SchemaReport, SessionUser, SetOutcome, SignatureLedger, StoreError,
+    UserStore, UsersMapping,
 };
 
 use error::{is_duplicate_key, map_err, MAX_BSON_BYTES};
@@ -235,5 +237,12 @@ impl UserStore for MongoStore {
 
     async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError> {
         self.apply_collection_schema(create_table).await
+    }
+
+    fn signature_ledger(&self, table: &Identifier) -> Option<std::sync::Arc<dyn SignatureLedger>> {
+        Some(std::sync::Arc::new(ledger::MongoLedger::new(
+            &self.database,
+            table,
+        )))
     }
 }

@@ -10,18 +10,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ownid_bridge_store::{
-    Identifier, PoolSettings, PoolStatus, SchemaReport, SessionUser, SetOutcome, StoreError,
-    UserStore, UsersMapping,
+    Identifier, PoolSettings, PoolStatus, SchemaReport, SessionUser, SetOutcome, SignatureLedger,
+    StoreError, UserStore, UsersMapping,
 };
 use sqlx::{Database, Row as _};
 
 use crate::{
-    classify, plan, report, within, Capacity, Dialect, Pool, Pooled, Statements, TableFacts,
+    classify, plan, report, within, Capacity, Dialect, Pool, Pooled, SqlLedger, Statements,
+    TableFacts,
 };
 
 /// A driver's connection, row and statement result, for backend `B`.
 pub type Conn<B> = <<B as SqlBackend>::Database as Database>::Connection;
-type DbRow<B> = <<B as SqlBackend>::Database as Database>::Row;
+pub(crate) type DbRow<B> = <<B as SqlBackend>::Database as Database>::Row;
 type Done<B> = <<B as SqlBackend>::Database as Database>::QueryResult;
 
 /// What one SQL database brings to [`SqlStore`].
@@ -123,6 +124,7 @@ where
     for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
     <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
     for<'q> &'q str: sqlx::Encode<'q, B::Database> + sqlx::Type<B::Database>,
+    for<'q> i64: sqlx::Encode<'q, B::Database>,
     usize: sqlx::ColumnIndex<DbRow<B>>,
     for<'r> String: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
     for<'r> i64: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
@@ -238,6 +240,7 @@ where
     for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
     <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
     for<'q> &'q str: sqlx::Encode<'q, B::Database> + sqlx::Type<B::Database>,
+    for<'q> i64: sqlx::Encode<'q, B::Database>,
     usize: sqlx::ColumnIndex<DbRow<B>>,
     for<'r> String: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
     for<'r> i64: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
@@ -395,5 +398,13 @@ where
             self.inspect().await?;
         }
         Ok(statements)
+    }
+
+    fn signature_ledger(&self, table: &Identifier) -> Option<Arc<dyn SignatureLedger>> {
+        Some(Arc::new(SqlLedger::<B>::new(
+            self.writer.clone(),
+            self.prepared,
+            table,
+        )))
     }
 }

@@ -5,6 +5,7 @@
 //! onto the small [`StoreError`] enum, which the API turns into statuses.
 
 mod error;
+mod ledger;
 mod mapping;
 mod schema;
 
@@ -16,6 +17,9 @@ pub mod duration;
 pub mod outage;
 
 pub use error::StoreError;
+pub use ledger::{
+    ledger_check, Claim, Reserve, SignatureLedger, DEFAULT_LEDGER_TABLE, LEDGER_CHECK,
+};
 pub use mapping::{Identifier, IdentifierError, UsersMapping};
 pub use schema::{checks, SchemaCheck, SchemaReport, MIN_OWNID_DATA_CHARS};
 
@@ -82,6 +86,13 @@ pub trait UserStore: Send + Sync + 'static {
     /// Creates what is missing: the demo table (when `create_table` and the table is absent), the
     /// ownIdData column, a unique index on the login id. Returns a line per change made.
     async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError>;
+
+    /// The replay guard's table (or collection) `table` in this store's database, over the same
+    /// connections (`ownid.replay_protection: storage`); `None` when the backend has none.
+    fn signature_ledger(&self, table: &Identifier) -> Option<std::sync::Arc<dyn SignatureLedger>> {
+        let _ = table;
+        None
+    }
 }
 
 /// Connections of a pool at one moment.

@@ -10,6 +10,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+mod ledger;
+
+pub use ledger::*;
+
 use crate::{Identifier, SetOutcome, StoreError, UserStore, UsersMapping};
 
 pub type StoreFuture = Pin<Box<dyn Future<Output = Arc<dyn UserStore>> + Send>>;
@@ -43,6 +47,12 @@ pub async fn run_all(factory: &dyn StoreFactory) {
     concurrent_sets_on_distinct_users_all_persist(factory).await;
     concurrent_sets_on_one_user_leave_one_written_value(factory).await;
     concurrent_upserts_of_one_new_user_create_it_once(factory).await;
+    ledger_schema_is_created_and_idempotent(factory).await;
+    ledger_accepts_a_signature_once(factory).await;
+    ledger_releases_only_its_holders_reservation(factory).await;
+    ledger_lease_passes_to_the_next_request(factory).await;
+    ledger_forgets_expired_signatures(factory).await;
+    concurrent_reservations_of_one_signature_have_one_winner(factory).await;
 }
 
 async fn fresh(factory: &dyn StoreFactory, mapping: UsersMapping) -> Arc<dyn UserStore> {

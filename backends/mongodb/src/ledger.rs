@@ -1,0 +1,155 @@
+//! The replay guard's collection on MongoDB ([`SignatureLedger`]): one document per signature,
+//! `{_id: signature, expires_at, holder, lease_until}`. `_id` is unique on every collection, so
+//! two instances inserting one signature get one document and one duplicate-key error.
+
+use async_trait::async_trait;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::{Collection, IndexModel};
+use ownid_bridge_store::{
+    ledger_check, Claim, Identifier, Reserve, SchemaCheck, SignatureLedger, StoreError,
+};
+
+use crate::error::{is_duplicate_key, map_err, server_code};
+
+/// `NamespaceNotFound`: the collection does not exist.
+const NAMESPACE_NOT_FOUND: i32 = 26;
+
+pub(crate) struct MongoLedger {
+    collection: Collection<Document>,
+    name: Identifier,
+}
+
+impl MongoLedger {
+    pub(crate) fn new(database: &mongodb::Database, name: &Identifier) -> Self {
+        MongoLedger {
+            collection: database.collection(name.as_str()),
+            name: name.clone(),
+        }
+    }
+
+    fn index_name(&self) -> String {
+        format!("{}_expiry", self.name)
+    }
+}
+
+#[async_trait]
+impl SignatureLedger for MongoLedger {
+    async fn reserve(&self, reserve: &Reserve<'_>) -> Result<Claim, StoreError> {
+        // A document released or forgotten between two commands sends the loop round again.
+        for _ in 0..3 {
+            let entry = doc! {
+                "_id": reserve.signature,
+                "expires_at": reserve.expires_at_ms,
+                "holder": reserve.holder,
+                "lease_until": reserve.lease_until_ms,
+            };
+            match self.collection.insert_one(entry).await {
+                Ok(_) => return Ok(Claim::Reserved),
+                Err(err) if is_duplicate_key(&err) => {}
+                Err(err) => return Err(map_err(err)),
+            }
+            // `$lt` on a number never matches null (a used signature): BSON comparisons stay
+            // within one type.
+            let taken = self
+                .collection
+                .update_one(
+                    doc! { "_id": reserve.signature, "lease_until": { "$lt": reserve.now_ms } },
+                    doc! { "$set": {
+                        "holder": reserve.holder,
+                        "lease_until": reserve.lease_until_ms,
+                    } },
+                )
+                .await
+                .map_err(map_err)?;
+            if taken.matched_count > 0 {
+                return Ok(Claim::Reserved);
+            }
+            let found = self
+                .collection
+                .find_one(doc! { "_id": reserve.signature })
+                .await
+                .map_err(map_err)?;
+            match found.as_ref().map(|entry| entry.get("lease_until")) {
+                Some(None | Some(Bson::Null)) => return Ok(Claim::Used),
+                Some(Some(_)) => return Ok(Claim::InFlight),
+                None => continue,
+            }
+        }
+        Ok(Claim::InFlight)
+    }
+
+    async fn mark_used(&self, signature: &str, holder: i64) -> Result<bool, StoreError> {
+        let result = self
+            .collection
+            .update_one(
+                doc! { "_id": signature, "holder": holder },
+                doc! { "$set": { "lease_until": Bson::Null } },
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(result.matched_count > 0)
+    }
+
+    async fn release(&self, signature: &str, holder: i64) -> Result<(), StoreError> {
+        self.collection
+            .delete_one(
+                doc! { "_id": signature, "holder": holder, "lease_until": { "$ne": Bson::Null } },
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn forget_expired(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let result = self
+            .collection
+            .delete_many(doc! { "expires_at": { "$lt": before_ms } })
+            .await
+            .map_err(map_err)?;
+        Ok(result.deleted_count)
+    }
+
+    async fn inspect(&self) -> Result<SchemaCheck, StoreError> {
+        let missing = |what: &str| {
+            ledger_check(
+                false,
+                format!(
+                    "collection {} {what}; `ownid-bridge schema` creates it",
+                    self.name
+                ),
+            )
+        };
+        match self.collection.list_index_names().await {
+            Ok(names) if names.contains(&self.index_name()) => Ok(ledger_check(
+                true,
+                format!("collection {} is ready", self.name),
+            )),
+            Ok(_) => Ok(missing(&format!("has no index {}", self.index_name()))),
+            Err(err) if server_code(&err) == Some(NAMESPACE_NOT_FOUND) => {
+                Ok(missing("does not exist"))
+            }
+            Err(err) => Err(map_err(err)),
+        }
+    }
+
+    async fn apply_schema(&self) -> Result<Vec<String>, StoreError> {
+        if self.inspect().await?.ok {
+            return Ok(Vec::new());
+        }
+        // `createIndexes` creates the collection too.
+        let index = IndexModel::builder()
+            .keys(doc! { "expires_at": 1 })
+            .options(
+                mongodb::options::IndexOptions::builder()
+                    .name(self.index_name())
+                    .build(),
+            )
+            .build();
+        self.collection.create_index(index).await.map_err(map_err)?;
+        Ok(vec![format!(
+            "createIndex {} {{expires_at: 1}} named {}",
+            self.name,
+            self.index_name()
+        )])
+    }
+}
