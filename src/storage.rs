@@ -25,7 +25,7 @@ pub enum NotServable {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
-        "the users table cannot be used as configured:\n{0}run `ownid-bridge check` for details \
+        "the database cannot be used as configured:\n{0}run `ownid-bridge check` for details \
          and `ownid-bridge schema` to create what is missing"
     )]
     Unusable(SchemaReport),

@@ -271,6 +271,56 @@ async fn check_reports_and_schema_repairs_an_existing_table() {
     assert!(!out.contains("FAIL"), "{out}");
 }
 
+/// `ownid.replay_protection: storage`: `check` reports the replay table, `serve` refuses to start
+/// without it (outside the demo database), and `schema` creates it.
+#[tokio::test]
+async fn check_serve_and_schema_know_the_shared_replay_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "  create_demo_table: false\n");
+    // The users table, made while the replay guard is in memory: no replay table yet.
+    let (code, out, err) = run(&config, &["schema"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("ownid_replay_guard"), "{out}");
+    let shared = |args: &'static [&'static str]| {
+        let mut command = command(&config);
+        command
+            .env("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", "storage")
+            .args(args);
+        async move {
+            let output = command.output().await.unwrap();
+            (
+                output.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let (code, out, _) = shared(&["check"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL replay guard table: ownid_replay_guard"),
+        "{out}"
+    );
+    let (code, _, err) = shared(&["serve"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("replay guard table") && err.contains("ownid-bridge schema"),
+        "{err}"
+    );
+    let (code, out, err) = shared(&["schema"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("applied: CREATE TABLE IF NOT EXISTS \"ownid_replay_guard\""),
+        "{out}"
+    );
+    let (code, out, _) = shared(&["check"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok   replay guard table: ownid_replay_guard is ready"),
+        "{out}"
+    );
+}
+
 #[tokio::test]
 async fn check_does_not_create_a_missing_database() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,10 @@
 //! - conflicting writes on a few users from every instance: certification conflicts are retried,
 //!   never answered 500, and the stored value is one that was acknowledged;
 //! - a set answered by one instance is seen by a get on another instance over another node
-//!   (`wsrep_sync_wait`, on by default).
+//!   (`wsrep_sync_wait`, on by default);
+//! - with `ownid.replay_protection: storage`, a request accepted by one instance is refused by
+//!   the others, and instances on different nodes racing on one signature accept it once (the
+//!   losers' inserts fail certification and are retried, then find the winner's row).
 
 mod common;
 
@@ -48,7 +51,9 @@ async fn instances(overrides: &[(&str, &str)]) -> Vec<Arc<TestApp>> {
         let config = backend_config("mariadb", url, "galera", &env);
         let store = storage::open(&config.storage, false).await.expect("open");
         if i == 0 {
-            store.apply_schema(true).await.expect("schema");
+            storage::apply_schema(&config, store.as_ref(), true)
+                .await
+                .expect("schema");
         }
         apps.push(Arc::new(spawn_with_store(
             config,
@@ -145,4 +150,57 @@ async fn a_set_through_one_instance_is_read_through_another() {
         "{} of 300 reads were stale: {stale:?}",
         stale.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_refused_on_every_node_and_racing_instances_accept_once() {
+    let seen = format!("galera_seen_{}", uuid::Uuid::new_v4().simple());
+    let apps = instances(&[
+        ("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", "storage"),
+        ("OWNID_BRIDGE__OWNID__REPLAY_TABLE", &seen),
+    ])
+    .await;
+    apps[0].add_user("alice@example.com").await;
+    let session = Signed::session("alice@example.com");
+    assert_eq!(session.send(&apps[0]).await.status, 200);
+    for app in &apps {
+        session
+            .send(app)
+            .await
+            .assert_error(401, "replayed_request");
+    }
+    let mut refusals = std::collections::BTreeMap::new();
+    for round in 0..30 {
+        let set = Signed::set("alice@example.com", &format!("round {round}"));
+        let replies = futures_join3(&set, &apps).await;
+        let accepted = replies.iter().filter(|reply| reply.status == 204).count();
+        assert_eq!(accepted, 1, "round {round}: {replies:?}");
+        for reply in replies.iter().filter(|reply| reply.status != 204) {
+            let code = reply.json()["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                matches!(
+                    (reply.status, code.as_str()),
+                    (401, "replayed_request") | (503, "request_in_flight")
+                ),
+                "round {round}: {} {}",
+                reply.status,
+                reply.body
+            );
+            *refusals.entry((reply.status, code)).or_insert(0) += 1;
+        }
+    }
+    println!("refusals of the racing copies: {refusals:?}");
+}
+
+/// The same signed request sent to the three instances at once.
+async fn futures_join3(signed: &Signed, apps: &[Arc<TestApp>]) -> [Reply; 3] {
+    let (a, b, c) = tokio::join!(
+        signed.send(&apps[0]),
+        signed.send(&apps[1]),
+        signed.send(&apps[2])
+    );
+    [a, b, c]
 }

@@ -5,12 +5,17 @@
 //! - the same signed request sent to both at once is accepted exactly once (the other answer is
 //!   401 `replayed_request`, or 503 `request_in_flight` while the first is being answered);
 //! - with `memory`, the per-instance guard, the replay passes: the attack this mode stops.
+//!
+//! And, on a scripted store, what the guard does when the answer or the table fails: a 5xx
+//! releases the signature for OwnID's retry; a table that cannot be written refuses the request
+//! (503) rather than answer it unguarded.
 
 mod common;
 
 use common::*;
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
+use ownid_bridge_store::StoreError;
 
 /// Two instances over `backend` at `url`, sharing a fresh users table and replay table.
 async fn pair(backend: &str, url: &str, mode: &str, extra: &[(&str, &str)]) -> [TestApp; 2] {
@@ -38,51 +43,6 @@ async fn pair(backend: &str, url: &str, mode: &str, extra: &[(&str, &str)]) -> [
         ));
     }
     apps.try_into().ok().unwrap()
-}
-
-/// A request as OwnID signs it, sent as is to any instance.
-struct Signed {
-    operation: &'static str,
-    body: String,
-    timestamp: String,
-    signature: String,
-}
-
-impl Signed {
-    fn set(login_id: &str, data: &str) -> Self {
-        let body = serde_json::json!({ "loginId": login_id, "ownIdData": data }).to_string();
-        let (timestamp, signature) = signed_now(&body);
-        Signed {
-            operation: "setOwnIDDataByLoginId",
-            body,
-            timestamp,
-            signature,
-        }
-    }
-
-    fn session(login_id: &str) -> Self {
-        let body = serde_json::json!({ "loginId": login_id }).to_string();
-        let (timestamp, signature) = signed_now(&body);
-        Signed {
-            operation: "getSessionByLoginId",
-            body,
-            timestamp,
-            signature,
-        }
-    }
-
-    async fn send(&self, app: &TestApp) -> Reply {
-        app.post(
-            self.operation,
-            &self.body,
-            &[
-                ("content-type", "application/json"),
-                ("ownid-timestamp", &self.timestamp),
-                ("ownid-signature", &self.signature),
-            ],
-        )
-        .await
-    }
 }
 
 async fn a_replay_is_refused_by_every_instance(backend: &str, url: &str) {
@@ -178,6 +138,57 @@ async fn mongodb() {
     let base = required_url("OWNID_TEST_MONGODB_URL");
     let url = format!("{}/ownid_bridge_replay_test", base.trim_end_matches('/'));
     both_cases("mongodb", &url).await;
+}
+
+const STORAGE: [(&str, &str); 1] = [("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", "storage")];
+
+#[tokio::test]
+async fn a_5xx_answer_releases_the_signature_for_a_retry() {
+    let (app, script) = spawn_scripted(&STORAGE).await;
+    app.add_user("alice@example.com").await;
+    let set = Signed::set("alice@example.com", "retried");
+    *script.fail_next.lock().unwrap() = Some(StoreError::Other("boom".into()));
+    set.send(&app).await.assert_error(500, "internal");
+    set.send(&app).await.assert_empty(204);
+    set.send(&app).await.assert_error(401, "replayed_request");
+}
+
+#[tokio::test]
+async fn a_replay_table_that_cannot_be_written_refuses_the_request() {
+    let (app, script) = spawn_scripted(&STORAGE).await;
+    app.add_user("alice@example.com").await;
+    let set = Signed::set("alice@example.com", "guarded");
+    *script.fail_reserve.lock().unwrap() = Some(StoreError::Unavailable("down".into()));
+    set.send(&app)
+        .await
+        .assert_error(503, "storage_unavailable");
+    // The operation did not run, and nothing was reserved: the same request passes later.
+    assert_eq!(
+        app.store.get_ownid_data("alice@example.com").await.unwrap(),
+        None
+    );
+    set.send(&app).await.assert_empty(204);
+    // Contention on the table is retried like any write.
+    *script.fail_reserve.lock().unwrap() = Some(StoreError::Contention("40001".into()));
+    app.set_data("alice@example.com", "again")
+        .await
+        .assert_empty(204);
+}
+
+#[tokio::test]
+async fn an_answer_whose_signature_cannot_be_marked_used_is_not_sent() {
+    let (app, script) = spawn_scripted(&STORAGE).await;
+    app.add_user("alice@example.com").await;
+    let session = Signed::session("alice@example.com");
+    *script.fail_mark_used.lock().unwrap() = Some(StoreError::Unavailable("down".into()));
+    let reply = session.send(&app).await;
+    reply.assert_error(503, "storage_unavailable");
+    assert!(!reply.body.contains("token"), "{}", reply.body);
+    // The signature stays in flight until its lease passes (fail closed).
+    session
+        .send(&app)
+        .await
+        .assert_error(503, "request_in_flight");
 }
 
 /// The attack `storage` stops: each instance's memory knows only its own requests.

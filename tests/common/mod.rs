@@ -252,6 +252,10 @@ pub struct Script {
     /// Fail this many of the next data-path calls with `StoreError::Contention` (as a
     /// serialization failure or a deadlock would).
     pub contention: std::sync::atomic::AtomicU32,
+    /// Fail the replay guard's next reservation with this error (`replay_protection: storage`).
+    pub fail_reserve: std::sync::Mutex<Option<ownid_bridge_store::StoreError>>,
+    /// Fail the replay guard's next `mark_used` with this error.
+    pub fail_mark_used: std::sync::Mutex<Option<ownid_bridge_store::StoreError>>,
 }
 
 impl Script {
@@ -354,6 +358,69 @@ impl UserStore for ScriptedStore {
     ) -> Result<Vec<String>, ownid_bridge_store::StoreError> {
         self.inner.apply_schema(create_table).await
     }
+
+    fn signature_ledger(
+        &self,
+        table: &ownid_bridge_store::Identifier,
+    ) -> Option<Arc<dyn ownid_bridge_store::SignatureLedger>> {
+        let inner = self.inner.signature_ledger(table)?;
+        Some(Arc::new(ScriptedLedger {
+            inner,
+            script: self.script.clone(),
+        }))
+    }
+}
+
+/// The real store's replay table, with failures injected by a [`Script`].
+struct ScriptedLedger {
+    inner: Arc<dyn ownid_bridge_store::SignatureLedger>,
+    script: Arc<Script>,
+}
+
+#[async_trait::async_trait]
+impl ownid_bridge_store::SignatureLedger for ScriptedLedger {
+    async fn reserve(
+        &self,
+        reserve: &ownid_bridge_store::Reserve<'_>,
+    ) -> Result<ownid_bridge_store::Claim, ownid_bridge_store::StoreError> {
+        if let Some(err) = self.script.fail_reserve.lock().unwrap().take() {
+            return Err(err);
+        }
+        self.inner.reserve(reserve).await
+    }
+
+    async fn mark_used(
+        &self,
+        signature: &str,
+        holder: i64,
+    ) -> Result<bool, ownid_bridge_store::StoreError> {
+        if let Some(err) = self.script.fail_mark_used.lock().unwrap().take() {
+            return Err(err);
+        }
+        self.inner.mark_used(signature, holder).await
+    }
+
+    async fn release(
+        &self,
+        signature: &str,
+        holder: i64,
+    ) -> Result<(), ownid_bridge_store::StoreError> {
+        self.inner.release(signature, holder).await
+    }
+
+    async fn forget_expired(&self, before_ms: i64) -> Result<u64, ownid_bridge_store::StoreError> {
+        self.inner.forget_expired(before_ms).await
+    }
+
+    async fn inspect(
+        &self,
+    ) -> Result<ownid_bridge_store::SchemaCheck, ownid_bridge_store::StoreError> {
+        self.inner.inspect().await
+    }
+
+    async fn apply_schema(&self) -> Result<Vec<String>, ownid_bridge_store::StoreError> {
+        self.inner.apply_schema().await
+    }
 }
 
 /// `spawn` on a [`ScriptedStore`] over the test's SQLite store.
@@ -363,7 +430,9 @@ pub async fn spawn_scripted(overrides: &[(&str, &str)]) -> (TestApp, Arc<Script>
     let inner = storage::open(&config.storage, true)
         .await
         .expect("open store");
-    inner.apply_schema(true).await.expect("schema");
+    storage::apply_schema(&config, inner.as_ref(), true)
+        .await
+        .expect("schema");
     let script = Arc::new(Script::default());
     let store: Arc<dyn UserStore> = Arc::new(ScriptedStore {
         inner,
@@ -415,4 +484,49 @@ pub async fn mysql_test_database(name: &str) -> String {
     .unwrap();
     admin.close().await;
     format!("{}/{name}", base.trim_end_matches('/'))
+}
+
+/// A request as OwnID signs it, sent as is to any instance.
+pub struct Signed {
+    pub operation: &'static str,
+    pub body: String,
+    pub timestamp: String,
+    pub signature: String,
+}
+
+impl Signed {
+    pub fn set(login_id: &str, data: &str) -> Self {
+        let body = serde_json::json!({ "loginId": login_id, "ownIdData": data }).to_string();
+        let (timestamp, signature) = signed_now(&body);
+        Signed {
+            operation: "setOwnIDDataByLoginId",
+            body,
+            timestamp,
+            signature,
+        }
+    }
+
+    pub fn session(login_id: &str) -> Self {
+        let body = serde_json::json!({ "loginId": login_id }).to_string();
+        let (timestamp, signature) = signed_now(&body);
+        Signed {
+            operation: "getSessionByLoginId",
+            body,
+            timestamp,
+            signature,
+        }
+    }
+
+    pub async fn send(&self, app: &TestApp) -> Reply {
+        app.post(
+            self.operation,
+            &self.body,
+            &[
+                ("content-type", "application/json"),
+                ("ownid-timestamp", &self.timestamp),
+                ("ownid-signature", &self.signature),
+            ],
+        )
+        .await
+    }
 }
