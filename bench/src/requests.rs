@@ -1,7 +1,9 @@
 //! `requests`: correctly signed requests made ahead of the run, for `bench/wrk.lua` to replay.
 //!
-//! Every request is stamped with the time it was made, so the server must accept a clock skew at
-//! least as long as the run (bench.sh configures `ownid.max_clock_skew: 1h`).
+//! Every request is stamped with the time it was made plus its number in milliseconds, so that no
+//! two carry the same signature (a replay guard accepts each once: bench/replay.sh) and the server
+//! must accept a clock skew at least as long as the run plus `count` ms (bench.sh configures
+//! `ownid.max_clock_skew: 1h`).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -24,7 +26,7 @@ pub fn write(
     let base = url::Url::parse(base)?;
     let path = format!("{}/{}", base.path().trim_end_matches('/'), op.path());
     let signer = SignatureVerifier::new(&Secret::new(secret), Duration::from_secs(3600))?;
-    let timestamp = now_ms().to_string();
+    let start = now_ms();
     let mut rng = Rng::new(match op {
         Operation::GetOwnIdDataByLoginId => 1,
         Operation::SetOwnIdDataByLoginId => 2,
@@ -43,6 +45,7 @@ pub fn write(
             }
         }
         .to_string();
+        let timestamp = (start + n as i128).to_string();
         // Compact JSON never holds a raw tab or newline, so the line format is unambiguous.
         let signature = signer.sign(body.as_bytes(), &timestamp);
         writeln!(file, "{path}\t{timestamp}\t{signature}\t{body}")?;
