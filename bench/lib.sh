@@ -7,18 +7,20 @@ free_port() {
 
 # server_config PORT SECRET JWT_SECRET BACKEND URL MAX_CONNECTIONS [STORAGE_LINES]: a server
 # configuration for a benchmark, on standard output. STORAGE_LINES are extra keys of `storage`,
-# indented by two spaces.
+# indented by two spaces. REPLAY_PROTECTION (environment, default off) is
+# ownid.replay_protection.
 server_config() {
   local port=$1 secret=$2 jwt_secret=$3 backend=$4 url=$5 max_connections=$6 extra=${7:-}
+  local replay=${REPLAY_PROTECTION:-off}
   cat <<YAML
 server:
   listen: "127.0.0.1:$port"
 ownid:
   shared_secret: "$secret"
   # The requests are signed before the run and replayed during it: a long window, and replay
-  # protection (on by default) off, since every pre-signed request is sent many times.
+  # protection off unless asked for (bench/replay.sh), since wrk cycles through them.
   max_clock_skew: "1h"
-  replay_protection: "off"
+  replay_protection: "$replay"
 session:
   secret: "$jwt_secret"
 storage:

@@ -3,6 +3,7 @@
 #
 #   scripts/galera.sh start DIR         create DIR, start 3 nodes, wait until all are Synced,
 #                                       write DIR/env (and print it): export OWNID_TEST_GALERA_URLS=...
+#                                       and OWNID_TEST_GALERA_DIR=DIR (absolute)
 #   scripts/galera.sh kill DIR N        SIGKILL node N (a crash, no shutdown)
 #   scripts/galera.sh start-node DIR N  restart node N on its data dir; wait until it is Synced
 #   scripts/galera.sh stop DIR          stop every node (SIGTERM, SIGKILL after 10 s); idempotent
@@ -219,6 +220,12 @@ launch() { # node, extra options
   pid=$!
   disown "$pid" # a kill is expected: no "Killed" job report
   echo "$pid" >"$DIR/node$n/server.pid"
+  # setsid execs mariadbd in the same process; until it has, node_pid (which checks the command
+  # name) would take the node for dead. Wait for the exec, up to 10 s on a loaded machine.
+  local tries=0
+  until [[ $(cat "/proc/$pid/comm" 2>/dev/null) == mariadbd ]] || gone "$pid" || ((tries++ >= 100)); do
+    sleep 0.1
+  done
 }
 
 stop_nodes() {
@@ -302,7 +309,7 @@ cmd_start() {
 
   local urls=()
   for n in "${NODES[@]}"; do urls+=("mysql://root@127.0.0.1:${SQL_PORT[$n]}/"); done
-  echo "export OWNID_TEST_GALERA_URLS=\"${urls[*]}\"" | tee "$DIR/env"
+  { echo "export OWNID_TEST_GALERA_URLS=\"${urls[*]}\""; echo "export OWNID_TEST_GALERA_DIR=\"$DIR\""; } | tee "$DIR/env"
 }
 
 primary() { [[ $(wsrep_state "$1" 2>/dev/null) == "1 ON Synced" ]]; }

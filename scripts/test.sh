@@ -123,6 +123,9 @@ if [[ -z $only_servers && -z ${OWNID_TEST_GALERA_URLS:-} ]] \
   && ! dpkg -L galera-4 2>/dev/null | grep -q 'libgalera_smm\.so$'; then
   missing+=(galera-4)
 fi
+if [[ -z $only_servers ]] && ! find_tool haproxy >/dev/null; then
+  missing+=(haproxy) # in front of the instances in tests/killed.rs
+fi
 if [[ -n $start_my ]] && ! { find_tool mariadb-install-db >/dev/null && find_tool mariadbd >/dev/null; }; then
   missing+=(mariadb-server)
 fi

@@ -16,33 +16,12 @@ use std::sync::Arc;
 
 use common::*;
 use ownid_bridge::storage;
-use ownid_bridge_store::outage::required_url;
 
 const DATABASE: &str = "ownid_bridge_galera_test";
 
-/// The nodes' URLs with the test database, created once (Galera replicates the DDL).
-async fn node_urls() -> Vec<String> {
-    let urls: Vec<String> = required_url("OWNID_TEST_GALERA_URLS")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(urls.len(), 3, "three Galera nodes: {urls:?}");
-    let admin = sqlx::MySqlPool::connect(&urls[0]).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE IF NOT EXISTS {DATABASE}"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
-    urls.iter()
-        .map(|url| format!("{}/{DATABASE}", url.trim_end_matches('/')))
-        .collect()
-}
-
 /// One instance per node, over one table (created through the first).
 async fn instances(overrides: &[(&str, &str)]) -> Vec<Arc<TestApp>> {
-    let urls = node_urls().await;
+    let urls = galera_node_urls(DATABASE).await;
     let table = format!("galera_{}", uuid::Uuid::new_v4().simple());
     let mut apps = Vec::new();
     for (i, url) in urls.iter().enumerate() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{read_stderr, JWT_SECRET, SECRET};
+use common::{free_port, read_stderr, JWT_SECRET, SECRET};
 use ownid_bridge_store::outage::{required_url, server_addr, with_server, OutageProxy};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -16,14 +16,6 @@ use tokio::process::{Child, Command};
 /// A password the test database does not ask for (trust authentication), to see that it never
 /// reaches the log.
 const PASSWORD: &str = "never-logged-pw";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A configuration on PostgreSQL at `url`, listening on `port`, waiting `wait` at start-up.
 fn write_config(dir: &Path, url: &str, port: u16, wait: &str) -> PathBuf {

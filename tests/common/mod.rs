@@ -530,3 +530,33 @@ impl Signed {
         .await
     }
 }
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Galera nodes' URLs (`OWNID_TEST_GALERA_URLS`) with `database`, created once through the
+/// first node (Galera replicates the DDL).
+pub async fn galera_node_urls(database: &str) -> Vec<String> {
+    let urls: Vec<String> = ownid_bridge_store::outage::required_url("OWNID_TEST_GALERA_URLS")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(urls.len(), 3, "three Galera nodes: {urls:?}");
+    let admin = sqlx::MySqlPool::connect(&urls[0]).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE IF NOT EXISTS {database}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    urls.iter()
+        .map(|url| format!("{}/{database}", url.trim_end_matches('/')))
+        .collect()
+}
