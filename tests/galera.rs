@@ -155,20 +155,8 @@ async fn a_replay_is_refused_on_every_node_and_racing_instances_accept_once() {
         let accepted = replies.iter().filter(|reply| reply.status == 204).count();
         assert_eq!(accepted, 1, "round {round}: {replies:?}");
         for reply in replies.iter().filter(|reply| reply.status != 204) {
-            let code = reply.json()["error"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            assert!(
-                matches!(
-                    (reply.status, code.as_str()),
-                    (401, "replayed_request") | (503, "request_in_flight")
-                ),
-                "round {round}: {} {}",
-                reply.status,
-                reply.body
-            );
-            *refusals.entry((reply.status, code)).or_insert(0) += 1;
+            let refusal = assert_refused_copy(reply, &format!("round {round}"));
+            *refusals.entry(refusal).or_insert(0) += 1;
         }
     }
     println!("refusals of the racing copies: {refusals:?}");

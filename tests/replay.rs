@@ -83,19 +83,7 @@ async fn two_instances_racing_accept_once(backend: &str, url: &str) {
             first.status, second.status, first.body, second.body
         );
         let refused = if first.status == 204 { &second } else { &first };
-        let code = refused.json()["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(
-            matches!(
-                (refused.status, code.as_str()),
-                (401, "replayed_request") | (503, "request_in_flight")
-            ),
-            "round {round}: {} {}",
-            refused.status,
-            refused.body
-        );
+        assert_refused_copy(refused, &format!("round {round}"));
     }
 }
 

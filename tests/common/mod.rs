@@ -560,3 +560,23 @@ pub async fn galera_node_urls(database: &str) -> Vec<String> {
         .map(|url| format!("{}/{database}", url.trim_end_matches('/')))
         .collect()
 }
+
+/// Checks that `reply` is how the shared replay guard refuses a copy of a request another
+/// instance accepted: `401 replayed_request`, or `503 request_in_flight` while it is answered.
+/// Returns the status and the code.
+pub fn assert_refused_copy(reply: &Reply, context: &str) -> (u16, String) {
+    let code = reply.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        matches!(
+            (reply.status, code.as_str()),
+            (401, "replayed_request") | (503, "request_in_flight")
+        ),
+        "{context}: {} {}",
+        reply.status,
+        reply.body
+    );
+    (reply.status, code)
+}

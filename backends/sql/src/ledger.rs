@@ -9,7 +9,7 @@ use ownid_bridge_store::{
 };
 use sqlx::{Database, Row as _};
 
-use crate::store::DbRow;
+use crate::store::{run_ddl, DbRow};
 use crate::{classify, Conn, Dialect, Pool, SqlBackend};
 
 /// The statements, built once with the table's name quoted.
@@ -283,18 +283,7 @@ where
         if self.inspect().await?.ok {
             return Ok(Vec::new());
         }
-        let mut conn = self.writer.acquire().await.map_err(Self::classify)?;
-        for statement in &self.sql.create {
-            conn.run(async |conn| {
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                    .persistent(false)
-                    .execute(conn)
-                    .await
-            })
-            .await
-            .map_err(|err| StoreError::Other(format!("{statement}: {err}")))?;
-        }
-        drop(conn);
+        run_ddl::<B>(&self.writer, &self.sql.create, Self::classify).await?;
         let check = self.inspect().await?;
         if !check.ok {
             return Err(StoreError::Other(format!(

@@ -382,18 +382,7 @@ where
     async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError> {
         let facts = B::facts(self).await?;
         let statements = plan(B::DIALECT, &self.mapping, &facts, create_table)?;
-        let mut conn = self.acquire(&self.writer).await?;
-        for statement in &statements {
-            conn.run(async |conn| {
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                    .persistent(false)
-                    .execute(conn)
-                    .await
-            })
-            .await
-            .map_err(|err| StoreError::Other(format!("{statement}: {err}")))?;
-        }
-        drop(conn);
+        run_ddl::<B>(&self.writer, &statements, |err| self.classify(err)).await?;
         if !statements.is_empty() {
             self.inspect().await?;
         }
@@ -407,4 +396,29 @@ where
             table,
         )))
     }
+}
+
+/// Runs schema statements in order on one writer connection, unprepared; an error names the
+/// statement. `classify` maps a failure to get the connection.
+pub(crate) async fn run_ddl<B: SqlBackend>(
+    writer: &Pool<Conn<B>>,
+    statements: &[String],
+    classify: impl Fn(sqlx::Error) -> StoreError,
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
+    <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
+{
+    let mut conn = writer.acquire().await.map_err(classify)?;
+    for statement in statements {
+        conn.run(async |conn| {
+            sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .persistent(false)
+                .execute(conn)
+                .await
+        })
+        .await
+        .map_err(|err| StoreError::Other(format!("{statement}: {err}")))?;
+    }
+    Ok(())
 }
