@@ -1,5 +1,7 @@
 //! The command line: serve | check | schema | openapi | sign | users | config.
 
+mod users;
+
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,7 +67,8 @@ pub enum Command {
         #[arg(long)]
         timestamp: Option<String>,
     },
-    /// Manage users in the configured table (for trying the server locally).
+    /// Look up, reset or add users in the configured table (support staff's tools; the same
+    /// exact login-id match and normalization as the endpoints).
     Users {
         #[command(subcommand)]
         command: UsersCommand,
@@ -83,6 +86,23 @@ pub enum UsersCommand {
     Add {
         #[arg(required = true)]
         login_ids: Vec<String>,
+    },
+    /// Whether the user exists and has ownIdData, and its size; never the data itself unless
+    /// --reveal is given. Exits 1 for an unknown user.
+    Show {
+        login_id: String,
+        /// Also print the stored ownIdData.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Clear the users' ownIdData, so that their next OwnID login enrols afresh (a user who lost
+    /// every device). Asks for confirmation unless --yes. Exits 1 when a user is unknown.
+    Reset {
+        #[arg(required = true)]
+        login_ids: Vec<String>,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
     },
 }
 
@@ -154,9 +174,15 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             url,
             timestamp,
         } => sign(config()?, operation, body, send, url, timestamp).await,
-        Command::Users {
-            command: UsersCommand::Add { login_ids },
-        } => add_users(config()?, login_ids).await,
+        Command::Users { command } => match command {
+            UsersCommand::Add { login_ids } => users::add(config()?, login_ids).await,
+            UsersCommand::Show { login_id, reveal } => {
+                users::show(config()?, &login_id, reveal).await
+            }
+            UsersCommand::Reset { login_ids, yes } => {
+                users::reset(config()?, login_ids, yes).await
+            }
+        },
         Command::Config {
             command: ConfigCommand::Example,
         } => {
@@ -393,19 +419,3 @@ async fn sign(
     })
 }
 
-async fn add_users(config: Config, login_ids: Vec<String>) -> anyhow::Result<ExitCode> {
-    let store = storage::open_for_serving(&config).await?;
-    for raw in login_ids {
-        let login_id = config.ownid.login_id_normalization.apply(&raw);
-        let added = store
-            .create_user(&login_id)
-            .await
-            .map_err(|err| anyhow!("adding {login_id}: {err}"))?;
-        if added {
-            println!("added {login_id}");
-        } else {
-            println!("{login_id} already exists");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}

@@ -1,0 +1,181 @@
+//! `ownid-bridge users show` and `users reset`, the support tools, through the real binary on
+//! every backend: what show prints (never the data without --reveal), that reset clears only
+//! the named users' ownIdData after confirmation, reports each one, and exits 1 for an unknown
+//! user; the exact login-id match and the normalization of the endpoints.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use ownid_bridge::storage;
+use ownid_bridge_store::outage::required_url;
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::Command;
+
+const DATA: &str = "dévice-ключ 😀";
+
+/// Runs `ownid-bridge users ARGS` on the app's storage (configured through the environment
+/// only), with `stdin` as its standard input: exit code, stdout, stderr.
+async fn users(app: &TestApp, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let storage = &app.config.storage;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ownid-bridge"))
+        .arg("users")
+        .args(args)
+        .current_dir(app.dir.path())
+        .env_remove("OWNID_BRIDGE_CONFIG")
+        .env("OWNID_BRIDGE__STORAGE__BACKEND", storage.backend.name())
+        .env("OWNID_BRIDGE__STORAGE__URL", storage.url.expose())
+        .env(
+            "OWNID_BRIDGE__STORAGE__USERS__TABLE",
+            storage.users.table.to_string(),
+        )
+        .env(
+            "OWNID_BRIDGE__OWNID__LOGIN_ID_NORMALIZATION",
+            format!("{:?}", app.config.ownid.login_id_normalization).to_lowercase(),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn app_on(backend: &str, url: &str, overrides: &[(&str, &str)]) -> TestApp {
+    let config = backend_config(backend, url, "support", overrides);
+    let store = storage::open(&config.storage, true).await.expect("open");
+    store.apply_schema(true).await.expect("schema");
+    spawn_with_store(config, store, tempfile::tempdir().unwrap())
+}
+
+async fn support_tools_work(backend: &str, url: &str) {
+    let app = app_on(backend, url, &[]).await;
+    app.add_user("alice@example.com").await;
+    app.add_user("bob@example.com").await;
+    app.set_data("alice@example.com", DATA)
+        .await
+        .assert_empty(204);
+
+    let (code, out, err) = users(&app, &["show", "alice@example.com"], "").await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        "alice@example.com: exists; ownIdData present (13 characters, 21 bytes)\n"
+    );
+    let (code, out, _) = users(&app, &["show", "--reveal", "alice@example.com"], "").await;
+    assert_eq!(code, 0);
+    assert!(out.ends_with(&format!("\n{DATA}\n")), "{out}");
+    let (code, out, _) = users(&app, &["show", "bob@example.com"], "").await;
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "bob@example.com: exists; no ownIdData (the next OwnID login enrols)\n"
+        )
+    );
+    // Exact match, as the endpoints: another case is another (here: no) user.
+    let (code, out, _) = users(&app, &["show", "Alice@example.com"], "").await;
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "Alice@example.com: no such user\n")
+    );
+    // A login id the endpoints would refuse is an error (exit 2), not a lookup.
+    let (code, _, err) = users(&app, &["show", "bad\u{1}id"], "").await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("control"), "{err}");
+
+    // Without --yes it asks; anything but y changes nothing.
+    let targets = [
+        "reset",
+        "alice@example.com",
+        "bob@example.com",
+        "nobody@example.com",
+    ];
+    for answer in ["n\n", ""] {
+        let (code, out, err) = users(&app, &targets, answer).await;
+        assert_eq!((code, out.as_str()), (1, "nothing changed\n"), "{err}");
+        assert!(
+            err.contains("Clear the ownIdData of alice@example.com"),
+            "{err}"
+        );
+    }
+    assert_eq!(app.get_data("alice@example.com").await.status, 200);
+
+    let (code, out, _) = users(&app, &targets, "y\n").await;
+    assert_eq!(code, 1, "an unknown user makes reset exit 1: {out}");
+    assert_eq!(
+        out,
+        "alice@example.com: ownIdData cleared (was 13 characters, 21 bytes)\n\
+         bob@example.com: had no ownIdData; unchanged\n\
+         nobody@example.com: no such user\n"
+    );
+    // The next OwnID login finds no data and enrols afresh.
+    app.get_data("alice@example.com").await.assert_empty(204);
+    app.set_data("alice@example.com", "new device")
+        .await
+        .assert_empty(204);
+    let (code, out, _) = users(&app, &["reset", "--yes", "alice@example.com"], "").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("alice@example.com: ownIdData cleared"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("support.db").display());
+    support_tools_work("sqlite", &url).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    support_tools_work("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
+}
+
+#[tokio::test]
+async fn mysql() {
+    let url = mysql_test_database("ownid_bridge_users_test").await;
+    support_tools_work("mariadb", &url).await;
+}
+
+#[tokio::test]
+async fn mongodb() {
+    let base = required_url("OWNID_TEST_MONGODB_URL");
+    let url = format!("{}/ownid_bridge_users_test", base.trim_end_matches('/'));
+    support_tools_work("mongodb", &url).await;
+}
+
+/// With `ownid.login_id_normalization: lowercase`, the tools find the user the endpoints find.
+#[tokio::test]
+async fn the_tools_normalize_login_ids_as_the_endpoints_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("support.db").display());
+    let app = app_on(
+        "sqlite",
+        &url,
+        &[("OWNID_BRIDGE__OWNID__LOGIN_ID_NORMALIZATION", "lowercase")],
+    )
+    .await;
+    app.add_user("alice@example.com").await;
+    app.set_data("ALICE@example.com", DATA)
+        .await
+        .assert_empty(204);
+    let (code, out, _) = users(&app, &["show", "Alice@Example.com"], "").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("alice@example.com: exists; ownIdData present"),
+        "{out}"
+    );
+}
