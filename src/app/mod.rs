@@ -1,5 +1,5 @@
 //! The composition root: builds the server from a [`Config`] (keys, logging, the store, the
-//! poem application, its listeners) and runs it until a signal. `cli.rs` only parses arguments,
+//! poem application, its listeners) and runs it until a signal. `cli/` only parses arguments,
 //! calls [`start`] and prints.
 
 use std::net::SocketAddr;
