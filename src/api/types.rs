@@ -189,7 +189,8 @@ impl Example for GetOwnIdDataRequest {
     }
 }
 
-/// Where the session will be used; it may select a different token lifetime.
+/// Where the session will be used: `browser` or `mobile`; it may select a different token
+/// lifetime. Optional in a request: absent, not `null`.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "lowercase")]
 pub enum SessionTypeParam {
@@ -261,7 +262,9 @@ pub struct GetSessionRequest {
     /// The user's unique login identifier, usually an e-mail address or a phone number.
     #[oai(rename = "loginId")]
     pub login_id: LoginId,
-    /// `browser` or `mobile`; optional (absent, not `null`).
+    // No doc comment: a description beside a `$ref` makes poem-openapi wrap it in `allOf`, which
+    // openapi-python-client refuses ("Cannot take allOf a non-object") and then drops the whole
+    // operation. The enum's own description says what the field means.
     #[oai(rename = "sessionType")]
     pub session_type: OptionalSessionType,
 }
