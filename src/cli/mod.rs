@@ -179,9 +179,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             UsersCommand::Show { login_id, reveal } => {
                 users::show(config()?, &login_id, reveal).await
             }
-            UsersCommand::Reset { login_ids, yes } => {
-                users::reset(config()?, login_ids, yes).await
-            }
+            UsersCommand::Reset { login_ids, yes } => users::reset(config()?, login_ids, yes).await,
         },
         Command::Config {
             command: ConfigCommand::Example,
@@ -418,4 +416,3 @@ async fn sign(
         ExitCode::FAILURE
     })
 }
-
