@@ -26,6 +26,7 @@ ops=${REPLAY_OPS:-get set}
 count=${REPLAY_REQUESTS:-150000}
 users=10000
 [[ -x $bin/ownid-bridge && -x $bin/ownid-bench ]] || { echo "no release binaries in $bin" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ownid-replay.XXXXXX")
 server_pid=''

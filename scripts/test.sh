@@ -647,7 +647,7 @@ bridge_env=(
   OWNID_BRIDGE__SERVER__LISTEN="127.0.0.1:$bridge_port"
   OWNID_BRIDGE__STORAGE__URL="sqlite://$tmp/bridge.db"
 )
-"${bridge_env[@]}" "$bridge" users add typescript-client@example.com user@example.com
+"${bridge_env[@]}" "$bridge" users add typescript-client@example.com python-client@example.com hey-api-client@example.com user@example.com
 "${bridge_env[@]}" "$bridge" >"$tmp/bridge.out" 2>"$tmp/bridge.log" &
 bridge_pid=$!
 wait_for "$bridge_pid" "$START_TIMEOUT" tcp_open 127.0.0.1 "$bridge_port" \

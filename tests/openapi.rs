@@ -106,4 +106,9 @@ async fn swagger_ui_is_served_from_the_binary_with_the_finished_document() {
         "the UI loads assets from elsewhere"
     );
     assert!(!reply.body.contains("<link rel=\"stylesheet\" href=\"http"));
+    // The page signs Try-it-out requests itself, once a secret is entered (clients/typescript
+    // drives it in Chromium).
+    assert!(reply.body.contains("requestInterceptor: ownidSign,"));
+    assert!(reply.body.contains("id=\"ownid-secret\""));
+    assert!(reply.body.contains("<title>ownid-bridge API</title>"));
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Contract tests of a running ownid-bridge from Python: OpenAPI validation and schemathesis.
+# Contract tests of a running ownid-bridge from Python: OpenAPI validation, the client
+# openapi-python-client generates, and schemathesis.
 #
 # Called by scripts/test.sh after it has started the server. Environment (all required):
 #   OWNID_BRIDGE_URL     the server's root URL, e.g. http://127.0.0.1:43121 (operations are under
 #                        /ownid, the served spec at /openapi.json)
 #   OWNID_SHARED_SECRET  the base64 shared secret the server verifies signatures with
 #   OWNID_TEST_OUT       a directory for the reports (created if missing)
-# Optional: PYTHON (default python3) builds the virtualenv.
+# Optional: PYTHON (default python3) builds the virtualenv; OWNID_PYTHON_CLIENT_USER (default
+# python-client@example.com) is the existing user generated_client.py writes to.
 #
 # Steps:
 #   0. The virtualenv .cache/python-venv, (re)built only when requirements.txt or the Python
@@ -15,11 +17,16 @@
 #   2. preflight.py: the served /openapi.json is byte-identical to openapi/openapi.json (and the
 #      YAML is the same document); the signer passes SPEC §2's test vector; a request signed by
 #      the hooks' signer gets 404 for an unknown login id, unsigned and wrongly signed ones 401.
-#   3. schemathesis against $OWNID_BRIDGE_URL/ownid with the committed spec, every request signed
+#   3. openapi-python-client generates a client from openapi/openapi.json into
+#      $OWNID_TEST_OUT/generated (never committed); the step fails on any warning or when one of
+#      the three operation modules is missing. generated_client.py then calls the three
+#      operations through it against the server, signed by an httpx event hook on the generated
+#      client's httpx.Client (the user python-client@example.com must exist).
+#   4. schemathesis against $OWNID_BRIDGE_URL/ownid with the committed spec, every request signed
 #      by hooks.py, all checks, 50 examples per operation, fixed seed, one worker.
-#   4. summarize.py: status counts; fails when more than 20% of the responses were 401 or any
+#   5. summarize.py: status counts; fails when more than 20% of the responses were 401 or any
 #      correctly signed request was answered 401.
-# Exits non-zero when any step fails; steps 3 and 4 both run even if 3 fails.
+# Exits non-zero when any step fails; steps 3, 4 and 5 all run even if an earlier one of them fails.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -75,7 +82,42 @@ step "preflight"
 echo "   ($(elapsed "$t"))"
 
 # ---------------------------------------------------------------------------------------------
-# 3. Schemathesis. All of its checks are enabled, none is excluded: with the requests signed,
+# 3. The client openapi-python-client generates: no warning, all three operations, and it works
+#    against the server with the signing done by an httpx event hook. The generator runs ruff on
+#    its output (its post hooks find ruff on PATH; without it they warn "ruff is not in PATH").
+#    A clean run prints exactly one line, "Generating <path>"; anything else (its "Warning(s)
+#    encountered while generating", "WARNING parsing POST /... Endpoint will not be generated",
+#    "Unable to process schema ...") fails the step, and so does --fail-on-warning's exit code.
+t=$(now)
+step "openapi-python-client (generated client)"
+gen_status=0
+generated=$out/generated
+generator_log=$out/openapi-python-client.txt
+rm -rf "$generated"
+mkdir -p "$generated"
+PATH="$bin:$PATH" "$bin/openapi-python-client" generate --path openapi/openapi.json --meta none \
+  --output-path "$generated/ownid_bridge_client" --fail-on-warning >"$generator_log" 2>&1 \
+  || gen_status=$?
+sed 's/^/   /' "$generator_log"
+if ((gen_status != 0)); then
+  echo "== run.sh: openapi-python-client exited $gen_status" >&2
+elif grep -v -e '^Generating ' -e '^[[:space:]]*$' "$generator_log" >/dev/null; then
+  echo "== run.sh: openapi-python-client printed more than its 'Generating' line (a warning)" >&2
+  gen_status=1
+fi
+for operation in set_own_id_data_by_login_id get_own_id_data_by_login_id get_session_by_login_id; do
+  if [[ ! -f $generated/ownid_bridge_client/api/own_id/$operation.py ]]; then
+    echo "== run.sh: the generated client lacks api/own_id/$operation.py" >&2
+    gen_status=1
+  fi
+done
+if ((gen_status == 0)); then
+  "$bin/python" "$here/generated_client.py" "$generated" || gen_status=$?
+fi
+echo "   ($(elapsed "$t"))"
+
+# ---------------------------------------------------------------------------------------------
+# 4. Schemathesis. All of its checks are enabled, none is excluded: with the requests signed,
 #    every one applies (the 401s it provokes itself are expected by the checks that provoke them:
 #    `ignored_auth` re-sends successful requests unsigned, and negative tests of the security
 #    headers go unsigned, see hooks.py). The custom check `signed_requests_accepted` from hooks.py
@@ -106,14 +148,14 @@ SCHEMATHESIS_HOOKS="$here/hooks.py" "$bin/st" --config-file "$here/schemathesis.
 echo "   ($(elapsed "$t"))"
 
 # ---------------------------------------------------------------------------------------------
-# 4. Was the run meaningful (signed requests accepted, few 401s)?
+# 5. Was the run meaningful (signed requests accepted, few 401s)?
 step "summary"
 summary_status=0
 "$bin/python" "$here/summarize.py" "$responses" "$out/schemathesis-summary.json" || summary_status=$?
 
 echo "== run.sh: reports in $out"
-if ((st_status != 0 || summary_status != 0)); then
-  echo "== run.sh: FAILED (schemathesis exit $st_status, summary exit $summary_status)" >&2
+if ((gen_status != 0 || st_status != 0 || summary_status != 0)); then
+  echo "== run.sh: FAILED (generated client $gen_status, schemathesis exit $st_status, summary exit $summary_status)" >&2
   exit 1
 fi
 echo "== run.sh: passed"

@@ -92,11 +92,43 @@ pub fn to_yaml(document: &Value) -> String {
     serde_yaml::to_string(document).expect("a JSON value serializes as YAML")
 }
 
-/// The Swagger UI page (assets embedded by poem-openapi, no CDN) showing the finished document.
+/// The Swagger UI page (assets embedded by poem-openapi, no CDN) showing the finished document,
+/// with a panel where the shared secret is entered once (kept in the tab's sessionStorage, never
+/// sent) and a `requestInterceptor` that signs each "Try it out" request in the page with
+/// WebCrypto, as OwnID would (swagger-signing.html).
 pub fn swagger_ui_html(service: &OpenApiService<OwnIdApi, ()>, document: &Value) -> String {
     // poem-openapi embeds its own rendering of the document; swap in the finished one.
     let html = service.swagger_ui_html();
     let generated = service.spec();
     debug_assert!(html.contains(&generated));
-    html.replacen(&generated, &to_json(document), 1)
+    let html = html.replacen(&generated, &to_json(document), 1);
+    let html = replace_once(
+        &html,
+        "<title>Swagger UI</title>",
+        "<title>ownid-bridge API</title>",
+    );
+    let html = replace_once(
+        &html,
+        "<div id=\"ui\"></div>",
+        concat!(
+            include_str!("swagger-signing.html"),
+            "<div id=\"ui\"></div>"
+        ),
+    );
+    replace_once(
+        &html,
+        "deepLinking: true,",
+        "deepLinking: true,\n        requestInterceptor: ownidSign,",
+    )
+}
+
+/// `text` with its one `from` replaced; a poem-openapi whose template changed fails loudly here
+/// (and in the tests) rather than serve a page that cannot sign.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "the Swagger UI template no longer holds {from:?} once"
+    );
+    text.replacen(from, to, 1)
 }

@@ -1,6 +1,8 @@
 // Swagger UI in a real browser (Debian's Chromium driven by playwright-core), with every request
 // that is not to the server's own origin blocked: the UI's assets are embedded by the server.
-// Environment (set by the test runner): OWNID_BRIDGE_URL, OWNID_TEST_OUT.
+// A second test enters the shared secret in the page and runs "Try it out" on the three
+// operations: the page signs each request itself (WebCrypto) and shows the server's answer.
+// Environment (set by the test runner): OWNID_BRIDGE_URL, OWNID_SHARED_SECRET, OWNID_TEST_OUT.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +28,7 @@ function requiredEnv(name) {
 
 const baseUrl = requiredEnv("OWNID_BRIDGE_URL");
 const outDir = requiredEnv("OWNID_TEST_OUT");
+const sharedSecret = requiredEnv("OWNID_SHARED_SECRET");
 const origin = new URL(baseUrl).origin;
 
 const userDataDir = mkdtempSync(join(tmpdir(), "ownid-bridge-chromium-"));
@@ -97,7 +100,7 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
     has: page.locator('.opblock-summary-path[data-path="/getSessionByLoginId"]'),
   });
   await operation.locator(".opblock-summary").first().click();
-  await operation.locator(".try-out__btn").waitFor({ state: "visible", timeout: 30_000 });
+  await operation.locator(".try-out__btn").first().waitFor({ state: "visible", timeout: 30_000 });
   for (const code of ["200", "404", "401"]) {
     await operation
       .locator(`.responses-table tr.response[data-code="${code}"]`)
@@ -123,4 +126,137 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
   );
   assert.equal(failed, true);
   assert.deepEqual(blocked, [canary]);
+});
+
+/**
+ * Runs "Try it out" on one operation with `body` and returns the status and response body that
+ * the page shows. The operation is expanded and put in try-it-out mode on first use.
+ *
+ * @param {import("playwright-core").Page} page
+ * @param {string} operationId
+ * @param {string} body
+ * @returns {Promise<{ status: string, text: string }>}
+ */
+async function tryItOut(page, operationId, body) {
+  const operation = page.locator(".opblock", {
+    has: page.locator(`.opblock-summary-path[data-path="/${operationId}"]`),
+  });
+  // isVisible() does not wait: expand, then wait for the block's body to be there before
+  // deciding whether it is in try-it-out mode yet (its body textarea is the sign).
+  if (!(await operation.locator(".opblock-body").isVisible())) {
+    await operation.locator(".opblock-summary").first().click();
+  }
+  await operation.locator(".try-out__btn").first().waitFor({ state: "visible", timeout: 30_000 });
+  const textarea = operation.locator("textarea.body-param__text");
+  if (!(await textarea.isVisible())) {
+    await operation.locator(".try-out__btn", { hasText: "Try it out" }).click();
+  }
+  await textarea.waitFor({ state: "visible", timeout: 30_000 });
+  await textarea.fill(body);
+  const answered = page.waitForResponse((response) => response.url().endsWith(`/${operationId}`));
+  await operation.locator("button.execute").click();
+  const response = await answered;
+  const status = String(response.status());
+  // What the page shows for the live response, once it shows this one.
+  const shown = operation.locator(".live-responses-table .response .response-col_status");
+  await shown.filter({ hasText: status }).first().waitFor({ state: "visible", timeout: 30_000 });
+  const text = await operation.locator(".live-responses-table .response .response-col_description").innerText();
+  return { status: (await shown.first().innerText()).trim(), text };
+}
+
+test("Try it out signs requests in the page once the shared secret is entered", { timeout: 180_000 }, async () => {
+  assert.ok(context);
+  const page = await context.newPage();
+  /** @type {string[]} */
+  const pageErrors = [];
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+  /** @type {import("playwright-core").Request[]} */
+  const sent = [];
+  page.on("request", (request) => sent.push(request));
+  await page.route(
+    (url) => url.origin !== origin,
+    (route) => route.abort("blockedbyclient"),
+  );
+  await page.goto(new URL("/docs", baseUrl).href, { waitUntil: "load" });
+  await page.locator("#ownid-secret-status").filter({ hasText: "not signing" }).waitFor();
+
+  // Without a secret the request still goes out, and the 401 says what is missing.
+  const unsigned = await tryItOut(page, "getOwnIDDataByLoginId", '{"loginId": "user@example.com"}');
+  assert.equal(unsigned.status, "401");
+  assert.match(unsigned.text, /missing_signature/);
+
+  // A secret that is not base64 is refused in the page.
+  await page.locator("#ownid-secret").fill("not base64!");
+  await page.locator("#ownid-secret-use").click();
+  await page.locator("#ownid-secret-status").filter({ hasText: "secret refused" }).waitFor();
+
+  await page.locator("#ownid-secret").fill(sharedSecret);
+  await page.locator("#ownid-secret-use").click();
+  await page.locator("#ownid-secret-status").filter({ hasText: "signing on (32-byte key)" }).waitFor();
+  assert.equal(await page.locator("#ownid-secret").inputValue(), "", "the input is cleared");
+
+  const data = `from Swagger UI ${Date.now()}`;
+  const set = await tryItOut(
+    page,
+    "setOwnIDDataByLoginId",
+    JSON.stringify({ loginId: "user@example.com", ownIdData: data }),
+  );
+  assert.equal(set.status, "204", set.text);
+  const got = await tryItOut(page, "getOwnIDDataByLoginId", '{"loginId": "user@example.com"}');
+  assert.equal(got.status, "200", got.text);
+  assert.ok(got.text.includes(data), got.text);
+  const session = await tryItOut(page, "getSessionByLoginId", '{"loginId": "user@example.com", "sessionType": "browser"}');
+  assert.equal(session.status, "200", session.text);
+  assert.match(session.text, /"token"/);
+  const unknown = await tryItOut(page, "getSessionByLoginId", '{"loginId": "nobody@example.com"}');
+  assert.equal(unknown.status, "404", unknown.text);
+
+  // Each signed request carried both headers; the secret never left the page.
+  const posts = sent.filter((request) => request.method() === "POST");
+  assert.equal(posts.length, 5);
+  for (const request of posts.slice(1)) {
+    const headers = await request.allHeaders();
+    assert.match(headers["ownid-signature"] ?? "", /^[A-Za-z0-9+/]{43}=$/);
+    assert.match(headers["ownid-timestamp"] ?? "", /^\d{13}$/);
+  }
+  for (const request of sent) {
+    const everything = JSON.stringify([request.url(), await request.allHeaders(), request.postData()]);
+    assert.ok(!everything.includes(sharedSecret), `the secret was sent to ${request.url()}`);
+  }
+  assert.equal(await page.evaluate(() => localStorage.length), 0, "nothing in localStorage");
+  assert.equal(
+    await page.evaluate(() => sessionStorage.getItem("ownid-bridge.shared-secret")),
+    sharedSecret,
+  );
+
+  // The picture: the secret panel and getOwnIDDataByLoginId's signed answer, the other two
+  // operations folded away.
+  for (const operationId of ["setOwnIDDataByLoginId", "getSessionByLoginId"]) {
+    const operation = page.locator(".opblock", {
+      has: page.locator(`.opblock-summary-path[data-path="/${operationId}"]`),
+    });
+    await operation.locator(".opblock-summary").first().click();
+    await operation.locator(".opblock-body").waitFor({ state: "detached", timeout: 30_000 });
+  }
+  await page.evaluate(() => {
+    /** @type {HTMLElement | null} */ (document.activeElement)?.blur();
+    window.scrollTo(0, 0);
+  });
+  mkdirSync(outDir, { recursive: true });
+  const screenshot = join(outDir, "swagger-ui-try-it-out.png");
+  // Down to the live response of getOwnIDDataByLoginId.
+  const live = page.locator(".opblock", {
+    has: page.locator('.opblock-summary-path[data-path="/getOwnIDDataByLoginId"]'),
+  }).locator(".live-responses-table");
+  const bottom = await live.evaluate((table) => table.getBoundingClientRect().bottom + window.scrollY);
+  await page.setViewportSize({ width: 1280, height: Math.ceil(bottom) + 24 });
+  await page.screenshot({ path: screenshot, fullPage: false });
+  assert.ok(statSync(screenshot).size > 10_000, "the screenshot is not a blank page");
+  assert.deepEqual(pageErrors, [], "the page threw");
+
+  // Forget: the next request goes unsigned again.
+  await page.locator("#ownid-secret-forget").click();
+  const forgotten = await tryItOut(page, "getOwnIDDataByLoginId", '{"loginId": "user@example.com"}');
+  assert.equal(forgotten.status, "401");
+  await page.close();
 });
