@@ -660,10 +660,10 @@ client_env=(
   OWNID_BRIDGE_URL="http://127.0.0.1:$bridge_port"
   OWNID_SHARED_SECRET="$bridge_secret"
 )
-echo "== TypeScript client (openapi-typescript + openapi-fetch) and Swagger UI in Chromium"
+echo "== TypeScript clients (openapi-typescript + openapi-fetch, @hey-api/openapi-ts) and Swagger UI in Chromium"
 "${client_env[@]}" OWNID_TEST_USER=typescript-client@example.com OWNID_TEST_OUT="$PWD/$out/typescript" \
   clients/typescript/run.sh
-echo "== openapi-spec-validator and schemathesis"
+echo "== openapi-spec-validator, the openapi-python-client client and schemathesis"
 "${client_env[@]}" OWNID_TEST_OUT="$PWD/$out/python" clients/python/run.sh
 
 # ---------------------------------------------------------------------------------------------
