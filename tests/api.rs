@@ -494,6 +494,13 @@ impl UserStore for ScriptedStore {
     async fn apply_schema(&self, _: bool) -> Result<Vec<String>, StoreError> {
         self.fail()
     }
+    async fn export_ownid_data(
+        &self,
+        _: usize,
+        _: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), StoreError> + Send),
+    ) -> Result<u64, StoreError> {
+        self.fail()
+    }
 }
 
 fn scripted_app(fail: fn() -> StoreError) -> TestApp {

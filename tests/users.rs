@@ -5,61 +5,20 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
-use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
-use tokio::io::AsyncWriteExt as _;
-use tokio::process::Command;
 
 const DATA: &str = "dévice-ключ 😀";
 
-/// Runs `ownid-bridge users ARGS` on the app's storage (configured through the environment
-/// only), with `stdin` as its standard input: exit code, stdout, stderr.
+/// Runs `ownid-bridge users ARGS` on the app's storage, with `stdin` as its standard input.
 async fn users(app: &TestApp, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let storage = &app.config.storage;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ownid-bridge"))
-        .arg("users")
-        .args(args)
-        .current_dir(app.dir.path())
-        .env_remove("OWNID_BRIDGE_CONFIG")
-        .env("OWNID_BRIDGE__STORAGE__BACKEND", storage.backend.name())
-        .env("OWNID_BRIDGE__STORAGE__URL", storage.url.expose())
-        .env(
-            "OWNID_BRIDGE__STORAGE__USERS__TABLE",
-            storage.users.table.to_string(),
-        )
-        .env(
-            "OWNID_BRIDGE__OWNID__LOGIN_ID_NORMALIZATION",
-            format!("{:?}", app.config.ownid.login_id_normalization).to_lowercase(),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let output = child.wait_with_output().await.unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-async fn app_on(backend: &str, url: &str, overrides: &[(&str, &str)]) -> TestApp {
-    let config = backend_config(backend, url, "support", overrides);
-    let store = storage::open(&config.storage, true).await.expect("open");
-    store.apply_schema(true).await.expect("schema");
-    spawn_with_store(config, store, tempfile::tempdir().unwrap())
+    let mut all = vec!["users"];
+    all.extend_from_slice(args);
+    app.cli(&all, stdin, &[]).await
 }
 
 async fn support_tools_work(backend: &str, url: &str) {
-    let app = app_on(backend, url, &[]).await;
+    let app = app_on(backend, url, "support", &[]).await;
     app.add_user("alice@example.com").await;
     app.add_user("bob@example.com").await;
     app.set_data("alice@example.com", DATA)
@@ -165,6 +124,7 @@ async fn the_tools_normalize_login_ids_as_the_endpoints_do() {
     let app = app_on(
         "sqlite",
         &url,
+        "support",
         &[("OWNID_BRIDGE__OWNID__LOGIN_ID_NORMALIZATION", "lowercase")],
     )
     .await;

@@ -1,5 +1,6 @@
-//! The command line: serve | check | schema | openapi | sign | users | config.
+//! The command line: serve | check | schema | openapi | sign | users | export | import | config.
 
+mod transfer;
 mod users;
 
 use std::io::Read as _;
@@ -72,6 +73,27 @@ pub enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Write every user's ownIdData as JSON Lines (`{"loginId": ..., "ownIdData": ...}`, one
+    /// user with data per line), streamed in constant memory.
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Write the ownIdData of an export (JSON Lines) through the configured store. Idempotent:
+    /// run again after an interruption, it resumes. Exits 1 when a line was refused or named an
+    /// unknown user.
+    Import {
+        /// Read this file instead of standard input.
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        /// Create the users that do not exist (otherwise they are counted and skipped).
+        #[arg(long)]
+        create_missing_users: bool,
+        /// Check every line and count what would change, without writing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Configuration helpers.
     Config {
@@ -181,6 +203,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             UsersCommand::Reset { login_ids, yes } => users::reset(config()?, login_ids, yes).await,
         },
+        Command::Export { output } => transfer::export(config()?, output).await,
+        Command::Import {
+            input,
+            create_missing_users,
+            dry_run,
+        } => transfer::import(config()?, input, create_missing_users, dry_run).await,
         Command::Config {
             command: ConfigCommand::Example,
         } => {

@@ -15,14 +15,14 @@ use crate::retry::retrying;
 use crate::storage;
 
 /// A login id as the endpoints would look it up, or why it is refused.
-fn login_id(config: &Config, raw: &str) -> anyhow::Result<String> {
+pub(super) fn login_id(config: &Config, raw: &str) -> anyhow::Result<String> {
     let login_id = config.ownid.login_id_normalization.apply(raw);
     check_login_id(&login_id).map_err(|err| anyhow!("{raw:?}: {err}"))?;
     Ok(login_id.into_owned())
 }
 
 /// The configured store, opened without creating anything (a support tool changes data only).
-async fn open(config: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
+pub(super) async fn open(config: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
     storage::open(&config.storage, false)
         .await
         .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))

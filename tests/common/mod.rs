@@ -346,6 +346,15 @@ impl UserStore for ScriptedStore {
         self.inner.ping().await
     }
 
+    async fn export_ownid_data(
+        &self,
+        batch: usize,
+        sink: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), ownid_bridge_store::StoreError>
+                  + Send),
+    ) -> Result<u64, ownid_bridge_store::StoreError> {
+        self.inner.export_ownid_data(batch, sink).await
+    }
+
     async fn inspect(
         &self,
     ) -> Result<ownid_bridge_store::SchemaReport, ownid_bridge_store::StoreError> {
@@ -579,4 +588,58 @@ pub fn assert_refused_copy(reply: &Reply, context: &str) -> (u16, String) {
         reply.body
     );
     (reply.status, code)
+}
+
+/// The app over `backend` at `url`, on a fresh table `<prefix>_<uuid>` (created), with
+/// configuration overrides.
+pub async fn app_on(backend: &str, url: &str, prefix: &str, overrides: &[(&str, &str)]) -> TestApp {
+    let config = backend_config(backend, url, prefix, overrides);
+    let store = storage::open(&config.storage, true).await.expect("open");
+    store.apply_schema(true).await.expect("schema");
+    spawn_with_store(config, store, tempfile::tempdir().unwrap())
+}
+
+impl TestApp {
+    /// Runs the real binary with `args` on this app's storage (configured through the
+    /// environment only: backend, URL, table, normalization, then `env`), with `stdin` as its
+    /// standard input: exit code, stdout, stderr.
+    pub async fn cli(
+        &self,
+        args: &[&str],
+        stdin: &str,
+        env: &[(&str, &str)],
+    ) -> (i32, String, String) {
+        use tokio::io::AsyncWriteExt as _;
+        let storage = &self.config.storage;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ownid-bridge"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("OWNID_BRIDGE_CONFIG")
+            .env("OWNID_BRIDGE__STORAGE__BACKEND", storage.backend.name())
+            .env("OWNID_BRIDGE__STORAGE__URL", storage.url.expose())
+            .env(
+                "OWNID_BRIDGE__STORAGE__USERS__TABLE",
+                storage.users.table.to_string(),
+            )
+            .env(
+                "OWNID_BRIDGE__OWNID__LOGIN_ID_NORMALIZATION",
+                format!("{:?}", self.config.ownid.login_id_normalization).to_lowercase(),
+            )
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let output = child.wait_with_output().await.unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
 }

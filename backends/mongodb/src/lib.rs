@@ -223,6 +223,49 @@ impl UserStore for MongoStore {
         Ok(outcome == SetOutcome::Created)
     }
 
+    async fn export_ownid_data(
+        &self,
+        batch: usize,
+        sink: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), StoreError> + Send),
+    ) -> Result<u64, StoreError> {
+        let batch = batch.max(1);
+        let (login, data) = (
+            self.mapping.login_id.as_str(),
+            self.mapping.ownid_data.as_str(),
+        );
+        let mut cursor = self
+            .users
+            .find(doc! { data: { "$type": "string", "$ne": "" } })
+            .projection(doc! { login: 1, data: 1 })
+            .batch_size(u32::try_from(batch).unwrap_or(u32::MAX))
+            .await
+            .map_err(map_err)?;
+        let mut rows = Vec::with_capacity(batch);
+        let mut total = 0;
+        while cursor.advance().await.map_err(map_err)? {
+            let user = Document::try_from(cursor.current())
+                .map_err(|err| StoreError::Other(format!("unreadable document: {err}")))?;
+            let (Some(Bson::String(login_id)), Some(Bson::String(value))) =
+                (user.get(login), user.get(data))
+            else {
+                return Err(StoreError::Other(format!(
+                    "a document's {login} is not a string (_id {})",
+                    user.get("_id").map(ToString::to_string).unwrap_or_default()
+                )));
+            };
+            rows.push((login_id.clone(), value.clone()));
+            if rows.len() >= batch {
+                total += rows.len() as u64;
+                sink(std::mem::replace(&mut rows, Vec::with_capacity(batch)))?;
+            }
+        }
+        if !rows.is_empty() {
+            total += rows.len() as u64;
+            sink(rows)?;
+        }
+        Ok(total)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.database
             .run_command(doc! { "ping": 1 })

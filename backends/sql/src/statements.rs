@@ -21,6 +21,8 @@ pub struct Statements {
     pub session: Arc<str>,
     /// `(login, login, login)`: inserts the login id unless exactly that one exists.
     pub insert_user: Arc<str>,
+    /// `()` → `(login, ownid_data)` of every user with data.
+    pub export: Arc<str>,
 }
 
 impl Statements {
@@ -62,6 +64,10 @@ impl Statements {
                  WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {})",
                 p(1),
                 matches(2)
+            )
+            .into(),
+            export: format!(
+                "SELECT {login}, {data} FROM {table} WHERE {data} IS NOT NULL AND {data} <> ''"
             )
             .into(),
         }

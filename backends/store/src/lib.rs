@@ -87,6 +87,16 @@ pub trait UserStore: Send + Sync + 'static {
     /// ownIdData column, a unique index on the login id. Returns a line per change made.
     async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError>;
 
+    /// Every user with ownIdData (not NULL, not empty) as `(login id, ownIdData)`, handed to
+    /// `sink` in batches of at most `batch`; how many rows. The rows are streamed from one
+    /// statement (or cursor), so memory stays bounded whatever the table's size; the order is the
+    /// database's. An error from `sink` stops the export and is returned.
+    async fn export_ownid_data(
+        &self,
+        batch: usize,
+        sink: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), StoreError> + Send),
+    ) -> Result<u64, StoreError>;
+
     /// The replay guard's table (or collection) `table` in this store's database, over the same
     /// connections (`ownid.replay_protection: storage`); `None` when the backend has none.
     fn signature_ledger(&self, table: &Identifier) -> Option<std::sync::Arc<dyn SignatureLedger>> {

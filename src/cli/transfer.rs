@@ -1,0 +1,271 @@
+//! `ownid-bridge export` and `import`: every user's ownIdData as JSON Lines, to move between
+//! backends (SQLite to PostgreSQL, MySQL to PostgreSQL, MongoDB to SQL). One line per user with
+//! data: `{"loginId": "...", "ownIdData": "..."}`.
+//!
+//! Export streams from one statement (or cursor) in batches, so memory stays bounded. Import
+//! reads line by line and writes through the same store code as the endpoints, a batch of lines
+//! at a time with a few writes in flight; a line whose user already holds that value is
+//! `unchanged`, so an interrupted import run again ends in the same state (it is resumable).
+
+use std::io::{BufRead, BufReader, IsTerminal as _, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use futures_util::StreamExt as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ownid_bridge_store::{SetOutcome, StoreError, UserStore};
+use serde::{Deserialize, Serialize};
+
+use super::users::{login_id, open};
+use crate::config::Config;
+use crate::retry::retrying;
+
+/// Rows per batch read from the database (export) or lines per batch written (import).
+const BATCH: usize = 1000;
+/// Writes in flight at once during an import.
+const IN_FLIGHT: usize = 16;
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    #[serde(rename = "loginId")]
+    login_id: String,
+    #[serde(rename = "ownIdData")]
+    ownid_data: String,
+}
+
+/// A progress display on standard error when it is a terminal; hidden otherwise (a pipe, a log).
+fn progress(length: Option<u64>, template: &str) -> ProgressBar {
+    let bar = match length {
+        Some(length) => ProgressBar::new(length),
+        None => ProgressBar::new_spinner(),
+    };
+    if std::io::stderr().is_terminal() {
+        bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+pub(super) async fn export(config: Config, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let store = open(&config).await?;
+    let out: Box<dyn Write + Send> = match &output {
+        Some(path) => Box::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let mut out = std::io::BufWriter::new(out);
+    let bar = progress(None, "{spinner} {human_pos} users exported ({per_sec})");
+    let mut written = Ok(());
+    let exported = store
+        .export_ownid_data(BATCH, &mut |rows| {
+            for (login_id, ownid_data) in rows {
+                let line = Line {
+                    login_id,
+                    ownid_data,
+                };
+                written = serde_json::to_writer(&mut out, &line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"));
+                if let Err(err) = &written {
+                    return Err(StoreError::Other(format!("writing the export: {err}")));
+                }
+                bar.inc(1);
+            }
+            Ok(())
+        })
+        .await;
+    bar.finish_and_clear();
+    written.context("writing the export")?;
+    let exported = exported.map_err(|err| anyhow!("reading {}: {err}", config.storage.url))?;
+    out.flush().context("writing the export")?;
+    eprintln!("exported {exported} users with ownIdData");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What happened to one line of an import.
+enum Outcome {
+    Written,
+    Created,
+    Unchanged,
+    UnknownUser,
+    Refused(String),
+}
+
+#[derive(Default)]
+struct Counts {
+    written: u64,
+    created: u64,
+    unchanged: u64,
+    unknown: u64,
+    refused: u64,
+}
+
+pub(super) async fn import(
+    config: Config,
+    input: Option<PathBuf>,
+    create_missing_users: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = open(&config).await?;
+    let (reader, length): (Box<dyn Read + Send>, Option<u64>) = match &input {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            let length = file.metadata().ok().map(|meta| meta.len());
+            (Box::new(file), length)
+        }
+        None => (Box::new(std::io::stdin()), None),
+    };
+    let bar = progress(
+        length,
+        "{wide_bar} {binary_bytes}/{binary_total_bytes} ({eta} left)",
+    );
+    let mut lines = BufReader::new(bar.wrap_read(reader)).lines();
+    let config = Arc::new(config);
+    let mut counts = Counts::default();
+    let mut number = 0_u64;
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        for line in lines.by_ref().take(BATCH) {
+            number += 1;
+            batch.push((number, line.context("reading the import")?));
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let outcomes: Vec<(u64, Result<Outcome, StoreError>)> = futures_util::stream::iter(batch)
+            .map(|(number, line)| {
+                let (store, config) = (Arc::clone(&store), Arc::clone(&config));
+                async move {
+                    let outcome =
+                        import_line(&store, &config, &line, create_missing_users, dry_run).await;
+                    (number, outcome)
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (number, outcome) in outcomes {
+            match outcome {
+                Ok(Outcome::Written) => counts.written += 1,
+                Ok(Outcome::Created) => counts.created += 1,
+                Ok(Outcome::Unchanged) => counts.unchanged += 1,
+                Ok(Outcome::UnknownUser) => {
+                    counts.unknown += 1;
+                    bar.suspend(|| println!("line {number}: unknown user (not written)"));
+                }
+                Ok(Outcome::Refused(reason)) => {
+                    counts.refused += 1;
+                    bar.suspend(|| println!("line {number}: refused: {reason}"));
+                }
+                // The database failed: stop here; running the import again resumes.
+                Err(err) => {
+                    bar.finish_and_clear();
+                    print_counts(&counts, dry_run);
+                    return Err(anyhow!(
+                        "line {number}: {err}; stopped (run the import again to resume)"
+                    ));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    print_counts(&counts, dry_run);
+    Ok(if counts.refused + counts.unknown == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_counts(counts: &Counts, dry_run: bool) {
+    let verb = if dry_run {
+        "would be written"
+    } else {
+        "written"
+    };
+    println!(
+        "{} {verb} ({} of them new users), {} unchanged, {} unknown users, {} refused{}",
+        counts.written + counts.created,
+        counts.created,
+        counts.unchanged,
+        counts.unknown,
+        counts.refused,
+        if dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// One line: parsed and checked as the endpoint checks a request, compared with what is stored,
+/// and written when it differs. Errors are the database's; everything about the line itself is
+/// a refusal with its reason.
+async fn import_line(
+    store: &Arc<dyn UserStore>,
+    config: &Config,
+    line: &str,
+    create_missing_users: bool,
+    dry_run: bool,
+) -> Result<Outcome, StoreError> {
+    let refused = |reason: String| Ok(Outcome::Refused(reason));
+    if line.trim().is_empty() {
+        return refused("an empty line".into());
+    }
+    if let Err(err) = crate::json::check_unique_keys(line.as_bytes()) {
+        return refused(err.to_string());
+    }
+    let parsed: Line = match serde_json::from_str(line) {
+        Ok(parsed) => parsed,
+        Err(err) => return refused(format!("not an export line: {err}")),
+    };
+    let login_id = match login_id(config, &parsed.login_id) {
+        Ok(login_id) => login_id,
+        Err(err) => return refused(err.to_string()),
+    };
+    let data = parsed.ownid_data;
+    let max = config.ownid.max_ownid_data_chars;
+    if data.is_empty() {
+        return refused(format!("{login_id}: ownIdData is empty"));
+    }
+    if data.chars().count() > max {
+        return refused(format!(
+            "{login_id}: ownIdData is longer than ownid.max_ownid_data_chars ({max})"
+        ));
+    }
+    let retries = &config.storage.retries;
+    let exists = match retrying(retries, "import", || store.get_ownid_data(&login_id)).await {
+        Ok(Some(value)) if value == data => return Ok(Outcome::Unchanged),
+        Ok(_) => true,
+        Err(StoreError::NotFound) if !create_missing_users => return Ok(Outcome::UnknownUser),
+        Err(StoreError::NotFound) => false,
+        Err(err) => return Err(err),
+    };
+    if dry_run {
+        return Ok(if exists {
+            Outcome::Written
+        } else {
+            Outcome::Created
+        });
+    }
+    let set = retrying(retries, "import", || {
+        store.set_ownid_data(&login_id, &data, create_missing_users)
+    })
+    .await;
+    match set {
+        Ok(SetOutcome::Updated) => Ok(Outcome::Written),
+        Ok(SetOutcome::Created) => Ok(Outcome::Created),
+        Err(StoreError::NotFound) => Ok(Outcome::UnknownUser),
+        Err(err @ (StoreError::TooLarge { .. } | StoreError::Conflict)) => {
+            refused(format!("{login_id}: {err}"))
+        }
+        Err(err) => Err(err),
+    }
+}
