@@ -497,7 +497,7 @@ impl UserStore for ScriptedStore {
     async fn export_ownid_data(
         &self,
         _: usize,
-        _: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), StoreError> + Send),
+        _: ownid_bridge_store::ExportSink<'_>,
     ) -> Result<u64, StoreError> {
         self.fail()
     }

@@ -349,8 +349,7 @@ impl UserStore for ScriptedStore {
     async fn export_ownid_data(
         &self,
         batch: usize,
-        sink: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), ownid_bridge_store::StoreError>
-                  + Send),
+        sink: ownid_bridge_store::ExportSink<'_>,
     ) -> Result<u64, ownid_bridge_store::StoreError> {
         self.inner.export_ownid_data(batch, sink).await
     }

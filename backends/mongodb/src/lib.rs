@@ -23,8 +23,8 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use ownid_bridge_store::{
-    Identifier, PoolSettings, SchemaReport, SessionUser, SetOutcome, SignatureLedger, StoreError,
-    UserStore, UsersMapping,
+    ExportBatches, ExportSink, Identifier, PoolSettings, SchemaReport, SessionUser, SetOutcome,
+    SignatureLedger, StoreError, UserStore, UsersMapping,
 };
 
 use error::{is_duplicate_key, map_err, MAX_BSON_BYTES};
@@ -226,9 +226,9 @@ impl UserStore for MongoStore {
     async fn export_ownid_data(
         &self,
         batch: usize,
-        sink: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), StoreError> + Send),
+        sink: ExportSink<'_>,
     ) -> Result<u64, StoreError> {
-        let batch = batch.max(1);
+        let mut batches = ExportBatches::new(batch, sink);
         let (login, data) = (
             self.mapping.login_id.as_str(),
             self.mapping.ownid_data.as_str(),
@@ -240,8 +240,6 @@ impl UserStore for MongoStore {
             .batch_size(u32::try_from(batch).unwrap_or(u32::MAX))
             .await
             .map_err(map_err)?;
-        let mut rows = Vec::with_capacity(batch);
-        let mut total = 0;
         while cursor.advance().await.map_err(map_err)? {
             let user = Document::try_from(cursor.current())
                 .map_err(|err| StoreError::Other(format!("unreadable document: {err}")))?;
@@ -253,17 +251,9 @@ impl UserStore for MongoStore {
                     user.get("_id").map(ToString::to_string).unwrap_or_default()
                 )));
             };
-            rows.push((login_id.clone(), value.clone()));
-            if rows.len() >= batch {
-                total += rows.len() as u64;
-                sink(std::mem::replace(&mut rows, Vec::with_capacity(batch)))?;
-            }
+            batches.push(login_id.clone(), value.clone())?;
         }
-        if !rows.is_empty() {
-            total += rows.len() as u64;
-            sink(rows)?;
-        }
-        Ok(total)
+        batches.finish()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

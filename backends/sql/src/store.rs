@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ownid_bridge_store::{
-    Identifier, PoolSettings, PoolStatus, SchemaReport, SessionUser, SetOutcome, SignatureLedger,
-    StoreError, UserStore, UsersMapping,
+    ExportBatches, ExportSink, Identifier, PoolSettings, PoolStatus, SchemaReport, SessionUser,
+    SetOutcome, SignatureLedger, StoreError, UserStore, UsersMapping,
 };
 use sqlx::{Database, Row as _};
 
@@ -353,37 +353,21 @@ where
     async fn export_ownid_data(
         &self,
         batch: usize,
-        sink: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), StoreError> + Send),
+        sink: ExportSink<'_>,
     ) -> Result<u64, StoreError> {
         use futures_util::TryStreamExt as _;
-        let batch = batch.max(1);
+        let mut batches = ExportBatches::new(batch, sink);
         let mut conn = self.acquire(&self.reader).await?;
         let statement = Arc::clone(&self.sql.export);
-        let mut total = 0;
         // The sink's error ends the statement early; it is returned as it is.
         let mut stopped = None;
         self.run(&mut conn, async |conn| {
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(statement))
                 .persistent(self.prepared)
                 .fetch(conn);
-            let mut rows_of_batch = Vec::with_capacity(batch);
-            loop {
-                let row = rows.try_next().await?;
-                if let Some(row) = &row {
-                    rows_of_batch
-                        .push((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
-                }
-                if !rows_of_batch.is_empty() && (row.is_none() || rows_of_batch.len() >= batch) {
-                    total += rows_of_batch.len() as u64;
-                    if let Err(err) = sink(std::mem::replace(
-                        &mut rows_of_batch,
-                        Vec::with_capacity(batch),
-                    )) {
-                        stopped = Some(err);
-                        break;
-                    }
-                }
-                if row.is_none() {
+            while let Some(row) = rows.try_next().await? {
+                if let Err(err) = batches.push(row.try_get(0)?, row.try_get(1)?) {
+                    stopped = Some(err);
                     break;
                 }
             }
@@ -392,7 +376,7 @@ where
         .await?;
         match stopped {
             Some(err) => Err(err),
-            None => Ok(total),
+            None => batches.finish(),
         }
     }
 

@@ -94,7 +94,7 @@ pub trait UserStore: Send + Sync + 'static {
     async fn export_ownid_data(
         &self,
         batch: usize,
-        sink: &mut (dyn FnMut(Vec<(String, String)>) -> Result<(), StoreError> + Send),
+        sink: ExportSink<'_>,
     ) -> Result<u64, StoreError>;
 
     /// The replay guard's table (or collection) `table` in this store's database, over the same
@@ -102,6 +102,56 @@ pub trait UserStore: Send + Sync + 'static {
     fn signature_ledger(&self, table: &Identifier) -> Option<std::sync::Arc<dyn SignatureLedger>> {
         let _ = table;
         None
+    }
+}
+
+/// Where [`UserStore::export_ownid_data`] hands its rows.
+pub type ExportSink<'a> =
+    &'a mut (dyn FnMut(Vec<(String, String)>) -> Result<(), StoreError> + Send);
+
+/// Rows of an export, gathered into batches of at most `batch` for the sink.
+pub struct ExportBatches<'a> {
+    sink: ExportSink<'a>,
+    batch: usize,
+    rows: Vec<(String, String)>,
+    total: u64,
+}
+
+impl<'a> ExportBatches<'a> {
+    pub fn new(batch: usize, sink: ExportSink<'a>) -> Self {
+        let batch = batch.max(1);
+        ExportBatches {
+            sink,
+            batch,
+            rows: Vec::with_capacity(batch),
+            total: 0,
+        }
+    }
+
+    /// Adds a row; a full batch goes to the sink, whose error is returned.
+    pub fn push(&mut self, login_id: String, ownid_data: String) -> Result<(), StoreError> {
+        self.rows.push((login_id, ownid_data));
+        if self.rows.len() >= self.batch {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        self.total += self.rows.len() as u64;
+        (self.sink)(std::mem::replace(
+            &mut self.rows,
+            Vec::with_capacity(self.batch),
+        ))
+    }
+
+    /// Hands over the last rows; how many rows in all.
+    pub fn finish(mut self) -> Result<u64, StoreError> {
+        self.flush()?;
+        Ok(self.total)
     }
 }
 

@@ -10,8 +10,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+mod export;
 mod ledger;
 
+pub use export::*;
 pub use ledger::*;
 
 use crate::{Identifier, SetOutcome, StoreError, UserStore, UsersMapping};
@@ -47,6 +49,7 @@ pub async fn run_all(factory: &dyn StoreFactory) {
     concurrent_sets_on_distinct_users_all_persist(factory).await;
     concurrent_sets_on_one_user_leave_one_written_value(factory).await;
     concurrent_upserts_of_one_new_user_create_it_once(factory).await;
+    export_hands_over_every_user_with_data_in_batches(factory).await;
     ledger_schema_is_created_and_idempotent(factory).await;
     ledger_accepts_a_signature_once(factory).await;
     ledger_releases_only_its_holders_reservation(factory).await;
