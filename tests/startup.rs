@@ -83,6 +83,16 @@ async fn serve_waits_for_the_database_and_is_ready_once_it_answers() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(status(port, "/readyz").await, Some(503));
     assert!(child.try_wait().unwrap().is_none(), "serve gave up");
+    // An OwnID call now is answered 503, and the log says so.
+    let call = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/ownid/getOwnIDDataByLoginId"
+        ))
+        .body(r#"{"loginId": "early@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status().as_u16(), 503);
 
     proxy.up().await.unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -106,6 +116,21 @@ async fn serve_waits_for_the_database_and_is_ready_once_it_answers() {
         .filter(|line| line.contains("not reachable yet"))
         .count();
     assert!(waiting >= 2, "each try is logged:\n{logs}");
+    let early: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("the server is starting"))
+        .collect();
+    assert_eq!(
+        early.len(),
+        1,
+        "only the OwnID call, not the probes:\n{logs}"
+    );
+    assert!(
+        early[0].contains("/ownid/getOwnIDDataByLoginId"),
+        "{}",
+        early[0]
+    );
+    assert!(!early[0].contains("early@example.com"), "{}", early[0]);
     assert!(
         !logs.contains(PASSWORD),
         "the password reached the log:\n{logs}"

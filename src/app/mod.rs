@@ -350,8 +350,21 @@ impl Endpoint for Starting {
         if let Some(app) = self.ready.get() {
             return app.call(req).await;
         }
-        if req.uri().path() == "/healthz" {
+        let path = req.uri().path();
+        if path == "/healthz" {
             return Ok(Json(serde_json::json!({ "status": "ok" })).into_response());
+        }
+        // The request log is the application's, which does not exist yet: without this line a
+        // call answered here would show only in the load balancer's log. Readiness probes,
+        // expected to fail now, are not logged.
+        if path != "/readyz" {
+            tracing::warn!(
+                method = %req.method(),
+                path,
+                status = 503,
+                "answered 503 storage_unavailable: the server is starting (the database is not \
+                 open yet)"
+            );
         }
         Ok(ApiError::new(
             poem::http::StatusCode::SERVICE_UNAVAILABLE,
