@@ -13,6 +13,8 @@
 # server.pid}, DIR/bin (the SST wrappers, see write_rsync_wrapper). State transfer uses rsync (the
 # package is installed when missing and we are root); a killed node rejoins by IST.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NODES=(1 2 3)
 START_TIMEOUT=120 # seconds, for the whole of start, and for start-node
@@ -23,20 +25,6 @@ die() {
   exit 1
 }
 
-find_tool() { # first of the names that is on PATH or in /usr/sbin (mariadbd lives there)
-  local name
-  for name in "$@"; do
-    if command -v "$name" >/dev/null 2>&1; then
-      command -v "$name"
-      return 0
-    fi
-    if [[ -x /usr/sbin/$name ]]; then
-      echo "/usr/sbin/$name"
-      return 0
-    fi
-  done
-  return 1
-}
 
 galera_provider() {
   local so
@@ -62,19 +50,6 @@ ensure_sst_tools() {
   command -v rsync >/dev/null 2>&1 || apt_install rsync
   command -v ss >/dev/null 2>&1 || command -v lsof >/dev/null 2>&1 || apt_install iproute2
   command -v wsrep_sst_rsync >/dev/null 2>&1 || die "wsrep_sst_rsync is missing (mariadb-server)"
-}
-
-# All 12 ports at once, each socket held until all are bound, so no two are equal.
-free_ports() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
 }
 
 load_ports() { # sets SQL_PORT, GCOMM_PORT, IST_PORT, SST_PORT (arrays indexed by node)
@@ -267,7 +242,7 @@ cmd_start() {
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd) # absolute: it goes into the config files
 
-  read -r -a ports <<<"$(free_ports 12)"
+  mapfile -t ports < <(free_ports 12)
   ((${#ports[@]} == 12)) || die "could not pick free ports"
   {
     i=0

@@ -30,6 +30,8 @@
 #
 # PostgreSQL refuses to run as root: as root, the servers and their tools run as the user postgres.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 START_TIMEOUT=60 # seconds a server gets to start, and the standby to catch up
 SCRIPT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")
@@ -64,18 +66,6 @@ pg_bin_dir() { # the newest installed PostgreSQL's bin directory (Debian: /usr/l
   echo "$best"
 }
 
-free_ports() { # prints N distinct free TCP ports of 127.0.0.1, one a line
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-for s in socks:
-    print(s.getsockname()[1])
-EOF
-}
 
 tcp_open() { # host port
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
@@ -92,20 +82,8 @@ wait_for() { # seconds command...: until the command succeeds or time runs out
   done
 }
 
-proc_stat() { # pid n: field n after the command name of /proc/<pid>/stat (0 state, 1 parent pid)
-  local stat fields
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  read -r -a fields <<<"${stat##*) }"
-  echo "${fields[$2]}"
-}
 
-alive() { # pid: the process runs (a zombie does not: it holds no port, only awaits its reaper)
-  local state
-  state=$(proc_stat "$1" 0) && [[ $state != Z ]]
-}
 
-exited() { ! alive "$1"; }
-stopped() { [[ $(proc_stat "$1" 0) == T ]]; }
 
 # A server command, as the postgres user when we are root, from DIR (root's cwd may be closed to
 # postgres), its output into a log file. The redirection is on the command, never on this function:
