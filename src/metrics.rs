@@ -2,13 +2,17 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `ownid_bridge_requests_total` | counter | `operation`, `status` |
-//! | `ownid_bridge_request_duration_seconds` | histogram | `operation` |
-//! | `ownid_bridge_signature_failures_total` | counter | `reason` |
-//! | `ownid_bridge_storage_errors_total` | counter | `kind` (`unavailable`, `contention`, `too_large`, `other`) |
-//! | `ownid_bridge_storage_retries_total` | counter | `operation`: operations run again after contention |
-//! | `ownid_bridge_storage_pool_connections` | gauge | `state` (`in_use`, `idle`, `max`) |
+//! | `ownid_bridge_requests_total` | counter | `app`, `operation`, `status` |
+//! | `ownid_bridge_request_duration_seconds` | histogram | `app`, `operation` |
+//! | `ownid_bridge_signature_failures_total` | counter | `app`, `reason` |
+//! | `ownid_bridge_storage_errors_total` | counter | `app`, `kind` (`unavailable`, `contention`, `too_large`, `other`) |
+//! | `ownid_bridge_storage_retries_total` | counter | `app`, `operation`: operations run again after contention |
+//! | `ownid_bridge_storage_pool_connections` | gauge | `app`, `state` (`in_use`, `idle`, `max`) |
 //! | `ownid_bridge_connections_open` | gauge | (none): client connections open now (`conn.rs`) |
+//!
+//! `app` is the OwnID application that answered (`default` without `apps` in the
+//! configuration), and empty for the routes the server has once (health, documents, metrics) and
+//! for the command line's own storage calls.
 //!
 //! `operation` is one of the three OwnID operations (the `OperationId` poem-openapi attaches to
 //! the response once an operation ran) or the name of another route, and `other` for anything
@@ -90,8 +94,8 @@ const KNOWN: [&str; 10] = [
 
 /// The `operation` label for a request path, for the requests no OwnID operation answered
 /// (other routes, and requests the middlewares refused before the operation ran).
-pub fn operation(path: &str, jwks_path: &str) -> &'static str {
-    if path == jwks_path {
+pub fn operation(path: &str, is_jwks: bool) -> &'static str {
+    if is_jwks {
         return "jwks";
     }
     let last = path.rsplit('/').next().unwrap_or_default();
@@ -102,15 +106,52 @@ pub fn operation(path: &str, jwks_path: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-pub fn record_request(operation: &'static str, status: u16, seconds: f64) {
+tokio::task_local! {
+    /// The application whose request the current task is answering (see [`in_app`]).
+    static APP: &'static str;
+}
+
+/// The application's name on its responses, read by the request log.
+#[derive(Clone, Copy, Debug)]
+pub struct AppName(pub &'static str);
+
+/// Runs an application's request with its name known to every metric recorded meanwhile (a task
+/// local) and to every log line (a span), and marks the response with [`AppName`].
+pub async fn in_app<E: poem::Endpoint>(
+    app: &'static str,
+    next: E,
+    req: poem::Request,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse as _;
+    use tracing::Instrument as _;
+    let span = tracing::info_span!("app", app);
+    let answered = APP.scope(app, next.call(req).instrument(span)).await;
+    let mut response = match answered {
+        Ok(response) => response.into_response(),
+        Err(err) => crate::error::error_response(err),
+    };
+    response.set_data(AppName(app));
+    Ok(response)
+}
+
+fn current_app() -> &'static str {
+    APP.try_with(|app| *app).unwrap_or("")
+}
+
+pub fn record_request(app: &'static str, operation: &'static str, status: u16, seconds: f64) {
     metrics::counter!(
         "ownid_bridge_requests_total",
+        "app" => app,
         "operation" => operation,
         "status" => status_label(status)
     )
     .increment(1);
-    metrics::histogram!("ownid_bridge_request_duration_seconds", "operation" => operation)
-        .record(seconds);
+    metrics::histogram!(
+        "ownid_bridge_request_duration_seconds",
+        "app" => app,
+        "operation" => operation
+    )
+    .record(seconds);
 }
 
 /// The `status` label without an allocation for the statuses the server answers with.
@@ -133,24 +174,46 @@ fn status_label(status: u16) -> metrics::SharedString {
     known.into()
 }
 
-pub fn record_signature_failure(reason: &'static str) {
-    metrics::counter!("ownid_bridge_signature_failures_total", "reason" => reason).increment(1);
+pub fn record_signature_failure(app: &'static str, reason: &'static str) {
+    metrics::counter!(
+        "ownid_bridge_signature_failures_total",
+        "app" => app,
+        "reason" => reason
+    )
+    .increment(1);
 }
 
 pub fn record_storage_error(kind: &'static str) {
-    metrics::counter!("ownid_bridge_storage_errors_total", "kind" => kind).increment(1);
+    metrics::counter!(
+        "ownid_bridge_storage_errors_total",
+        "app" => current_app(),
+        "kind" => kind
+    )
+    .increment(1);
 }
 
 pub fn record_storage_retry(operation: &'static str) {
-    metrics::counter!("ownid_bridge_storage_retries_total", "operation" => operation).increment(1);
+    metrics::counter!(
+        "ownid_bridge_storage_retries_total",
+        "app" => current_app(),
+        "operation" => operation
+    )
+    .increment(1);
 }
 
-/// The exposition text, with the pool gauges read now.
-pub fn render(store: &dyn UserStore) -> String {
-    if let Some(pool) = store.pool_status() {
+/// The exposition text, with every application's pool gauges read now.
+pub fn render(stores: &[(&'static str, std::sync::Arc<dyn UserStore>)]) -> String {
+    for (app, store) in stores {
+        let Some(pool) = store.pool_status() else {
+            continue;
+        };
         let gauge = |state: &'static str, value: u32| {
-            metrics::gauge!("ownid_bridge_storage_pool_connections", "state" => state)
-                .set(f64::from(value));
+            metrics::gauge!(
+                "ownid_bridge_storage_pool_connections",
+                "app" => *app,
+                "state" => state
+            )
+            .set(f64::from(value));
         };
         gauge("in_use", pool.in_use);
         gauge("idle", pool.idle);
@@ -179,15 +242,12 @@ mod tests {
     #[test]
     fn operations_are_a_closed_set() {
         assert_eq!(
-            operation("/ownid/getSessionByLoginId", "/jwks"),
+            operation("/ownid/getSessionByLoginId", false),
             "getSessionByLoginId"
         );
-        assert_eq!(operation("/healthz", "/jwks"), "healthz");
-        assert_eq!(
-            operation("/.well-known/jwks.json", "/.well-known/jwks.json"),
-            "jwks"
-        );
-        assert_eq!(operation("/ownid/../../etc/passwd", "/jwks"), "other");
-        assert_eq!(operation("/random-path-123", "/jwks"), "other");
+        assert_eq!(operation("/healthz", false), "healthz");
+        assert_eq!(operation("/.well-known/jwks.json", true), "jwks");
+        assert_eq!(operation("/ownid/../../etc/passwd", false), "other");
+        assert_eq!(operation("/random-path-123", false), "other");
     }
 }

@@ -21,14 +21,14 @@ async fn metrics_count_requests_signature_failures_and_pool_usage() {
     // The test configuration's SQLite store: pool.max_connections 16, readers capped at two a CPU.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let max_gauge = format!(
-        "ownid_bridge_storage_pool_connections{{state=\"max\"}} {}",
+        "ownid_bridge_storage_pool_connections{{app=\"default\",state=\"max\"}} {}",
         16.min(2 * cpus)
     );
     for expected in [
-        "ownid_bridge_requests_total{operation=\"getOwnIDDataByLoginId\",status=\"404\"}",
-        "ownid_bridge_requests_total{operation=\"getOwnIDDataByLoginId\",status=\"401\"}",
-        "ownid_bridge_signature_failures_total{reason=\"missing_signature\"}",
-        "ownid_bridge_request_duration_seconds_bucket{operation=\"getOwnIDDataByLoginId\",le=\"0.005\"}",
+        "ownid_bridge_requests_total{app=\"default\",operation=\"getOwnIDDataByLoginId\",status=\"404\"}",
+        "ownid_bridge_requests_total{app=\"default\",operation=\"getOwnIDDataByLoginId\",status=\"401\"}",
+        "ownid_bridge_signature_failures_total{app=\"default\",reason=\"missing_signature\"}",
+        "ownid_bridge_request_duration_seconds_bucket{app=\"default\",operation=\"getOwnIDDataByLoginId\",le=\"0.005\"}",
         max_gauge.as_str(),
         "operation=\"other\"",
     ] {

@@ -33,6 +33,54 @@ pub fn service(api: OwnIdApi, base_path: &str) -> OpenApiService<OwnIdApi, ()> {
         .server(base_path.to_owned())
 }
 
+/// The document of a server with these applications (name, base path): for one, [`document`]
+/// with the base path as its server (the committed `openapi/` files); for several, each
+/// application's operations under its base path, tagged with its name, their operation ids
+/// prefixed with it (`customer_getOwnIDDataByLoginId`) so that generated clients keep them
+/// apart, and no `servers` (the paths are absolute).
+pub fn document_for_apps(apps: &[(&str, &str)]) -> Value {
+    let [(_, base_path)] = apps else {
+        return several_apps(apps);
+    };
+    document(&service(OwnIdApi, base_path))
+}
+
+fn several_apps(apps: &[(&str, &str)]) -> Value {
+    let mut document = document(&service(OwnIdApi, ""));
+    let object = document.as_object_mut().expect("a document is an object");
+    object.remove("servers");
+    let single = object.remove("paths").unwrap_or_default();
+    let mut paths = serde_json::Map::new();
+    let mut tags = Vec::new();
+    for (name, base_path) in apps {
+        tags.push(serde_json::json!({
+            "name": name,
+            "description": format!(
+                "The OwnID application `{name}`: its three operations under `{base_path}`, \
+                 signed with its own shared secret."
+            ),
+        }));
+        for (path, item) in single.as_object().into_iter().flatten() {
+            let mut item = item.clone();
+            for operation in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|item| item.values_mut())
+                .filter_map(Value::as_object_mut)
+            {
+                if let Some(Value::String(id)) = operation.get_mut("operationId") {
+                    *id = format!("{name}_{id}");
+                }
+                operation.insert("tags".into(), serde_json::json!([name]));
+            }
+            paths.insert(format!("{base_path}{path}"), item);
+        }
+    }
+    object.insert("tags".into(), Value::Array(tags));
+    object.insert("paths".into(), Value::Object(paths));
+    document
+}
+
 /// The finished document as JSON. Differences from what the derive produces:
 /// - the two signature schemes are one requirement (both headers), not alternatives: the derive
 ///   lists each security argument as its own requirement object, which in OpenAPI means "either";
@@ -96,8 +144,9 @@ pub fn to_yaml(document: &Value) -> String {
 /// with a panel where the shared secret is entered once (kept in the tab's sessionStorage, never
 /// sent) and a `requestInterceptor` that signs each "Try it out" request in the page with
 /// WebCrypto, as OwnID would (swagger-signing.html).
-pub fn swagger_ui_html(service: &OpenApiService<OwnIdApi, ()>, document: &Value) -> String {
+pub fn swagger_ui_html(document: &Value, apps: &[(&str, &str)]) -> String {
     // poem-openapi embeds its own rendering of the document; swap in the finished one.
+    let service = service(OwnIdApi, "/");
     let html = service.swagger_ui_html();
     let generated = service.spec();
     debug_assert!(html.contains(&generated));
@@ -107,13 +156,22 @@ pub fn swagger_ui_html(service: &OpenApiService<OwnIdApi, ()>, document: &Value)
         "<title>Swagger UI</title>",
         "<title>ownid-bridge API</title>",
     );
+    let apps: Vec<Value> = apps
+        .iter()
+        .map(|(name, base_path)| serde_json::json!({ "name": name, "basePath": base_path }))
+        .collect();
+    let signing = replace_once(
+        include_str!("swagger-signing.html"),
+        "const OWNID_APPS = [];",
+        &format!(
+            "const OWNID_APPS = {};",
+            serde_json::to_string(&apps).expect("a JSON value serializes")
+        ),
+    );
     let html = replace_once(
         &html,
         "<div id=\"ui\"></div>",
-        concat!(
-            include_str!("swagger-signing.html"),
-            "<div id=\"ui\"></div>"
-        ),
+        &format!("{signing}<div id=\"ui\"></div>"),
     );
     replace_once(
         &html,

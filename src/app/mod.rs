@@ -22,10 +22,20 @@ use crate::signature::{ReplayGuard, Replays, SharedGuard, SignatureCheck, Signat
 use crate::storage::NotServable;
 
 mod routes;
-use routes::{healthz, log_request, readyz, static_body, LoggedPaths};
+use routes::{healthz, log_request, readyz, static_body, LoggedPaths, Readiness};
 
-/// Everything `serve` derives from the configuration before it listens.
+/// Everything `serve` derives from the configuration before it listens: one [`OwnIdApp`] per
+/// configured application (one without `apps`).
 pub struct App {
+    pub config: Config,
+    pub apps: Vec<OwnIdApp>,
+}
+
+/// One OwnID application: its single-application configuration (see [`Config::apps`]), store,
+/// signature verifier and session issuer.
+pub struct OwnIdApp {
+    /// Leaked once per start, so that every metric and log line can carry it without a copy.
+    pub name: &'static str,
     pub config: Config,
     pub store: Arc<dyn UserStore>,
     pub verifier: Arc<SignatureVerifier>,
@@ -39,6 +49,11 @@ pub enum StartError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Storage(#[from] NotServable),
+    #[error("apps {app:?}: {source}")]
+    InApp {
+        app: String,
+        source: Box<StartError>,
+    },
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("metrics.listen {listen}: {source}")]
@@ -50,14 +65,28 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
+impl StartError {
+    /// Names the application an error is about when the configuration has several.
+    fn in_app(self, config: &Config, app: &str) -> StartError {
+        if config.apps.is_empty() {
+            return self;
+        }
+        StartError::InApp {
+            app: app.to_owned(),
+            source: Box::new(self),
+        }
+    }
+}
+
 impl App {
-    /// Every secret must be configured (see [`MissingSecrets::Refuse`]).
+    /// A single-application configuration over its store; every secret must be configured
+    /// (see [`MissingSecrets::Refuse`]).
     pub fn new(
         config: Config,
         store: Arc<dyn UserStore>,
     ) -> Result<(App, GeneratedSecrets), KeyError> {
         let keys = Keys::resolve(&config, MissingSecrets::Refuse)?;
-        Ok(Self::with_keys(config, store, keys))
+        Ok(Self::with_keys(config, vec![store], vec![keys]))
     }
 
     /// The zero-configuration trial start (no configuration file, no `OWNID_BRIDGE__`
@@ -68,26 +97,142 @@ impl App {
         store: Arc<dyn UserStore>,
     ) -> Result<(App, GeneratedSecrets), KeyError> {
         let keys = Keys::resolve(&config, MissingSecrets::Generate)?;
-        Ok(Self::with_keys(config, store, keys))
+        Ok(Self::with_keys(config, vec![store], vec![keys]))
     }
 
-    /// The application over resolved keys.
+    /// Every application of `config` over its store, in the order of [`Config::apps`].
+    pub fn with_stores(config: Config, stores: Vec<Arc<dyn UserStore>>) -> Result<App, StartError> {
+        let keys = resolve_keys(&config, MissingSecrets::Refuse)?;
+        Ok(Self::with_keys(config, stores, keys).0)
+    }
+
+    /// The application over resolved keys and opened stores, one of each per application.
     pub fn with_keys(
         config: Config,
-        store: Arc<dyn UserStore>,
-        keys: Keys,
+        stores: Vec<Arc<dyn UserStore>>,
+        keys: Vec<Keys>,
     ) -> (App, GeneratedSecrets) {
-        let app = App {
-            config,
-            store,
-            verifier: Arc::new(keys.verifier),
-            sessions: Arc::new(keys.sessions),
-        };
-        (app, keys.generated)
+        let configured = config.apps();
+        assert!(
+            configured.len() == stores.len() && configured.len() == keys.len(),
+            "one store and one set of keys per application"
+        );
+        let mut generated = GeneratedSecrets::default();
+        let apps = configured
+            .into_iter()
+            .zip(stores)
+            .zip(keys)
+            .map(|((app, store), keys)| {
+                // Generated only in the zero-configuration trial: one application.
+                generated = keys.generated;
+                OwnIdApp {
+                    name: Box::leak(app.name.into_boxed_str()),
+                    config: app.config,
+                    store,
+                    verifier: Arc::new(keys.verifier),
+                    sessions: Arc::new(keys.sessions),
+                }
+            })
+            .collect();
+        (App { config, apps }, generated)
     }
 
-    /// The whole HTTP surface.
+    /// The whole HTTP surface: each application's operations under its base path, and the
+    /// routes the server has once (documents, health, readiness, metrics).
     pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        let config = &self.config;
+        let described: Vec<(&str, &str)> = self
+            .apps
+            .iter()
+            .map(|app| (app.name, app.config.server.base_path.as_str()))
+            .collect();
+        let document = spec::document_for_apps(&described);
+        let docs_html = spec::swagger_ui_html(&document, &described);
+        let json = spec::to_json(&document);
+        let yaml = spec::to_yaml(&document);
+
+        let mut route = Route::new();
+        for app in &self.apps {
+            route = route.nest(app.config.server.base_path.clone(), app.endpoint());
+            if let Some(jwks) = app.sessions.jwks() {
+                let jwks = serde_json::to_string(jwks).expect("a JWKS serializes");
+                route = route.at(
+                    app.config.session.jwks_path.clone(),
+                    get(static_body(jwks, "application/jwk-set+json")),
+                );
+            }
+        }
+        let stores: Arc<[(&'static str, Arc<dyn UserStore>)]> = self
+            .apps
+            .iter()
+            .map(|app| (app.name, app.store.clone()))
+            .collect();
+        let mut route = route
+            .at("/openapi.json", get(static_body(json, "application/json")))
+            .at("/openapi.yaml", get(static_body(yaml, "application/yaml")))
+            .at(
+                "/docs",
+                get(static_body(docs_html, "text/html; charset=utf-8")),
+            )
+            .at("/healthz", get(healthz))
+            .at("/readyz", get(readyz.data(Readiness(stores))));
+        if config.metrics.enabled && config.metrics.listen.is_none() {
+            route = route.at("/metrics", self.metrics_endpoint());
+        }
+        let paths = Arc::new(LoggedPaths {
+            jwks: self
+                .apps
+                .iter()
+                .map(|app| app.config.session.jwks_path.clone())
+                .collect(),
+            bases: self
+                .apps
+                .iter()
+                .map(|app| format!("{}/", app.config.server.base_path))
+                .collect(),
+        });
+        // A panic in a handler must cost one request, not the process (see the release profile's
+        // panic strategy in Cargo.toml): it becomes the usual 500 body, and the log line says so.
+        let on_panic = |_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked");
+            ApiError::internal()
+        };
+        route
+            .with(poem::middleware::CatchPanic::new().with_handler(on_panic))
+            .catch_all_error(|err| async move { crate::error::error_response(err) })
+            .around(move |next, req| log_request(next, req, paths.clone()))
+    }
+
+    /// `GET /metrics` in the Prometheus text format, for callers inside
+    /// `metrics.allowed_networks` (loopback by default; see `NetworkPolicy::allows_metrics`),
+    /// on the main port and on `metrics.listen` alike.
+    pub fn metrics_endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        crate::metrics::init();
+        let stores: Vec<(&'static str, Arc<dyn UserStore>)> = self
+            .apps
+            .iter()
+            .map(|app| (app.name, app.store.clone()))
+            .collect();
+        let policy = NetworkPolicy {
+            allowed: self.config.metrics.allowed_networks.clone(),
+            trusted_proxies: self.config.server.trusted_proxies.clone(),
+        };
+        get(poem::endpoint::make_sync(move |req| {
+            if !policy.allows_metrics(&req) {
+                return crate::network::forbidden();
+            }
+            Response::builder()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(crate::metrics::render(&stores))
+        }))
+    }
+}
+
+impl OwnIdApp {
+    /// The three operations under this application's base path: its origin check, signature
+    /// check and replay guard, its store and session issuer. Every request it answers carries
+    /// its name, in the log (a span) and the metrics (see [`crate::metrics::in_app`]).
+    fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
         let config = &self.config;
         let state = Arc::new(ApiState {
             store: self.store.clone(),
@@ -98,12 +243,7 @@ impl App {
             create_missing_users: config.ownid.create_missing_users,
             retries: config.storage.retries.clone(),
         });
-        let base_path = config.server.base_path.clone();
-        let service = spec::service(OwnIdApi, &base_path);
-        let document = spec::document(&service);
-        let docs_html = spec::swagger_ui_html(&service, &document);
-        let json = spec::to_json(&document);
-        let yaml = spec::to_yaml(&document);
+        let service = spec::service(OwnIdApi, &config.server.base_path);
         let mut signature = SignatureCheck::new(
             self.verifier.clone(),
             config.server.max_body_bytes,
@@ -129,69 +269,33 @@ impl App {
             allowed: config.ownid.allowed_networks.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
         }));
-
-        let mut route = Route::new()
-            .nest(base_path, service.data(state).with(signature).with(origin))
-            .at("/openapi.json", get(static_body(json, "application/json")))
-            .at("/openapi.yaml", get(static_body(yaml, "application/yaml")))
-            .at(
-                "/docs",
-                get(static_body(docs_html, "text/html; charset=utf-8")),
-            )
-            .at("/healthz", get(healthz))
-            .at("/readyz", get(readyz.data(self.store.clone())));
-        if config.metrics.enabled && config.metrics.listen.is_none() {
-            route = route.at("/metrics", self.metrics_endpoint());
-        }
-        if let Some(jwks) = self.sessions.jwks() {
-            let jwks = serde_json::to_string(jwks).expect("a JWKS serializes");
-            route = route.at(
-                config.session.jwks_path.clone(),
-                get(static_body(jwks, "application/jwk-set+json")),
-            );
-        }
-        let paths = Arc::new(LoggedPaths {
-            jwks: config.session.jwks_path.clone(),
-            base: format!("{}/", config.server.base_path),
-        });
-        // A panic in a handler must cost one request, not the process (see the release profile's
-        // panic strategy in Cargo.toml): it becomes the usual 500 body, and the log line says so.
-        let on_panic = |_: Box<dyn std::any::Any + Send>| {
-            tracing::error!("a request handler panicked");
-            ApiError::internal()
-        };
-        route
-            .with(poem::middleware::CatchPanic::new().with_handler(on_panic))
-            .catch_all_error(|err| async move { crate::error::error_response(err) })
-            .around(move |next, req| log_request(next, req, paths.clone()))
+        let name = self.name;
+        service
+            .data(state)
+            .with(signature)
+            .with(origin)
+            .around(move |next, req| crate::metrics::in_app(name, next, req))
     }
+}
 
-    /// `GET /metrics` in the Prometheus text format, for callers inside
-    /// `metrics.allowed_networks` (loopback by default; see `NetworkPolicy::allows_metrics`),
-    /// on the main port and on `metrics.listen` alike.
-    pub fn metrics_endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
-        crate::metrics::init();
-        let store = self.store.clone();
-        let policy = NetworkPolicy {
-            allowed: self.config.metrics.allowed_networks.clone(),
-            trusted_proxies: self.config.server.trusted_proxies.clone(),
-        };
-        get(poem::endpoint::make_sync(move |req| {
-            if !policy.allows_metrics(&req) {
-                return crate::network::forbidden();
-            }
-            Response::builder()
-                .content_type("text/plain; version=0.0.4; charset=utf-8")
-                .body(crate::metrics::render(store.as_ref()))
-        }))
-    }
+/// The signature verifier and session issuer of every application, in the order of
+/// [`Config::apps`].
+fn resolve_keys(config: &Config, missing: MissingSecrets) -> Result<Vec<Keys>, StartError> {
+    config
+        .apps()
+        .iter()
+        .map(|app| {
+            Keys::resolve(&app.config, missing)
+                .map_err(|err| StartError::from(err).in_app(config, &app.name))
+        })
+        .collect()
 }
 
 /// A server bound to its ports and answering `/healthz` (and `/readyz`: not ready), its store
 /// not yet open: see [`Listening::open`].
 pub struct Listening {
     config: Config,
-    keys: Keys,
+    keys: Vec<Keys>,
     addr: SocketAddr,
     metrics: Option<(BoxAcceptor, SocketAddr)>,
     /// The application, once the store is open; until then [`Starting`] answers.
@@ -215,7 +319,7 @@ pub struct Ready {
 /// once, with [`Starting`] until [`Listening::open`] has opened the store.
 pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening, StartError> {
     init_logging(&config.log);
-    let keys = Keys::resolve(&config, missing)?;
+    let keys = resolve_keys(&config, missing)?;
     let server = &config.server;
     let acceptor = bind_server(&server.listen, server.tls.as_ref()).await?;
     let addr = socket_addr(&acceptor).map_err(|source| BindError::Listen {
@@ -273,14 +377,14 @@ impl Listening {
             ready,
             mut server,
         } = self;
-        let store = tokio::select! {
-            store = crate::storage::open_waiting(&config) => store?,
+        let stores = tokio::select! {
+            stores = open_stores(&config) => stores?,
             stopped = &mut server => {
                 served(stopped)?;
                 return Ok(None);
             }
         };
-        let (app, generated) = App::with_keys(config, store, keys);
+        let (app, generated) = App::with_keys(config, stores, keys);
         let metrics_addr = metrics.map(|(acceptor, addr)| {
             let route = Route::new().at("/metrics", app.metrics_endpoint());
             // Ends with the process; scrapes in flight at shutdown do not matter. The same
@@ -301,6 +405,18 @@ impl Listening {
             server,
         }))
     }
+}
+
+/// Every application's store, opened for serving (see [`crate::storage::open_waiting`]) at
+/// once.
+async fn open_stores(config: &Config) -> Result<Vec<Arc<dyn UserStore>>, StartError> {
+    let apps = config.apps();
+    futures_util::future::try_join_all(apps.iter().map(|app| async {
+        crate::storage::open_waiting(&app.config)
+            .await
+            .map_err(|err| StartError::from(err).in_app(config, &app.name))
+    }))
+    .await
 }
 
 impl Ready {

@@ -26,27 +26,55 @@ pub(super) fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Every application's store, for `/readyz`.
+#[derive(Clone)]
+pub(super) struct Readiness(pub(super) Arc<[(&'static str, Arc<dyn UserStore>)]>);
+
+/// Ready when every application's store answers within 5 s: `{"status": "ready", "storage":
+/// backend}` for one application, `{"status": "ready", "apps": {name: backend, ...}}` for
+/// several.
 #[handler]
-pub(super) async fn readyz(store: poem::web::Data<&Arc<dyn UserStore>>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(5), store.ping()).await {
-        Ok(Ok(())) => Json(serde_json::json!({ "status": "ready", "storage": store.backend() }))
-            .into_response(),
-        Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            ApiError::unavailable().into_response()
+pub(super) async fn readyz(stores: poem::web::Data<&Readiness>) -> Response {
+    let stores = &stores.0 .0;
+    let pings = stores.iter().map(|(app, store)| async move {
+        match tokio::time::timeout(Duration::from_secs(5), store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::warn!(app, error = %err, "readiness check failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(app, "readiness check timed out after 5s");
+                false
+            }
         }
-        Err(_) => {
-            tracing::warn!("readiness check timed out after 5s");
-            ApiError::unavailable().into_response()
+    });
+    if !futures_util::future::join_all(pings)
+        .await
+        .into_iter()
+        .all(|ready| ready)
+    {
+        return ApiError::unavailable().into_response();
+    }
+    match &stores[..] {
+        [(_, store)] => Json(serde_json::json!({ "status": "ready", "storage": store.backend() }))
+            .into_response(),
+        apps => {
+            let backends: serde_json::Map<String, serde_json::Value> = apps
+                .iter()
+                .map(|(app, store)| ((*app).to_owned(), store.backend().into()))
+                .collect();
+            Json(serde_json::json!({ "status": "ready", "apps": backends })).into_response()
         }
     }
 }
 
 /// The configured paths the request log needs to name a route.
 pub(super) struct LoggedPaths {
-    pub(super) jwks: String,
-    /// The base path with a trailing `/`.
-    pub(super) base: String,
+    /// Every application's `session.jwks_path`.
+    pub(super) jwks: Vec<String>,
+    /// Every application's base path with a trailing `/`.
+    pub(super) bases: Vec<String>,
 }
 
 /// One log line per request: operation, status, latency and a request id (taken from
@@ -80,19 +108,23 @@ pub(super) async fn log_request<E: Endpoint>(
     // ran) are named by their path.
     let operation = match response.data::<poem_openapi::OperationId>() {
         Some(poem_openapi::OperationId(id)) => *id,
-        None => crate::metrics::operation(&path, &paths.jwks),
+        None => crate::metrics::operation(&path, paths.jwks.contains(&path)),
     };
+    // Set by the application that answered (`metrics::in_app`); empty for the shared routes.
+    let app = response
+        .data::<crate::metrics::AppName>()
+        .map_or("", |crate::metrics::AppName(name)| name);
     let rejected = response
         .data::<SignatureRejected>()
         .map(|SignatureRejected(reason)| reason.code());
-    crate::metrics::record_request(operation, status.as_u16(), elapsed);
+    crate::metrics::record_request(app, operation, status.as_u16(), elapsed);
     if let Some(reason) = rejected {
-        crate::metrics::record_signature_failure(reason);
+        crate::metrics::record_signature_failure(app, reason);
     }
     if status.is_server_error() {
-        tracing::warn!(%request_id, %method, operation, status = status.as_u16(), latency_ms, rejected, "request");
+        tracing::warn!(%request_id, %method, app, operation, status = status.as_u16(), latency_ms, rejected, "request");
     } else {
-        tracing::info!(%request_id, %method, operation, status = status.as_u16(), latency_ms, rejected, "request");
+        tracing::info!(%request_id, %method, app, operation, status = status.as_u16(), latency_ms, rejected, "request");
     }
     if let Ok(value) = request_id.parse() {
         response.headers_mut().insert("x-request-id", value);
@@ -100,7 +132,7 @@ pub(super) async fn log_request<E: Endpoint>(
     if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {
         // RFC 9110: a 405 names the methods the resource has. The OwnID operations take POST;
         // every other route of this server is GET.
-        let allow = if path.starts_with(&paths.base) {
+        let allow = if paths.bases.iter().any(|base| path.starts_with(base)) {
             "POST"
         } else {
             "GET"

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::api::{spec, OwnIdApi};
-use crate::config::Config;
+use crate::api::spec;
+use crate::config::{AppConfig, Config};
 use crate::keys::{self, GeneratedSecrets, MissingSecrets};
 use crate::signature::{now_ms, SignatureVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::{app, storage};
@@ -24,6 +24,11 @@ pub struct Cli {
     /// and OWNID_BRIDGE__SECTION__KEY environment overrides apply.
     #[arg(long, short, global = true, env = "OWNID_BRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// With several OwnID applications configured (`apps`): the one a command acts on (sign,
+    /// users, export, import; check and schema: only this one instead of all).
+    #[arg(long, global = true, env = "OWNID_BRIDGE_APP")]
+    pub app: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -180,35 +185,46 @@ pub async fn run() -> ExitCode {
 async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.unwrap_or(Command::Serve { listen: None });
     let config = || Config::load(cli.config.as_deref());
+    let app_name = cli.app.as_deref();
+    // The one application a command acts on, as a single-application configuration.
+    let app = || -> anyhow::Result<Config> { Ok(config()?.app(app_name)?.config) };
     match command {
         Command::Serve { listen } => {
             let env: Vec<(String, String)> = std::env::vars().collect();
             let trial = zero_configuration(cli.config.is_some(), &env);
+            if app_name.is_some() {
+                anyhow::bail!("--app selects an application for the other commands; serve runs every configured application");
+            }
             serve(config()?, trial, listen).await
         }
-        Command::Check => check(config()?).await,
-        Command::Schema => schema(config()?).await,
-        Command::Openapi { format, output } => openapi(format, output),
+        Command::Check => check(config()?, app_name).await,
+        Command::Schema => schema(config()?, app_name).await,
+        Command::Openapi { format, output } => {
+            // With a configuration file, the document its server serves (all its applications).
+            let config = match cli.config.is_some() {
+                true => config()?,
+                false => Config::default(),
+            };
+            openapi(&config, format, output)
+        }
         Command::Sign {
             operation,
             body,
             send,
             url,
             timestamp,
-        } => sign(config()?, operation, body, send, url, timestamp).await,
+        } => sign(app()?, operation, body, send, url, timestamp).await,
         Command::Users { command } => match command {
-            UsersCommand::Add { login_ids } => users::add(config()?, login_ids).await,
-            UsersCommand::Show { login_id, reveal } => {
-                users::show(config()?, &login_id, reveal).await
-            }
-            UsersCommand::Reset { login_ids, yes } => users::reset(config()?, login_ids, yes).await,
+            UsersCommand::Add { login_ids } => users::add(app()?, login_ids).await,
+            UsersCommand::Show { login_id, reveal } => users::show(app()?, &login_id, reveal).await,
+            UsersCommand::Reset { login_ids, yes } => users::reset(app()?, login_ids, yes).await,
         },
-        Command::Export { output } => transfer::export(config()?, output).await,
+        Command::Export { output } => transfer::export(app()?, output).await,
         Command::Import {
             input,
             create_missing_users,
             dry_run,
-        } => transfer::import(config()?, input, create_missing_users, dry_run).await,
+        } => transfer::import(app()?, input, create_missing_users, dry_run).await,
         Command::Config {
             command: ConfigCommand::Example,
         } => {
@@ -252,21 +268,40 @@ async fn serve(
         return Ok(ExitCode::SUCCESS);
     };
     let base = server.base_url();
-    let config = &server.app().config;
     println!(
         "ownid-bridge {} listening on {base}",
         env!("CARGO_PKG_VERSION")
     );
-    println!(
-        "  OwnID endpoints: {base}{}/{{setOwnIDDataByLoginId,getOwnIDDataByLoginId,getSessionByLoginId}}",
-        config.server.base_path
-    );
+    let several = server.app().apps.len() > 1;
+    for app in &server.app().apps {
+        let config = &app.config;
+        let label = if several {
+            format!("  {}:\n    ", app.name)
+        } else {
+            "  ".to_owned()
+        };
+        println!(
+            "{label}OwnID endpoints: {base}{}/{{setOwnIDDataByLoginId,getOwnIDDataByLoginId,getSessionByLoginId}}",
+            config.server.base_path
+        );
+        if several {
+            println!(
+                "    storage:         {} {} (table {})",
+                app.store.backend(),
+                config.storage.url,
+                config.storage.users.table
+            );
+        }
+    }
     println!("  Swagger UI:      {base}/docs");
-    println!(
-        "  storage:         {} {}",
-        server.app().store.backend(),
-        config.storage.url
-    );
+    if !several {
+        let app = &server.app().apps[0];
+        println!(
+            "  storage:         {} {}",
+            app.store.backend(),
+            app.config.storage.url
+        );
+    }
     if let Some(secret) = &server.generated.shared_secret {
         println!(
             "  shared secret:   {}\n                   (generated for this run, for local trial only: \
@@ -287,19 +322,47 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn check(config: Config) -> anyhow::Result<ExitCode> {
+/// The applications `check` and `schema` look at: the one `--app` names, or every one.
+fn selected_apps(config: &Config, app: Option<&str>) -> anyhow::Result<Vec<AppConfig>> {
+    Ok(match app {
+        Some(_) => vec![config.app(app)?],
+        None => config.apps(),
+    })
+}
+
+/// A heading per application when the configuration has several.
+fn app_heading(config: &Config, app: &AppConfig) {
+    if !config.apps.is_empty() {
+        println!("app {} ({}):", app.name, app.config.server.base_path);
+    }
+}
+
+async fn check(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
     println!("configuration: ok");
+    let mut ok = true;
+    for app in selected_apps(&config, app)? {
+        app_heading(&config, &app);
+        ok &= check_app(&app.config).await?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn check_app(config: &Config) -> anyhow::Result<bool> {
     let mut ok = true;
     let mut unused = GeneratedSecrets::default();
     let refuse = MissingSecrets::Refuse;
-    match keys::verifier(&config, refuse, &mut unused) {
+    match keys::verifier(config, refuse, &mut unused) {
         Ok(_) => println!("ok   shared secret: valid base64"),
         Err(err) => {
             ok = false;
             println!("FAIL shared secret: {err}");
         }
     }
-    match keys::sessions(&config, refuse, &mut unused) {
+    match keys::sessions(config, refuse, &mut unused) {
         Ok(_) => println!("ok   session key: {:?} can sign", config.session.algorithm),
         Err(err) => {
             ok = false;
@@ -309,7 +372,7 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
     match storage::open(&config.storage, false).await {
         Ok(store) => {
             println!("ok   storage: {} reachable", config.storage.url);
-            let report = storage::inspect(&config, store.as_ref()).await?;
+            let report = storage::inspect(config, store.as_ref()).await?;
             print!("{report}");
             ok &= report.is_ok();
         }
@@ -318,6 +381,15 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
             println!("FAIL storage: {}: {err}", config.storage.url);
         }
     }
+    Ok(ok)
+}
+
+async fn schema(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for app in selected_apps(&config, app)? {
+        app_heading(&config, &app);
+        ok &= schema_app(&app.config).await?;
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -325,39 +397,47 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn schema(config: Config) -> anyhow::Result<ExitCode> {
+async fn schema_app(config: &Config) -> anyhow::Result<bool> {
     let store = storage::open(&config.storage, true)
         .await
         .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))?;
-    let changes = storage::apply_schema(&config, store.as_ref(), true).await?;
+    let changes = storage::apply_schema(config, store.as_ref(), true).await?;
     if changes.is_empty() {
         println!("nothing to change");
     }
     for change in &changes {
         println!("applied: {change}");
     }
-    let report = storage::inspect(&config, store.as_ref()).await?;
+    let report = storage::inspect(config, store.as_ref()).await?;
     print!("{report}");
-    Ok(if report.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report.is_ok())
 }
 
 /// The document as committed under `openapi/`: the default base path.
 pub fn openapi_document(format: SpecFormat) -> String {
-    let base_path = crate::config::ServerConfig::default().base_path;
-    let service = spec::service(OwnIdApi, &base_path);
-    let document = spec::document(&service);
+    configured_document(&Config::default(), format)
+}
+
+/// The document a server with this configuration serves at `/openapi.json`.
+fn configured_document(config: &Config, format: SpecFormat) -> String {
+    let apps = config.apps();
+    let described: Vec<(&str, &str)> = apps
+        .iter()
+        .map(|app| (app.name.as_str(), app.config.server.base_path.as_str()))
+        .collect();
+    let document = spec::document_for_apps(&described);
     match format {
         SpecFormat::Json => spec::to_json(&document),
         SpecFormat::Yaml => spec::to_yaml(&document),
     }
 }
 
-fn openapi(format: SpecFormat, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let text = openapi_document(format);
+fn openapi(
+    config: &Config,
+    format: SpecFormat,
+    output: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let text = configured_document(config, format);
     match output {
         Some(path) => std::fs::write(&path, text)
             .map_err(|err| anyhow!("cannot write {}: {err}", path.display()))?,

@@ -4,6 +4,7 @@
 //! → environment overrides layered over it (figment) → typed structs (unknown keys and bad values
 //! are errors naming the key's path) → secrets read from their files.
 
+mod apps;
 mod de;
 mod env;
 mod ownid;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use crate::secret::Secret;
 use env::{expand_vars, Overrides};
 
+pub use apps::{AppConfig, AppEntry, DEFAULT_APP};
 pub use ownid::{Normalization, OwnIdConfig, PreviousSecret, ReplayProtection, ResponseMode};
 pub use server::{LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
 pub use session::{JwtAlgorithm, PublicKeyConfig, SessionConfig, SessionTtls};
@@ -60,6 +62,9 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    /// Several OwnID applications in one server; empty: the top-level sections are the one
+    /// application (see `apps.rs`).
+    pub apps: Vec<AppEntry>,
 }
 
 impl Config {
@@ -82,10 +87,9 @@ impl Config {
             Yaml::from_str(text).map_err(|err| ConfigError(format!("invalid YAML: {err}")))?;
         let mut tree = Value::from(file.unwrap_or_default());
         expand_vars(&mut tree, "", env)?;
-        let mut config: Config = Figment::from(Serialized::defaults(tree))
-            .merge(Overrides::new(env))
-            .extract_lossy()
-            .map_err(de::config_error)?;
+        let figment = Figment::from(Serialized::defaults(tree)).merge(Overrides::new(env));
+        let mut config: Config = figment.extract_lossy().map_err(de::config_error)?;
+        config.refuse_top_level_app_keys(|key| figment.contains(key))?;
         config.resolve_files()?;
         config.validate()?;
         Ok(config)
@@ -101,7 +105,8 @@ impl Config {
             &mut self.session.secret,
             &self.session.secret_file,
             "session.secret",
-        )
+        )?;
+        self.resolve_app_files()
     }
 
     /// The checks no type expresses, section by section, in the file's order.
@@ -109,7 +114,8 @@ impl Config {
         self.server.validate()?;
         self.ownid.validate()?;
         self.session.validate()?;
-        self.storage.validate()
+        self.storage.validate()?;
+        self.validate_apps()
     }
 }
 

@@ -129,23 +129,25 @@ impl ServerConfig {
     }
 
     pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
-        let base = self.base_path.trim_end_matches('/');
-        if !base.starts_with('/')
-            || !base
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
-        {
-            return Err(ConfigError::at(
-                "server.base_path",
-                format!(
-                    "{:?} must start with '/' and use only letters, digits and -_.~/",
-                    self.base_path
-                ),
-            ));
-        }
-        self.base_path = base.to_owned();
+        self.base_path = base_path(&self.base_path, "server.base_path")?;
         positive("server.max_body_bytes", self.max_body_bytes == 0)?;
         positive("server.header_timeout", self.header_timeout.is_zero())?;
         positive("server.max_connections", self.max_connections == 0)
     }
+}
+
+/// A base path as configured (`key` names it in the error), without its trailing `/`.
+pub(super) fn base_path(value: &str, key: &str) -> Result<String, ConfigError> {
+    let base = value.trim_end_matches('/');
+    if !base.starts_with('/')
+        || !base
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
+    {
+        return Err(ConfigError::at(
+            key,
+            format!("{value:?} must start with '/' and use only letters, digits and -_.~/"),
+        ));
+    }
+    Ok(base.to_owned())
 }

@@ -349,3 +349,208 @@ fn the_pool_section_is_the_stores_own_settings() {
         "{message}"
     );
 }
+
+const SECRET_A: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+const SECRET_B: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
+const JWT: &str = "an-hmac-secret-of-at-least-32-bytes!!";
+
+/// Two applications over the top-level database, the second in a table of its own.
+fn two_apps(extra: &str) -> String {
+    format!(
+        "storage: {{ url: \"sqlite://shared.db\" }}\n\
+         apps:\n\
+         - name: customer\n  base_path: /ownid/customer/\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n\
+         - name: admin\n  base_path: /ownid/admin\n  ownid: {{ shared_secret: \"{SECRET_B}\", responses: legacy }}\n  session: {{ secret: \"{JWT}\", ttl: 5m }}\n  users: {{ table: admins, login_id: email }}\n{extra}"
+    )
+}
+
+#[test]
+fn without_apps_the_top_level_sections_are_the_default_app() {
+    let config = Config::from_yaml("server: { base_path: /id }", &[]).unwrap();
+    let apps = config.apps();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].name, DEFAULT_APP);
+    assert_eq!(apps[0].config.server.base_path, "/id");
+    assert_eq!(config.app(None).unwrap().name, "default");
+    assert_eq!(config.app(Some("default")).unwrap().name, "default");
+}
+
+#[test]
+fn each_app_has_its_own_sections_over_the_shared_storage() {
+    let config = Config::from_yaml(&two_apps(""), &[]).unwrap();
+    let apps = config.apps();
+    let (customer, admin) = (&apps[0], &apps[1]);
+    assert_eq!(customer.name, "customer");
+    assert_eq!(customer.config.server.base_path, "/ownid/customer");
+    assert_eq!(
+        customer
+            .config
+            .ownid
+            .shared_secret
+            .as_ref()
+            .unwrap()
+            .expose(),
+        SECRET_A
+    );
+    assert_eq!(customer.config.ownid.responses, ResponseMode::Standard);
+    assert_eq!(customer.config.storage.users.table, "users");
+    assert_eq!(
+        admin.config.ownid.shared_secret.as_ref().unwrap().expose(),
+        SECRET_B
+    );
+    assert_eq!(admin.config.ownid.responses, ResponseMode::Legacy);
+    assert_eq!(admin.config.session.ttl, Duration::from_secs(300));
+    assert_eq!(admin.config.storage.users.table, "admins");
+    assert_eq!(admin.config.storage.users.login_id, "email");
+    assert_eq!(admin.config.storage.url.expose(), "sqlite://shared.db");
+    // The entries' copies hold no further applications.
+    assert!(admin.config.apps.is_empty());
+    assert_eq!(config.app(Some("admin")).unwrap().name, "admin");
+    assert_eq!(
+        config.app(None).unwrap_err().to_string(),
+        "several OwnID applications are configured (customer, admin): choose one with --app"
+    );
+    assert_eq!(
+        config.app(Some("shop")).unwrap_err().to_string(),
+        "--app \"shop\": no such application; configured: customer, admin"
+    );
+}
+
+#[test]
+fn an_app_may_have_a_database_of_its_own() {
+    let yaml = two_apps(&format!(
+        "- name: partner\n  base_path: /partner\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ backend: postgres, url: \"postgres://db/partners\", users: {{ table: people }} }}\n"
+    ));
+    let config = Config::from_yaml(&yaml, &[]).unwrap();
+    let partner = config.app(Some("partner")).unwrap().config;
+    assert_eq!(partner.storage.backend, Backend::Postgres);
+    assert_eq!(partner.storage.users.table, "people");
+}
+
+#[test]
+fn app_entries_are_checked_and_name_their_entry() {
+    let with = |extra: &str| error(&two_apps(extra), &[]);
+    let entry = |body: &str| {
+        with(&format!(
+            "- name: third\n  base_path: /third\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n{body}"
+        ))
+    };
+    assert_eq!(
+        with("- name: Third!\n  base_path: /t\n"),
+        "apps[2].name: \"Third!\" must be 1 to 32 lower-case letters, digits, - and _, starting with a letter or digit"
+    );
+    assert_eq!(
+        with("- name: third\n  base_path: /t\n  session: { secret: x }\n"),
+        "apps[2].ownid.shared_secret: each application needs its own shared secret from the OwnID console (or ownid.shared_secret_file); ${VAR} references work here"
+    );
+    assert_eq!(
+        with(&format!("- name: third\n  base_path: /t\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n")),
+        "apps[2].session.secret: HS256 signs this application's session tokens with it; set it (or session.secret_file)"
+    );
+    assert!(
+        entry("  users: { table: third }\n  storage: { url: \"sqlite://x.db\" }\n")
+            .starts_with("apps[2].users: set users (a table in the shared storage) or storage")
+    );
+    assert_eq!(
+        with(&format!("- name: third\n  base_path: /t\n  ownid: {{ shared_secret: \"{SECRET_A}\", max_ownid_data_chars: 0 }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: thirds }}\n")),
+        "apps[2].ownid.max_ownid_data_chars: must be positive"
+    );
+    assert!(with("- name: x\n  base_path: /x\n  colour: blue\n").contains("colour"));
+}
+
+#[test]
+fn apps_may_not_share_a_name_a_base_path_or_a_data_column() {
+    let third = |name: &str, base: &str, users: &str| {
+        error(
+            &two_apps(&format!(
+                "- name: {name}\n  base_path: {base}\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n{users}"
+            )),
+            &[],
+        )
+    };
+    assert_eq!(
+        third("admin", "/other", "  users: { table: others }\n"),
+        "apps[2]: the same name as apps[1] (\"admin\"); each application needs its own"
+    );
+    assert_eq!(
+        third("third", "/ownid/admin/v2", "  users: { table: others }\n"),
+        "apps[2]: a base path equal to, or nested in, the base path as apps[1] (\"admin\"); each application needs its own"
+    );
+    assert_eq!(
+        third("third", "/ownid", "  users: { table: others }\n"),
+        "apps[2]: a base path equal to, or nested in, the base path as apps[0] (\"customer\"); each application needs its own"
+    );
+    // /ownid/customers is not under /ownid/customer.
+    assert!(Config::from_yaml(
+        &two_apps(&format!(
+            "- name: third\n  base_path: /ownid/customers\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: others }}\n"
+        )),
+        &[]
+    )
+    .is_ok());
+    assert_eq!(
+        third("third", "/third", ""),
+        "apps[2]: the same ownIdData column (database, table and column) as apps[0] (\"customer\"); each application needs its own"
+    );
+    // The same table with another ownIdData column is fine: two apps over one users table.
+    assert!(Config::from_yaml(
+        &two_apps(&format!(
+            "- name: third\n  base_path: /third\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ ownid_data: third_ownid_data }}\n"
+        )),
+        &[]
+    )
+    .is_ok());
+}
+
+#[test]
+fn with_apps_the_top_level_app_sections_are_refused() {
+    for (yaml, vars, key) in [
+        (
+            format!("ownid: {{ shared_secret: \"{SECRET_A}\" }}\n"),
+            vec![],
+            "ownid",
+        ),
+        ("session: { ttl: 5m }\n".to_owned(), vec![], "session"),
+        (
+            "server: { base_path: /x }\n".to_owned(),
+            vec![],
+            "server.base_path",
+        ),
+        (
+            String::new(),
+            vec![("OWNID_BRIDGE__OWNID__SHARED_SECRET", SECRET_A)],
+            "ownid",
+        ),
+    ] {
+        let message = error(&format!("{yaml}{}", two_apps("")), &vars);
+        assert!(
+            message.starts_with(&format!("{key}: with apps, each application has its own")),
+            "{message}"
+        );
+    }
+    // The shared sections stay at the top.
+    assert!(Config::from_yaml(
+        &format!(
+            "server: {{ listen: \"127.0.0.1:0\" }}\nlog: {{ level: debug }}\n{}",
+            two_apps("")
+        ),
+        &[]
+    )
+    .is_ok());
+}
+
+#[test]
+fn app_secrets_are_read_from_files_and_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-secret");
+    std::fs::write(&file, format!("{SECRET_B}\n")).unwrap();
+    let yaml = format!(
+        "apps:\n- name: admin\n  base_path: /admin\n  ownid: {{ shared_secret_file: \"{}\" }}\n  session: {{ secret: \"{JWT}\" }}\n",
+        file.display()
+    );
+    let config = Config::from_yaml(&yaml, &[]).unwrap();
+    let admin = config.app(None).unwrap().config;
+    assert_eq!(admin.ownid.shared_secret.unwrap().expose(), SECRET_B);
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(SECRET_B) && !debug.contains(JWT), "{debug}");
+}
