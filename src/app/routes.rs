@@ -110,16 +110,17 @@ pub(super) async fn log_request<E: Endpoint>(
         Some(poem_openapi::OperationId(id)) => *id,
         None => crate::metrics::operation(&path, paths.jwks.contains(&path)),
     };
-    // Set by the application that answered (`metrics::in_app`); empty for the shared routes.
+    // Set by the application that answered (`metrics::in_app`); none for the shared routes,
+    // whose log lines leave the field out and whose metrics have an empty `app` label.
     let app = response
         .data::<crate::metrics::AppName>()
-        .map_or("", |crate::metrics::AppName(name)| name);
+        .map(|crate::metrics::AppName(name)| *name);
     let rejected = response
         .data::<SignatureRejected>()
         .map(|SignatureRejected(reason)| reason.code());
-    crate::metrics::record_request(app, operation, status.as_u16(), elapsed);
+    crate::metrics::record_request(app.unwrap_or(""), operation, status.as_u16(), elapsed);
     if let Some(reason) = rejected {
-        crate::metrics::record_signature_failure(app, reason);
+        crate::metrics::record_signature_failure(app.unwrap_or(""), reason);
     }
     if status.is_server_error() {
         tracing::warn!(%request_id, %method, app, operation, status = status.as_u16(), latency_ms, rejected, "request");
