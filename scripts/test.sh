@@ -172,7 +172,7 @@ redact() { # hides the password of a URL
 
 tmp=
 pg_data='' pg_bin=''
-bridge_pid=''
+bridge_pid='' apps_pid=''
 # MariaDB and jongodb write their pid here at every start (the first one and a control script's
 # `start`) and a kill removes it, so the teardown stops whichever process runs at the end.
 my_pidfile='' mongo_pidfile='' pgb_pidfile=''
@@ -213,6 +213,7 @@ cleanup() {
   trap '' INT TERM
   set +e
   [[ -n $bridge_pid ]] && stop_pid "$bridge_pid"
+  [[ -n $apps_pid ]] && stop_pid "$apps_pid"
   if [[ -n $tmp ]]; then
     echo "== stopping test servers"
     local pid pidfile
@@ -599,6 +600,41 @@ bridge_env=(
 bridge_pid=$!
 wait_for "$bridge_pid" "$START_TIMEOUT" tcp_open 127.0.0.1 "$bridge_port" \
   || fail_with_log ownid-bridge "$tmp/bridge.out" "$tmp/bridge.log"
+# A second server with two OwnID applications (apps:), on a port of its own choosing (read from
+# its first line), for Swagger UI's application selector.
+apps_customer_secret=$("$bridge" config secret)
+apps_admin_secret=$("$bridge" config secret)
+cat >"$tmp/apps.yaml" <<EOF
+server: { listen: "127.0.0.1:0" }
+storage: { url: "sqlite://$tmp/apps.db" }
+apps:
+  - name: customer
+    base_path: /ownid/customer
+    ownid: { shared_secret: "\${APPS_CUSTOMER_SECRET}" }
+    session: { secret: "\${APPS_JWT_SECRET}" }
+  - name: admin
+    base_path: /ownid/admin
+    ownid: { shared_secret: "\${APPS_ADMIN_SECRET}" }
+    session: { secret: "\${APPS_JWT_SECRET}" }
+    users: { table: admins }
+EOF
+apps_env=(
+  env
+  -u OWNID_BRIDGE_CONFIG
+  APPS_CUSTOMER_SECRET="$apps_customer_secret"
+  APPS_ADMIN_SECRET="$apps_admin_secret"
+  APPS_JWT_SECRET="$("$bridge" config secret)"
+  "$bridge"
+  --config "$tmp/apps.yaml"
+)
+for app in customer admin; do
+  "${apps_env[@]}" --app "$app" users add user@example.com >/dev/null
+done
+"${apps_env[@]}" >"$tmp/apps.out" 2>"$tmp/apps.log" &
+apps_pid=$!
+wait_for "$apps_pid" "$START_TIMEOUT" grep -q "listening on http://" "$tmp/apps.out" \
+  || fail_with_log "ownid-bridge (apps)" "$tmp/apps.out" "$tmp/apps.log"
+apps_url=$(sed -n 's/.* listening on \(http:[^ ]*\).*/\1/p' "$tmp/apps.out")
 out=target/spec-checks
 rm -rf "$out"
 mkdir -p "$out"
@@ -606,6 +642,9 @@ client_env=(
   env
   OWNID_BRIDGE_URL="http://127.0.0.1:$bridge_port"
   OWNID_SHARED_SECRET="$bridge_secret"
+  OWNID_APPS_URL="$apps_url"
+  OWNID_APPS_CUSTOMER_SECRET="$apps_customer_secret"
+  OWNID_APPS_ADMIN_SECRET="$apps_admin_secret"
 )
 echo "== TypeScript clients (openapi-typescript + openapi-fetch, @hey-api/openapi-ts) and Swagger UI in Chromium"
 "${client_env[@]}" OWNID_TEST_USER=typescript-client@example.com OWNID_TEST_OUT="$PWD/$out/typescript" \

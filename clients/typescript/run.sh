@@ -7,11 +7,16 @@
 #   OWNID_SHARED_SECRET  the base64 shared secret the server verifies with
 #   OWNID_TEST_USER      a login id that exists and has no ownIdData yet (it gets some)
 #   OWNID_TEST_OUT       a directory for artifacts (swagger-ui.png, openapi-ts.txt)
+#   OWNID_APPS_URL, OWNID_APPS_CUSTOMER_SECRET, OWNID_APPS_ADMIN_SECRET
+#                        a second server with two applications (customer under /ownid/customer,
+#                        admin under /ownid/admin, the user user@example.com in both), for the
+#                        Swagger UI test's application selector
 # test/hey-api.test.mjs also needs the user hey-api-client@example.com (or OWNID_HEY_API_TEST_USER).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-for name in OWNID_BRIDGE_URL OWNID_SHARED_SECRET OWNID_TEST_USER OWNID_TEST_OUT; do
+for name in OWNID_BRIDGE_URL OWNID_SHARED_SECRET OWNID_TEST_USER OWNID_TEST_OUT \
+  OWNID_APPS_URL OWNID_APPS_CUSTOMER_SECRET OWNID_APPS_ADMIN_SECRET; do
   if [ -z "${!name:-}" ]; then
     echo "clients/typescript/run.sh: $name is not set" >&2
     exit 2

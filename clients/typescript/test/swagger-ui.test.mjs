@@ -1,8 +1,11 @@
 // Swagger UI in a real browser (Debian's Chromium driven by playwright-core), with every request
 // that is not to the server's own origin blocked: the UI's assets are embedded by the server.
 // A second test enters the shared secret in the page and runs "Try it out" on the three
-// operations: the page signs each request itself (WebCrypto) and shows the server's answer.
-// Environment (set by the test runner): OWNID_BRIDGE_URL, OWNID_SHARED_SECRET, OWNID_TEST_OUT.
+// operations: the page signs each request itself (WebCrypto) and shows the server's answer. A
+// third does it on a server with two OwnID applications (apps:), a secret per application.
+// Environment (set by the test runner): OWNID_BRIDGE_URL, OWNID_SHARED_SECRET, OWNID_TEST_OUT,
+// and for the two applications OWNID_APPS_URL, OWNID_APPS_CUSTOMER_SECRET,
+// OWNID_APPS_ADMIN_SECRET.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -135,11 +138,12 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
  * @param {import("playwright-core").Page} page
  * @param {string} operationId
  * @param {string} body
+ * @param {string} [base] the path before the operation in the document (several applications)
  * @returns {Promise<{ status: string, text: string }>}
  */
-async function tryItOut(page, operationId, body) {
+async function tryItOut(page, operationId, body, base = "") {
   const operation = page.locator(".opblock", {
-    has: page.locator(`.opblock-summary-path[data-path="/${operationId}"]`),
+    has: page.locator(`.opblock-summary-path[data-path="${base}/${operationId}"]`),
   });
   // isVisible() does not wait: expand, then wait for the block's body to be there before
   // deciding whether it is in try-it-out mode yet (its body textarea is the sign).
@@ -153,7 +157,7 @@ async function tryItOut(page, operationId, body) {
   }
   await textarea.waitFor({ state: "visible", timeout: 30_000 });
   await textarea.fill(body);
-  const answered = page.waitForResponse((response) => response.url().endsWith(`/${operationId}`));
+  const answered = page.waitForResponse((response) => response.url().endsWith(`${base}/${operationId}`));
   await operation.locator("button.execute").click();
   const response = await answered;
   const status = String(response.status());
@@ -258,5 +262,123 @@ test("Try it out signs requests in the page once the shared secret is entered", 
   await page.locator("#ownid-secret-forget").click();
   const forgotten = await tryItOut(page, "getOwnIDDataByLoginId", '{"loginId": "user@example.com"}');
   assert.equal(forgotten.status, "401");
+  await page.close();
+});
+
+test("With several applications, the page keeps a secret per application and signs each one's paths with it", { timeout: 180_000 }, async () => {
+  assert.ok(context);
+  const appsUrl = requiredEnv("OWNID_APPS_URL");
+  const customerSecret = requiredEnv("OWNID_APPS_CUSTOMER_SECRET");
+  const adminSecret = requiredEnv("OWNID_APPS_ADMIN_SECRET");
+  const appsOrigin = new URL(appsUrl).origin;
+  const page = await context.newPage();
+  /** @type {string[]} */
+  const pageErrors = [];
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+  /** @type {import("playwright-core").Request[]} */
+  const sent = [];
+  page.on("request", (request) => sent.push(request));
+  await page.route(
+    (url) => url.origin !== appsOrigin,
+    (route) => route.abort("blockedbyclient"),
+  );
+  await page.goto(new URL("/docs", appsUrl).href, { waitUntil: "load" });
+
+  // Each application's three operations, under its base path; the selector names both.
+  for (const base of ["/ownid/customer", "/ownid/admin"]) {
+    for (const operationId of OPERATIONS) {
+      await page
+        .locator(`.opblock-summary-path[data-path="${base}/${operationId}"]`)
+        .waitFor({ state: "visible", timeout: 30_000 });
+    }
+  }
+  assert.deepEqual(await page.locator("#ownid-app option").allInnerTexts(), [
+    "customer (/ownid/customer)",
+    "admin (/ownid/admin)",
+  ]);
+  const status = page.locator("#ownid-secret-status");
+  await status.filter({ hasText: "customer: not signing" }).waitFor();
+
+  // The admin application's secret, entered for admin.
+  await page.locator("#ownid-app").selectOption("admin");
+  await status.filter({ hasText: "admin: not signing" }).waitFor();
+  await page.locator("#ownid-secret").fill(adminSecret);
+  await page.locator("#ownid-secret-use").click();
+  await status.filter({ hasText: "admin: signing on (32-byte key)" }).waitFor();
+
+  const data = `admin data ${Date.now()}`;
+  const adminSet = await tryItOut(
+    page,
+    "setOwnIDDataByLoginId",
+    JSON.stringify({ loginId: "user@example.com", ownIdData: data }),
+    "/ownid/admin",
+  );
+  assert.equal(adminSet.status, "204", adminSet.text);
+  // The customer application has no secret yet: its request goes out unsigned, although the
+  // admin application's secret is there.
+  const customerUnsigned = await tryItOut(
+    page, "getOwnIDDataByLoginId", '{"loginId": "user@example.com"}', "/ownid/customer",
+  );
+  assert.equal(customerUnsigned.status, "401");
+  assert.match(customerUnsigned.text, /missing_signature/);
+
+  // The admin application's secret entered for customer is refused by the server.
+  await page.locator("#ownid-app").selectOption("customer");
+  await page.locator("#ownid-secret").fill(adminSecret);
+  await page.locator("#ownid-secret-use").click();
+  await status.filter({ hasText: "customer: signing on" }).waitFor();
+  const customerWrong = await tryItOut(
+    page, "getOwnIDDataByLoginId", '{"loginId": "user@example.com"}', "/ownid/customer",
+  );
+  assert.equal(customerWrong.status, "401");
+  assert.match(customerWrong.text, /invalid_signature/);
+
+  // With its own secret: customer's user has no data (admin's write went to admin's table),
+  // and admin's requests are still signed with admin's secret.
+  await page.locator("#ownid-secret").fill(customerSecret);
+  await page.locator("#ownid-secret-use").click();
+  const customerGet = await tryItOut(
+    page, "getOwnIDDataByLoginId", '{"loginId": "user@example.com"}', "/ownid/customer",
+  );
+  assert.equal(customerGet.status, "204", customerGet.text);
+  const adminGet = await tryItOut(
+    page, "getOwnIDDataByLoginId", '{"loginId": "user@example.com"}', "/ownid/admin",
+  );
+  assert.equal(adminGet.status, "200", adminGet.text);
+  assert.ok(adminGet.text.includes(data), adminGet.text);
+
+  assert.equal(
+    await page.evaluate(() => sessionStorage.getItem("ownid-bridge.shared-secret:admin")),
+    adminSecret,
+  );
+  assert.equal(
+    await page.evaluate(() => sessionStorage.getItem("ownid-bridge.shared-secret:customer")),
+    customerSecret,
+  );
+  for (const request of sent) {
+    const everything = JSON.stringify([request.url(), await request.allHeaders(), request.postData()]);
+    assert.ok(
+      !everything.includes(customerSecret) && !everything.includes(adminSecret),
+      `a secret was sent to ${request.url()}`,
+    );
+  }
+  assert.deepEqual(pageErrors, [], "the page threw");
+
+  // The picture: the selector with both applications, and each one's operations under its tag
+  // (the operations opened above folded away).
+  const open = page.locator(".opblock.is-open .opblock-summary");
+  while ((await open.count()) > 0) {
+    await open.first().click();
+  }
+  await page.locator(".opblock.is-open").waitFor({ state: "detached", timeout: 30_000 });
+  await page.evaluate(() => {
+    /** @type {HTMLElement | null} */ (document.activeElement)?.blur();
+    window.scrollTo(0, 0);
+  });
+  await page.setViewportSize({ width: 1280, height: 1060 });
+  mkdirSync(outDir, { recursive: true });
+  const screenshot = join(outDir, "swagger-ui-apps.png");
+  await page.screenshot({ path: screenshot, fullPage: false });
+  assert.ok(statSync(screenshot).size > 10_000, "the screenshot is not a blank page");
   await page.close();
 });
