@@ -7,13 +7,17 @@
 #                        /ownid, the served spec at /openapi.json)
 #   OWNID_SHARED_SECRET  the base64 shared secret the server verifies signatures with
 #   OWNID_TEST_OUT       a directory for the reports (created if missing)
+#   OWNID_APPS_URL       a second server's root URL, configured with several applications (apps:)
 # Optional: PYTHON (default python3) builds the virtualenv; OWNID_PYTHON_CLIENT_USER (default
 # python-client@example.com) is the existing user generated_client.py writes to.
 #
 # Steps:
 #   0. The virtualenv .cache/python-venv, (re)built only when requirements.txt or the Python
 #      version changed (a hash stamp inside the venv records what it was built from).
-#   1. openapi-spec-validator on the committed openapi/openapi.yaml and openapi/openapi.json.
+#   1. openapi-spec-validator on the committed openapi/openapi.yaml and openapi/openapi.json, and
+#      on the document the server with several applications serves; openapi-python-client
+#      generates a client from the latter without a warning, with three operations per
+#      application.
 #   2. preflight.py: the served /openapi.json is byte-identical to openapi/openapi.json (and the
 #      YAML is the same document); the signer passes SPEC §2's test vector; a request signed by
 #      the hooks' signer gets 404 for an unknown login id, unsigned and wrongly signed ones 401.
@@ -36,6 +40,7 @@ cd "$root"
 : "${OWNID_BRIDGE_URL:?OWNID_BRIDGE_URL must be set, e.g. http://127.0.0.1:43121}"
 : "${OWNID_SHARED_SECRET:?OWNID_SHARED_SECRET must be set to the base64 shared secret of the server}"
 : "${OWNID_TEST_OUT:?OWNID_TEST_OUT must be set to a directory for the reports}"
+: "${OWNID_APPS_URL:?OWNID_APPS_URL must be set to a server with several applications}"
 export OWNID_BRIDGE_URL="${OWNID_BRIDGE_URL%/}" OWNID_SHARED_SECRET
 mkdir -p "$OWNID_TEST_OUT"
 out=$(cd "$OWNID_TEST_OUT" && pwd)
@@ -72,6 +77,29 @@ bin=$venv/bin
 t=$(now)
 step "openapi-spec-validator"
 "$bin/openapi-spec-validator" openapi/openapi.yaml openapi/openapi.json
+apps_document=$out/apps-openapi.json
+"$bin/python" -c 'import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1]).read())' \
+  "${OWNID_APPS_URL%/}/openapi.json" "$apps_document"
+"$bin/openapi-spec-validator" "$apps_document"
+apps_generated=$out/apps-generated
+apps_log=$out/apps-openapi-python-client.txt
+rm -rf "$apps_generated"
+mkdir -p "$apps_generated"
+PATH="$bin:$PATH" "$bin/openapi-python-client" generate --path "$apps_document" --meta none \
+  --output-path "$apps_generated/apps_client" --fail-on-warning >"$apps_log" 2>&1 \
+  || { sed 's/^/   /' "$apps_log"; echo "== run.sh: openapi-python-client failed on $apps_document" >&2; exit 1; }
+if grep -v -e '^Generating ' -e '^[[:space:]]*$' "$apps_log" >/dev/null; then
+  sed 's/^/   /' "$apps_log"
+  echo "== run.sh: openapi-python-client warned on $apps_document" >&2
+  exit 1
+fi
+apps_operations=$(find "$apps_generated/apps_client/api" -name '*_by_login_id.py' | wc -l)
+apps_count=$("$bin/python" -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["tags"]))' "$apps_document")
+if ((apps_operations != 3 * apps_count || apps_count < 2)); then
+  echo "== run.sh: the client of $apps_document has $apps_operations operations for $apps_count applications" >&2
+  exit 1
+fi
+echo "   several applications: valid, and a client with $apps_operations operations for $apps_count applications"
 echo "   ($(elapsed "$t"))"
 
 # ---------------------------------------------------------------------------------------------
