@@ -527,3 +527,67 @@ async fn the_binary_serves_two_applications_and_its_commands_take_app() {
         "{log}"
     );
 }
+
+/// Two applications over one database of each server backend, each on a table (collection) of
+/// its own: a request signed for one is refused by the other, and each write lands in its own
+/// table only.
+async fn two_apps_over_one_database(backend: &str, url: &str) {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (customers, admins) = (format!("customers_{suffix}"), format!("admins_{suffix}"));
+    let yaml = format!(
+        "storage: {{ backend: {backend}, url: \"{url}\", create_demo_table: true }}\n\
+         apps:\n\
+         - name: customer\n  base_path: /customer\n  ownid: {{ shared_secret: \"{SECRET}\" }}\n  session: {{ secret: \"{JWT_SECRET}\" }}\n  users: {{ table: {customers} }}\n\
+         - name: admin\n  base_path: /admin\n  ownid: {{ shared_secret: \"{ADMIN_SECRET}\" }}\n  session: {{ secret: \"{JWT_SECRET}\" }}\n  users: {{ table: {admins} }}\n"
+    );
+    let apps = Apps::start(Config::from_yaml(&yaml, &[]).expect("config")).await;
+    for store in &apps.stores {
+        assert!(store.create_user("alice@example.com").await.unwrap());
+    }
+    let set = json!({ "loginId": "alice@example.com", "ownIdData": "customer-device" });
+    apps.signed("/customer/setOwnIDDataByLoginId", SECRET, &set)
+        .await
+        .assert_empty(204);
+    apps.signed("/admin/setOwnIDDataByLoginId", SECRET, &set)
+        .await
+        .assert_error(401, "invalid_signature");
+    apps.signed("/customer/setOwnIDDataByLoginId", ADMIN_SECRET, &set)
+        .await
+        .assert_error(401, "invalid_signature");
+    let get = json!({ "loginId": "alice@example.com" });
+    apps.signed("/admin/getOwnIDDataByLoginId", ADMIN_SECRET, &get)
+        .await
+        .assert_empty(204);
+    let reply = apps
+        .signed("/customer/getOwnIDDataByLoginId", SECRET, &get)
+        .await;
+    assert_eq!(reply.status, 200, "{backend}: {}", reply.body);
+    assert_eq!(reply.json()["ownIdData"], "customer-device");
+    assert_eq!(
+        apps.stores[1]
+            .get_ownid_data("alice@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        None,
+        "{backend}: the admin table holds no data"
+    );
+}
+
+#[tokio::test]
+async fn two_apps_over_one_postgres_database() {
+    two_apps_over_one_database("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
+}
+
+#[tokio::test]
+async fn two_apps_over_one_mysql_database() {
+    let url = common::mysql_test_database("ownid_bridge_apps_test").await;
+    two_apps_over_one_database("mysql", &url).await;
+}
+
+#[tokio::test]
+async fn two_apps_over_one_mongodb_database() {
+    let base = required_url("OWNID_TEST_MONGODB_URL");
+    let url = format!("{}/ownid_bridge_apps_test", base.trim_end_matches('/'));
+    two_apps_over_one_database("mongodb", &url).await;
+}
