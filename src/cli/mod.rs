@@ -339,10 +339,25 @@ fn app_heading(config: &Config, app: &AppConfig) {
 
 async fn check(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
     println!("configuration: ok");
+    each_app(
+        &config,
+        app,
+        |config| async move { check_app(&config).await },
+    )
+    .await
+}
+
+/// Runs `run` on the applications `check` and `schema` look at, each under its heading: exit 1
+/// when any of them found a problem.
+async fn each_app<F, R>(config: &Config, app: Option<&str>, run: F) -> anyhow::Result<ExitCode>
+where
+    F: Fn(Config) -> R,
+    R: std::future::Future<Output = anyhow::Result<bool>>,
+{
     let mut ok = true;
-    for app in selected_apps(&config, app)? {
-        app_heading(&config, &app);
-        ok &= check_app(&app.config).await?;
+    for app in selected_apps(config, app)? {
+        app_heading(config, &app);
+        ok &= run(app.config).await?;
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -385,16 +400,12 @@ async fn check_app(config: &Config) -> anyhow::Result<bool> {
 }
 
 async fn schema(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
-    let mut ok = true;
-    for app in selected_apps(&config, app)? {
-        app_heading(&config, &app);
-        ok &= schema_app(&app.config).await?;
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    each_app(
+        &config,
+        app,
+        |config| async move { schema_app(&config).await },
+    )
+    .await
 }
 
 async fn schema_app(config: &Config) -> anyhow::Result<bool> {

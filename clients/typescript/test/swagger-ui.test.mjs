@@ -168,8 +168,15 @@ async function tryItOut(page, operationId, body, base = "") {
   return { status: (await shown.first().innerText()).trim(), text };
 }
 
-test("Try it out signs requests in the page once the shared secret is entered", { timeout: 180_000 }, async () => {
+/**
+ * Opens a new page on the server's /docs, every request elsewhere aborted, recording the page's
+ * errors and every request it sends.
+ *
+ * @param {string} serverUrl
+ */
+async function openDocs(serverUrl) {
   assert.ok(context);
+  const serverOrigin = new URL(serverUrl).origin;
   const page = await context.newPage();
   /** @type {string[]} */
   const pageErrors = [];
@@ -178,10 +185,16 @@ test("Try it out signs requests in the page once the shared secret is entered", 
   const sent = [];
   page.on("request", (request) => sent.push(request));
   await page.route(
-    (url) => url.origin !== origin,
+    (url) => url.origin !== serverOrigin,
     (route) => route.abort("blockedbyclient"),
   );
-  await page.goto(new URL("/docs", baseUrl).href, { waitUntil: "load" });
+  await page.goto(new URL("/docs", serverUrl).href, { waitUntil: "load" });
+  return { page, pageErrors, sent };
+}
+
+test("Try it out signs requests in the page once the shared secret is entered", { timeout: 180_000 }, async () => {
+  assert.ok(context);
+  const { page, pageErrors, sent } = await openDocs(baseUrl);
   await page.locator("#ownid-secret-status").filter({ hasText: "not signing" }).waitFor();
 
   // Without a secret the request still goes out, and the 401 says what is missing.
@@ -270,19 +283,7 @@ test("With several applications, the page keeps a secret per application and sig
   const appsUrl = requiredEnv("OWNID_APPS_URL");
   const customerSecret = requiredEnv("OWNID_APPS_CUSTOMER_SECRET");
   const adminSecret = requiredEnv("OWNID_APPS_ADMIN_SECRET");
-  const appsOrigin = new URL(appsUrl).origin;
-  const page = await context.newPage();
-  /** @type {string[]} */
-  const pageErrors = [];
-  page.on("pageerror", (error) => pageErrors.push(String(error)));
-  /** @type {import("playwright-core").Request[]} */
-  const sent = [];
-  page.on("request", (request) => sent.push(request));
-  await page.route(
-    (url) => url.origin !== appsOrigin,
-    (route) => route.abort("blockedbyclient"),
-  );
-  await page.goto(new URL("/docs", appsUrl).href, { waitUntil: "load" });
+  const { page, pageErrors, sent } = await openDocs(appsUrl);
 
   // Each application's three operations, under its base path; the selector names both.
   for (const base of ["/ownid/customer", "/ownid/admin"]) {
