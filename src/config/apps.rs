@@ -216,6 +216,10 @@ impl Config {
                 if nested(&ours.server.base_path, &theirs.server.base_path) {
                     return clash("a base path equal to, or nested in, the base path");
                 }
+                if shares_a_secret(&ours.ownid, &theirs.ownid) {
+                    // A request signed for one would pass the other's check.
+                    return clash("a shared secret (current or previous) in common");
+                }
                 if same_data_column(&ours.storage, &theirs.storage) {
                     return clash("the same ownIdData column (database, table and column)");
                 }
@@ -248,6 +252,26 @@ fn nested(a: &str, b: &str) -> bool {
                 .is_some_and(|rest| rest.starts_with('/'))
     };
     under(a, b) || under(b, a)
+}
+
+/// Whether two applications accept a common secret, current or previous (compared as written,
+/// surrounding white space aside).
+fn shares_a_secret(a: &OwnIdConfig, b: &OwnIdConfig) -> bool {
+    let secrets = |ownid: &OwnIdConfig| -> Vec<String> {
+        ownid
+            .shared_secret
+            .iter()
+            .chain(
+                ownid
+                    .previous_shared_secrets
+                    .iter()
+                    .map(|previous| &previous.secret),
+            )
+            .map(|secret| secret.expose().trim().to_owned())
+            .collect()
+    };
+    let theirs = secrets(b);
+    secrets(a).iter().any(|secret| theirs.contains(secret))
 }
 
 fn same_data_column(a: &StorageConfig, b: &StorageConfig) -> bool {

@@ -352,6 +352,7 @@ fn the_pool_section_is_the_stores_own_settings() {
 
 const SECRET_A: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
 const SECRET_B: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
+const SECRET_C: &str = "Q0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0M=";
 const JWT: &str = "an-hmac-secret-of-at-least-32-bytes!!";
 
 /// Two applications over the top-level database, the second in a table of its own.
@@ -419,7 +420,7 @@ fn each_app_has_its_own_sections_over_the_shared_storage() {
 #[test]
 fn an_app_may_have_a_database_of_its_own() {
     let yaml = two_apps(&format!(
-        "- name: partner\n  base_path: /partner\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ backend: postgres, url: \"postgres://db/partners\", users: {{ table: people }} }}\n"
+        "- name: partner\n  base_path: /partner\n  ownid: {{ shared_secret: \"{SECRET_C}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ backend: postgres, url: \"postgres://db/partners\", users: {{ table: people }} }}\n"
     ));
     let config = Config::from_yaml(&yaml, &[]).unwrap();
     let partner = config.app(Some("partner")).unwrap().config;
@@ -463,7 +464,7 @@ fn apps_may_not_share_a_name_a_base_path_or_a_data_column() {
     let third = |name: &str, base: &str, users: &str| {
         error(
             &two_apps(&format!(
-                "- name: {name}\n  base_path: {base}\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n{users}"
+                "- name: {name}\n  base_path: {base}\n  ownid: {{ shared_secret: \"{SECRET_C}\" }}\n  session: {{ secret: \"{JWT}\" }}\n{users}"
             )),
             &[],
         )
@@ -483,7 +484,7 @@ fn apps_may_not_share_a_name_a_base_path_or_a_data_column() {
     // /ownid/customers is not under /ownid/customer.
     assert!(Config::from_yaml(
         &two_apps(&format!(
-            "- name: third\n  base_path: /ownid/customers\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: others }}\n"
+            "- name: third\n  base_path: /ownid/customers\n  ownid: {{ shared_secret: \"{SECRET_C}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: others }}\n"
         )),
         &[]
     )
@@ -492,10 +493,29 @@ fn apps_may_not_share_a_name_a_base_path_or_a_data_column() {
         third("third", "/third", ""),
         "apps[2]: the same ownIdData column (database, table and column) as apps[0] (\"customer\"); each application needs its own"
     );
+    // The same secret, current or previous, would let a request signed for one pass the other.
+    let shared = |ownid: &str| {
+        error(
+            &two_apps(&format!(
+                "- name: third\n  base_path: /third\n  ownid: {ownid}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: others }}\n"
+            )),
+            &[],
+        )
+    };
+    let message = shared(&format!("{{ shared_secret: \"{SECRET_B}\" }}"));
+    assert_eq!(
+        message,
+        "apps[2]: a shared secret (current or previous) in common as apps[1] (\"admin\"); each application needs its own"
+    );
+    assert!(!message.contains(SECRET_B));
+    assert!(shared(&format!(
+        "{{ shared_secret: \"{SECRET_C}\", previous_shared_secrets: [\"{SECRET_A}\"] }}"
+    ))
+    .starts_with("apps[2]: a shared secret (current or previous) in common as apps[0]"));
     // The same table with another ownIdData column is fine: two apps over one users table.
     assert!(Config::from_yaml(
         &two_apps(&format!(
-            "- name: third\n  base_path: /third\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ ownid_data: third_ownid_data }}\n"
+            "- name: third\n  base_path: /third\n  ownid: {{ shared_secret: \"{SECRET_C}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ ownid_data: third_ownid_data }}\n"
         )),
         &[]
     )
