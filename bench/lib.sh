@@ -40,5 +40,5 @@ YAML
 # metrics).
 completed() {
   curl -fs "http://127.0.0.1:$1/metrics" \
-    | awk '/^ownid_bridge_requests_total\{operation="(setOwnIDDataByLoginId|getOwnIDDataByLoginId|getSessionByLoginId)"/ { n += $NF } END { print n + 0 }'
+    | awk '/^ownid_bridge_requests_total\{(app="[^"]*",)?operation="(setOwnIDDataByLoginId|getOwnIDDataByLoginId|getSessionByLoginId)"/ { n += $NF } END { print n + 0 }'
 }
