@@ -153,7 +153,8 @@ impl App {
 
         let mut route = Route::new();
         for app in &self.apps {
-            route = route.nest(app.config.server.base_path.clone(), app.endpoint());
+            let several = self.apps.len() > 1;
+            route = route.nest(app.config.server.base_path.clone(), app.endpoint(several));
             if let Some(jwks) = app.sessions.jwks() {
                 let jwks = serde_json::to_string(jwks).expect("a JWKS serializes");
                 route = route.at(
@@ -231,8 +232,9 @@ impl App {
 impl OwnIdApp {
     /// The three operations under this application's base path: its origin check, signature
     /// check and replay guard, its store and session issuer. Every request it answers carries
-    /// its name, in the log (a span) and the metrics (see [`crate::metrics::in_app`]).
-    fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+    /// its name, in the metrics and, with `several` applications, in the log (a span; see
+    /// [`crate::metrics::in_app`]).
+    fn endpoint(&self, several: bool) -> impl Endpoint<Output = Response> + 'static {
         let config = &self.config;
         let state = Arc::new(ApiState {
             store: self.store.clone(),
@@ -274,7 +276,7 @@ impl OwnIdApp {
             .data(state)
             .with(signature)
             .with(origin)
-            .around(move |next, req| crate::metrics::in_app(name, next, req))
+            .around(move |next, req| crate::metrics::in_app(name, several, next, req))
     }
 }
 
