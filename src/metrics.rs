@@ -121,7 +121,8 @@ pub struct AppName(pub &'static str);
 ///
 /// The inner call's future is boxed first: it is the whole middleware and operation stack, and
 /// moved inline through the span and the task local it was copied three more times per request
-/// (about 9,000 more instructions per request under callgrind, docs/benchmarks.md).
+/// (about 9,000 more instructions per request under callgrind; docs/benchmarks.md, "Paired
+/// A/B: several OwnID applications").
 pub async fn in_app<E: poem::Endpoint>(
     app: &'static str,
     several: bool,
