@@ -425,26 +425,7 @@ async fn the_binary_serves_two_applications_and_its_commands_take_app() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    use tokio::io::AsyncBufReadExt as _;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("serve printed nothing within 30 s")
-        .unwrap()
-        .expect("serve exited");
-    let base = first
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let mut printed = String::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await
-    {
-        printed.push_str(&line);
-        printed.push('\n');
-    }
+    let (base, printed) = common::read_banner(&mut child).await;
     assert!(
         printed.contains(&format!(
             "  customer:\n    OwnID endpoints: {base}/customer/{{setOwnIDDataByLoginId"

@@ -59,25 +59,7 @@ async fn start(config: &Path) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the server printed nothing within 30 s")
-        .unwrap()
-        .expect("the server exited before listening");
-    let url = first
-        .split("listening on ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .trim()
-        .to_owned();
-    let mut rest = String::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await
-    {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
+    let (url, rest) = common::read_banner(&mut child).await;
     assert!(
         rest.contains(&format!("Swagger UI:      {url}/docs")),
         "{rest}"

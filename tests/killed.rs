@@ -605,6 +605,17 @@ impl Setup {
         self.dir.path()
     }
 
+    /// Asserts that no server process has exited.
+    fn assert_instances_running(&mut self) {
+        for instance in self.instances.iter_mut().flatten() {
+            assert!(
+                instance.try_wait().unwrap().is_none(),
+                "an instance exited: {}",
+                diagnostics(self.dir.path())
+            );
+        }
+    }
+
     /// A new process of instance `i + 1`, once its `/readyz` answers 200.
     async fn start_instance(&self, i: usize) -> Child {
         start_instance(&self.configs[i], &self.logs[i], self.ports[i]).await
@@ -752,13 +763,7 @@ async fn killed_galera_node_and_instance_behind_haproxy_lose_nothing_acknowledge
     setup
         .assert_nothing_lost(&writers, [ports[0], ports[2]])
         .await;
-    for instance in setup.instances.iter_mut().flatten() {
-        assert!(
-            instance.try_wait().unwrap().is_none(),
-            "an instance exited: {}",
-            diagnostics(setup.path())
-        );
-    }
+    setup.assert_instances_running();
 }
 
 /// Records HAProxy's successive statuses of `instance<n>` until `done`.
@@ -905,11 +910,5 @@ async fn rolling_restart_behind_haproxy_fails_no_call() {
     setup
         .assert_nothing_lost(&writers, [setup.ports[0], setup.ports[1]])
         .await;
-    for instance in setup.instances.iter_mut().flatten() {
-        assert!(
-            instance.try_wait().unwrap().is_none(),
-            "an instance exited: {}",
-            diagnostics(setup.path())
-        );
-    }
+    setup.assert_instances_running();
 }

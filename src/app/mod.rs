@@ -151,9 +151,9 @@ impl App {
         let json = spec::to_json(&document);
         let yaml = spec::to_yaml(&document);
 
+        let several = self.apps.len() > 1;
         let mut route = Route::new();
         for app in &self.apps {
-            let several = self.apps.len() > 1;
             route = route.nest(app.config.server.base_path.clone(), app.endpoint(several));
             if let Some(jwks) = app.sessions.jwks() {
                 let jwks = serde_json::to_string(jwks).expect("a JWKS serializes");

@@ -466,6 +466,34 @@ pub fn signed_now(body: &str) -> (String, String) {
     (timestamp, signature)
 }
 
+/// What `serve` printed on its standard output (piped) once it listens: the base URL from its
+/// first line (`... listening on URL`), and the lines that followed it (read until none comes
+/// for 200 ms).
+pub async fn read_banner(child: &mut tokio::process::Child) -> (String, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines =
+        tokio::io::BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the server printed nothing within 30 s")
+        .unwrap()
+        .expect("the server exited before listening");
+    let url = first
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .trim()
+        .to_owned();
+    let mut rest = String::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), lines.next_line()).await
+    {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    (url, rest)
+}
+
 /// Everything a child process wrote to its standard error (piped), read to its end.
 pub async fn read_stderr(child: &mut tokio::process::Child) -> String {
     use tokio::io::AsyncReadExt;

@@ -238,6 +238,29 @@ pub async fn quoted_custom_names_work(factory: &dyn StoreFactory) {
     );
 }
 
+/// Each `(login id, value)` set in a task of its own, all at once; their outcomes in order.
+async fn set_concurrently(
+    store: &Arc<dyn UserStore>,
+    sets: impl Iterator<Item = (String, String)>,
+    create_missing: bool,
+) -> Vec<Result<SetOutcome, StoreError>> {
+    let tasks: Vec<_> = sets
+        .map(|(login_id, value)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_ownid_data(&login_id, &value, create_missing)
+                    .await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.expect("a set task panicked"));
+    }
+    outcomes
+}
+
 pub async fn concurrent_sets_on_distinct_users_all_persist(factory: &dyn StoreFactory) {
     let store = fresh(factory, UsersMapping::demo()).await;
     for i in 0..100 {
@@ -246,22 +269,9 @@ pub async fn concurrent_sets_on_distinct_users_all_persist(factory: &dyn StoreFa
             .await
             .unwrap();
     }
-    let tasks: Vec<_> = (0..100)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .set_ownid_data(
-                        &format!("many{i}@example.com"),
-                        &format!("value-{i}"),
-                        false,
-                    )
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().expect("concurrent set");
+    let sets = (0..100).map(|i| (format!("many{i}@example.com"), format!("value-{i}")));
+    for outcome in set_concurrently(&store, sets, false).await {
+        outcome.expect("concurrent set");
     }
     for i in 0..100 {
         assert_eq!(
@@ -279,20 +289,11 @@ pub async fn concurrent_sets_on_one_user_leave_one_written_value(factory: &dyn S
     let store = fresh(factory, UsersMapping::demo()).await;
     store.create_user("busy@example.com").await.unwrap();
     let written: HashSet<String> = (0..50).map(|i| format!("device-{i}")).collect();
-    let tasks: Vec<_> = written
+    let sets = written
         .iter()
-        .cloned()
-        .map(|value| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .set_ownid_data("busy@example.com", &value, false)
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().expect("concurrent set on one user");
+        .map(|value| ("busy@example.com".to_owned(), value.clone()));
+    for outcome in set_concurrently(&store, sets, false).await {
+        outcome.expect("concurrent set on one user");
     }
     let stored = store
         .get_ownid_data("busy@example.com")
@@ -308,21 +309,12 @@ pub async fn concurrent_sets_on_one_user_leave_one_written_value(factory: &dyn S
 pub async fn concurrent_upserts_of_one_new_user_create_it_once(factory: &dyn StoreFactory) {
     let store = fresh(factory, UsersMapping::demo()).await;
     let written: HashSet<String> = (0..20).map(|i| format!("first-device-{i}")).collect();
-    let tasks: Vec<_> = written
+    let sets = written
         .iter()
-        .cloned()
-        .map(|value| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .set_ownid_data("fresh@example.com", &value, true)
-                    .await
-            })
-        })
-        .collect();
+        .map(|value| ("fresh@example.com".to_owned(), value.clone()));
     let mut created = 0;
-    for task in tasks {
-        if task.await.unwrap().expect("concurrent upsert") == SetOutcome::Created {
+    for outcome in set_concurrently(&store, sets, true).await {
+        if outcome.expect("concurrent upsert") == SetOutcome::Created {
             created += 1;
         }
     }
