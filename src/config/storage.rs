@@ -215,7 +215,7 @@ pub struct RetrySettings {
 impl Default for RetrySettings {
     fn default() -> Self {
         RetrySettings {
-            attempts: 6,
+            attempts: 10,
             first_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(200),
             total_delay: Duration::from_secs(1),
