@@ -568,7 +568,6 @@ async fn two_apps_over_one_mysql_database() {
 
 #[tokio::test]
 async fn two_apps_over_one_mongodb_database() {
-    let base = required_url("OWNID_TEST_MONGODB_URL");
-    let url = format!("{}/ownid_bridge_apps_test", base.trim_end_matches('/'));
+    let url = common::mongodb_test_database("ownid_bridge_apps_test");
     two_apps_over_one_database("mongodb", &url).await;
 }

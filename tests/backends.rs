@@ -69,8 +69,7 @@ async fn mysql() {
 
 #[tokio::test]
 async fn mongodb() {
-    let base = required_url("OWNID_TEST_MONGODB_URL");
-    let url = format!("{}/ownid_bridge_app_test", base.trim_end_matches('/'));
+    let url = mongodb_test_database("ownid_bridge_app_test");
     let app = app_on("mongodb", &url).await;
     the_contract_holds(&app).await;
 }

@@ -31,7 +31,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{backend_config, fresh_timestamp, serve_tcp, sign};
+use common::{
+    backend_config, fresh_timestamp, mongodb_test_database, mysql_test_database, serve_tcp, sign,
+};
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 use ownid_bridge_store::UserStore;
@@ -74,14 +76,7 @@ async fn postgres_killed_under_load() {
 async fn mysql_killed_under_load() {
     let _serial = SERIAL.lock().await;
     let ctl = ctl_script("OWNID_TEST_MYSQL_CTL");
-    let base = required_url("OWNID_TEST_MYSQL_URL");
-    let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
-    sqlx::query("CREATE DATABASE IF NOT EXISTS ownid_bridge_faults_test")
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = format!("{}/ownid_bridge_faults_test", base.trim_end_matches('/'));
+    let url = mysql_test_database("ownid_bridge_faults_test").await;
     fault_story(Backend::Mysql, &url, &ctl).await;
 }
 
@@ -89,8 +84,7 @@ async fn mysql_killed_under_load() {
 async fn mongodb_killed_under_load() {
     let _serial = SERIAL.lock().await;
     let ctl = ctl_script("OWNID_TEST_MONGODB_CTL");
-    let base = required_url("OWNID_TEST_MONGODB_URL");
-    let url = format!("{}/ownid_bridge_faults_test", base.trim_end_matches('/'));
+    let url = mongodb_test_database("ownid_bridge_faults_test");
     fault_story(Backend::Mongodb, &url, &ctl).await;
 }
 

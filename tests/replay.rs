@@ -123,8 +123,7 @@ async fn mysql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb() {
-    let base = required_url("OWNID_TEST_MONGODB_URL");
-    let url = format!("{}/ownid_bridge_replay_test", base.trim_end_matches('/'));
+    let url = mongodb_test_database("ownid_bridge_replay_test");
     both_cases("mongodb", &url).await;
 }
 

@@ -111,8 +111,7 @@ async fn mysql() {
 
 #[tokio::test]
 async fn mongodb() {
-    let base = required_url("OWNID_TEST_MONGODB_URL");
-    let url = format!("{}/ownid_bridge_users_test", base.trim_end_matches('/'));
+    let url = mongodb_test_database("ownid_bridge_users_test");
     support_tools_work("mongodb", &url).await;
 }
 

@@ -522,6 +522,12 @@ pub async fn mysql_test_database(name: &str) -> String {
     format!("{}/{name}", base.trim_end_matches('/'))
 }
 
+/// The database `name` on the test MongoDB server (created by its first write), as a URL.
+pub fn mongodb_test_database(name: &str) -> String {
+    let base = ownid_bridge_store::outage::required_url("OWNID_TEST_MONGODB_URL");
+    format!("{}/{name}", base.trim_end_matches('/'))
+}
+
 /// A request as OwnID signs it, sent as is to any instance.
 pub struct Signed {
     pub operation: &'static str,
