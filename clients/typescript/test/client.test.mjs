@@ -5,18 +5,7 @@ import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 
 import { createOwnIdBridgeClient, decodeSharedSecret, signatureFor } from "../src/client.mjs";
-
-/**
- * @param {string} name
- * @returns {string}
- */
-function requiredEnv(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set (run this through clients/typescript/run.sh)`);
-  }
-  return value;
-}
+import { requiredEnv } from "./env.mjs";
 
 const baseUrl = requiredEnv("OWNID_BRIDGE_URL");
 const sharedSecret = requiredEnv("OWNID_SHARED_SECRET");

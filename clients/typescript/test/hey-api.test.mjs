@@ -14,18 +14,7 @@ import {
   setOwnIdDataByLoginId,
 } from "../generated/hey-api-js/index.js";
 import { decodeSharedSecret, signatureFor } from "../src/client.mjs";
-
-/**
- * @param {string} name
- * @returns {string}
- */
-function requiredEnv(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set (run this through clients/typescript/run.sh)`);
-  }
-  return value;
-}
+import { requiredEnv } from "./env.mjs";
 
 const origin = requiredEnv("OWNID_BRIDGE_URL");
 const sharedSecret = requiredEnv("OWNID_SHARED_SECRET");

@@ -13,21 +13,10 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { chromium } from "playwright-core";
+import { requiredEnv } from "./env.mjs";
 
 const CHROMIUM = "/usr/bin/chromium";
 const OPERATIONS = ["setOwnIDDataByLoginId", "getOwnIDDataByLoginId", "getSessionByLoginId"];
-
-/**
- * @param {string} name
- * @returns {string}
- */
-function requiredEnv(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set (run this through clients/typescript/run.sh)`);
-  }
-  return value;
-}
 
 const baseUrl = requiredEnv("OWNID_BRIDGE_URL");
 const outDir = requiredEnv("OWNID_TEST_OUT");
