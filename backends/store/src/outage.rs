@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -14,21 +14,31 @@ use crate::{StoreError, UserStore};
 
 /// While down, nothing listens on the proxy's port (connections are refused, as with a stopped
 /// server) and every open connection is cut.
+///
+/// The port stays the proxy's while it is down: a socket bound to it and never listening holds
+/// it (`SO_REUSEPORT`, which the listener shares), so no other `bind` to port 0 in the machine
+/// is given it meanwhile. Without it, another test's proxy could be given the free port, come up
+/// on it, and connect this proxy's clients to a database this proxy has down.
 pub struct OutageProxy {
     addr: SocketAddr,
     target: SocketAddr,
+    /// Bound to `addr` for the proxy's whole life; never listens.
+    _reserved: TcpSocket,
     accept: Mutex<Option<JoinHandle<()>>>,
     cut: watch::Sender<u64>,
 }
 
 impl OutageProxy {
     pub async fn start(target: SocketAddr) -> std::io::Result<Arc<OutageProxy>> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let reserved = reusable_socket()?;
+        reserved.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let addr = reserved.local_addr()?;
+        let listener = listen_on(addr)?;
         let (cut, _) = watch::channel(0);
         let proxy = Arc::new(OutageProxy {
             addr,
             target,
+            _reserved: reserved,
             accept: Mutex::new(None),
             cut,
         });
@@ -74,7 +84,7 @@ impl OutageProxy {
     pub async fn up(&self) -> std::io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match TcpListener::bind(self.addr).await {
+            match listen_on(self.addr) {
                 Ok(listener) => {
                     self.serve(listener);
                     return Ok(());
@@ -84,6 +94,23 @@ impl OutageProxy {
             }
         }
     }
+}
+
+/// A TCP socket that may share its port with the proxy's other sockets. Not `SO_REUSEADDR`:
+/// with it, the reservation would let any socket with `SO_REUSEADDR` (std's and tokio's
+/// `TcpListener::bind`) bind the port while nothing listens.
+fn reusable_socket() -> std::io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseport(true)?;
+    Ok(socket)
+}
+
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = reusable_socket()?;
+    // The listener before left its connections in TIME_WAIT on the port.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// The URL of a database under test, from the environment. A missing variable fails the test: a
@@ -224,6 +251,42 @@ pub async fn outage_story(
 
 #[cfg(test)]
 mod tests {
+    use super::OutageProxy;
+
+    /// A stand-in database: accepts, answers each connection with one byte.
+    async fn answering_server() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                use tokio::io::AsyncWriteExt as _;
+                let _ = client.write_all(b"!").await;
+            }
+        });
+        addr
+    }
+
+    async fn first_byte(addr: std::net::SocketAddr) -> std::io::Result<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.read_u8().await
+    }
+
+    #[tokio::test]
+    async fn a_proxy_that_is_down_refuses_and_keeps_its_port() {
+        let proxy = OutageProxy::start(answering_server().await).await.unwrap();
+        assert_eq!(first_byte(proxy.addr()).await.unwrap(), b'!');
+        proxy.down().await;
+        let refused = first_byte(proxy.addr()).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        // Nobody else can listen on the port meanwhile (another proxy given it by the kernel
+        // would connect this proxy's clients to its own database).
+        let taken = std::net::TcpListener::bind(proxy.addr()).unwrap_err();
+        assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+        proxy.up().await.unwrap();
+        assert_eq!(first_byte(proxy.addr()).await.unwrap(), b'!');
+    }
+
     #[test]
     fn urls_are_split_around_the_server() {
         let addr = "127.0.0.1:9".parse().unwrap();
