@@ -147,10 +147,18 @@ async fn serve_gives_up_when_the_wait_runs_out() {
     let config = write_config(dir.path(), &url_through(&proxy, &url), port, "3s");
     let started = Instant::now();
     let mut child = serve(&config);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("still waiting 30 s into a 3 s wait")
-        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    let Ok(status) = waited else {
+        // What it printed tells why it is still up (a database it reached after all?).
+        child.start_kill().unwrap();
+        let output = child.wait_with_output().await.unwrap();
+        panic!(
+            "still waiting 30 s into a 3 s wait; stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let status = status.unwrap();
     let elapsed = started.elapsed();
     assert_eq!(status.code(), Some(2));
     assert!(
