@@ -41,8 +41,13 @@
 #   BENCH_DB_CACHE_MB=2048 PostgreSQL's shared_buffers and MariaDB's InnoDB buffer pool (MB)
 #   BENCH_BIN=DIR          take ownid-bridge and ownid-bench from DIR instead of building them (to
 #                          compare two builds on the same machine, one run after the other)
+#
+# `scripts/bench.sh peers` runs bench/peers.sh instead: ownid-bridge side by side with a minimal
+# hand-written server (bench/peer) and OwnID's Express templates (bench/seed-express) on
+# PostgreSQL, with the ratios between them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[[ ${1:-} == peers ]] && exec bench/peers.sh
 
 die() {
   echo "bench.sh: $*" >&2
