@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A cold build of a fresh copy of HEAD, as a new user's first `cargo run --release` makes it:
+# wall time, the binary's size, and its size with the debug sections compressed or stripped.
+#
+#   bench/build-time.sh OUT NAME [cargo build arguments...]
+#
+# OUT/NAME/src is `git archive HEAD`, OUT/NAME/target a fresh CARGO_TARGET_DIR; the registry in
+# CARGO_HOME is used as it is (run `cargo fetch --locked` first, so that no download is timed).
+# Profile variants come from the environment, e.g. CARGO_PROFILE_RELEASE_LTO=thin
+# CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16. Prints one tab-separated line (also appended to
+# OUT/results.tsv): name, seconds, load average at the start and at the end, binary bytes,
+# bytes with compressed debug sections, bytes without debug sections, the profile settings.
+# The binary stays in OUT/NAME/bin for bench/callgrind-ab.sh and scripts/bench.sh (BENCH_BIN).
+set -euo pipefail
+out=${1:?usage: bench/build-time.sh OUT NAME [cargo build arguments...]}
+name=${2:?usage: bench/build-time.sh OUT NAME [cargo build arguments...]}
+shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+dir=$out/$name
+rm -rf "$dir"
+mkdir -p "$dir/src" "$dir/bin"
+git -C "$root" archive HEAD | tar -x -C "$dir/src"
+args=("$@")
+((${#args[@]})) || args=(--release -p ownid-bridge)
+load() { cut -d' ' -f1 /proc/loadavg; }
+load_before=$(load)
+start=$(date +%s.%N)
+(cd "$dir/src" && CARGO_TARGET_DIR=$dir/target cargo build --locked --offline "${args[@]}") \
+  >"$dir/build.log" 2>&1 || { tail -n 30 "$dir/build.log" >&2; exit 1; }
+seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
+load_after=$(load)
+profile=release
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [[ ${args[i]} == --profile ]] && profile=${args[i + 1]}
+done
+binary=$dir/target/$profile/ownid-bridge
+cp "$binary" "$dir/bin/"
+[[ -x $dir/target/$profile/ownid-bench ]] && cp "$dir/target/$profile/ownid-bench" "$dir/bin/"
+objcopy --compress-debug-sections=zlib "$binary" "$dir/compressed"
+objcopy --strip-debug "$binary" "$dir/stripped"
+settings=$(env | grep '^CARGO_PROFILE_' | sort | tr '\n' ' ')
+line=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$name" "$seconds" "$load_before" "$load_after" \
+  "$(stat -c %s "$binary")" "$(stat -c %s "$dir/compressed")" "$(stat -c %s "$dir/stripped")" \
+  "${settings:-(Cargo.toml as it is)} ${args[*]}")
+echo "$line" | tee -a "$out/results.tsv"
