@@ -53,7 +53,7 @@ fn every_operation_declares_every_status_it_can_return() {
     let document: Value = serde_json::from_str(&committed("openapi.json")).unwrap();
     let errors = ["400", "401", "403", "408", "413", "500", "503"];
     for (path, own) in [
-        ("/setOwnIDDataByLoginId", vec!["200", "204", "404", "409"]),
+        ("/setOwnIDDataByLoginId", vec!["204", "404", "409"]),
         ("/getOwnIDDataByLoginId", vec!["200", "204", "404"]),
         ("/getSessionByLoginId", vec!["200", "404"]),
     ] {
@@ -66,11 +66,23 @@ fn every_operation_declares_every_status_it_can_return() {
         expected.sort();
         assert_eq!(declared, expected, "{path}");
         for status in errors {
-            let schema = &responses[status]["content"]["application/json"]["schema"];
+            let json = &responses[status]["content"]["application/json"];
             assert_eq!(
-                schema["$ref"], "#/components/schemas/Error",
+                json["schema"]["$ref"], "#/components/schemas/ErrorBody",
                 "{path} {status}"
             );
+            // Each status shows a body it is answered with.
+            let code = json["example"]["error"].as_str().unwrap_or_default();
+            let expected = match status {
+                "400" => "invalid_request",
+                "401" => "invalid_signature",
+                "403" => "forbidden",
+                "408" => "request_timeout",
+                "413" => "payload_too_large",
+                "500" => "internal",
+                _ => "storage_unavailable",
+            };
+            assert_eq!(code, expected, "{path} {status}");
         }
         assert!(responses["503"]["headers"]
             .as_object()
@@ -111,4 +123,89 @@ async fn swagger_ui_is_served_from_the_binary_with_the_finished_document() {
     assert!(reply.body.contains("requestInterceptor: ownidSign,"));
     assert!(reply.body.contains("id=\"ownid-secret\""));
     assert!(reply.body.contains("<title>ownid-bridge API</title>"));
+}
+
+/// The committed document is the standard response mode's: what generators see types each
+/// success as its own body (a generator given the legacy union typed a stored set as the legacy
+/// body), in formats every generator knows.
+#[test]
+fn the_committed_document_lists_standard_answers_in_standard_formats() {
+    let text = committed("openapi.json");
+    for absent in [
+        "LegacyError",
+        "OwnIdDataResult",
+        "SessionResult",
+        "uint16",
+        "uint32",
+        "uint64",
+    ] {
+        assert!(!text.contains(absent), "{absent} in openapi/openapi.json");
+    }
+    let document: Value = serde_json::from_str(&text).unwrap();
+    let schema = |path: &str| {
+        document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["$ref"]
+            .clone()
+    };
+    assert_eq!(
+        schema("/getOwnIDDataByLoginId"),
+        "#/components/schemas/OwnIdData"
+    );
+    assert_eq!(
+        schema("/getSessionByLoginId"),
+        "#/components/schemas/SessionToken"
+    );
+    let expires = &document["components"]["schemas"]["SessionToken"]["properties"]["expiresAt"];
+    assert_eq!(expires["format"], "int64");
+    assert_eq!(expires["minimum"], 0);
+}
+
+/// With `ownid.responses: legacy`, `openapi` and the server give the legacy document: an unknown
+/// user is a 200 with the legacy body on every operation, and there is no 404 (nor a 204 on
+/// getOwnIDDataByLoginId).
+#[tokio::test]
+async fn the_legacy_mode_document_lists_the_legacy_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("legacy.yaml");
+    std::fs::write(&config, "ownid: { responses: legacy }\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ownid-bridge"))
+        .args(["openapi", "--format", "json", "--config"])
+        .arg(&config)
+        .env_remove("OWNID_BRIDGE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let app = spawn(&[("OWNID_BRIDGE__OWNID__RESPONSES", "legacy")]).await;
+    let served = app.get("/openapi.json").await.json();
+    assert_eq!(printed, served);
+    for (path, statuses, schema) in [
+        (
+            "/setOwnIDDataByLoginId",
+            vec!["200", "204", "409"],
+            "LegacyError",
+        ),
+        ("/getOwnIDDataByLoginId", vec!["200"], "OwnIdDataResult"),
+        ("/getSessionByLoginId", vec!["200"], "SessionResult"),
+    ] {
+        let responses = served["paths"][path]["post"]["responses"]
+            .as_object()
+            .unwrap();
+        let mut success: Vec<&str> = responses
+            .keys()
+            .map(String::as_str)
+            .filter(|status| status.starts_with('2') || *status == "404" || *status == "409")
+            .collect();
+        success.sort();
+        assert_eq!(success, statuses, "{path}");
+        assert_eq!(
+            responses["200"]["content"]["application/json"]["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{path}"
+        );
+    }
+    // And the server answers as its document says.
+    let reply = app.get_data("nobody@example.com").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["errorCode"], 404);
 }

@@ -141,10 +141,14 @@ impl App {
     /// routes the server has once (documents, health, readiness, metrics).
     pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
         let config = &self.config;
-        let described: Vec<(&str, &str)> = self
+        let described: Vec<spec::Described> = self
             .apps
             .iter()
-            .map(|app| (app.name, app.config.server.base_path.as_str()))
+            .map(|app| spec::Described {
+                name: app.name,
+                base_path: &app.config.server.base_path,
+                responses: app.config.ownid.responses,
+            })
             .collect();
         let document = spec::document_for_apps(&described);
         let docs_html = spec::swagger_ui_html(&document, &described);

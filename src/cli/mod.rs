@@ -219,7 +219,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check(config()?, app_name).await,
         Command::Schema => schema(config()?, app_name).await,
         Command::Openapi { format, output } => {
-            // With a configuration file, the document its server serves (all its applications).
+            // With a configuration file, the document its server serves (all its applications,
+            // in their response modes).
             let config = match cli.config.is_some() {
                 true => config()?,
                 false => Config::default(),
@@ -462,7 +463,7 @@ async fn schema_app(config: &Config) -> anyhow::Result<bool> {
     Ok(report.is_ok())
 }
 
-/// The document as committed under `openapi/`: the default base path.
+/// The document as committed under `openapi/`: the default base path and response mode.
 pub fn openapi_document(format: SpecFormat) -> String {
     configured_document(&Config::default(), format)
 }
@@ -470,9 +471,13 @@ pub fn openapi_document(format: SpecFormat) -> String {
 /// The document a server with this configuration serves at `/openapi.json`.
 fn configured_document(config: &Config, format: SpecFormat) -> String {
     let apps = config.apps();
-    let described: Vec<(&str, &str)> = apps
+    let described: Vec<spec::Described> = apps
         .iter()
-        .map(|app| (app.name.as_str(), app.config.server.base_path.as_str()))
+        .map(|app| spec::Described {
+            name: &app.name,
+            base_path: &app.config.server.base_path,
+            responses: app.config.ownid.responses,
+        })
         .collect();
     let document = spec::document_for_apps(&described);
     match format {
