@@ -185,7 +185,8 @@ fn error_example(status: &str) -> Option<Value> {
     let (error, message) = match status {
         "400" => (
             "invalid_request",
-            "parse request payload error: failed to parse \"loginId\": loginId must not be empty",
+            "parse request payload error: failed to parse \"string\": loginId must not be empty \
+             (occurred while parsing \"GetOwnIdDataRequest\")",
         ),
         "401" => ("invalid_signature", "the request signature does not match"),
         "403" => (
