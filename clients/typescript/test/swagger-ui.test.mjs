@@ -372,3 +372,42 @@ test("With several applications, the page keeps a secret per application and sig
   assert.ok(statSync(screenshot).size > 10_000, "the screenshot is not a blank page");
   await page.close();
 });
+
+test("The page signs requests to its own origin only", { timeout: 120_000 }, async () => {
+  assert.ok(context);
+  const { page, pageErrors } = await openDocs(baseUrl);
+  await page.locator("#ownid-secret").fill(sharedSecret);
+  await page.locator("#ownid-secret-use").click();
+  await page.locator("#ownid-secret-status").filter({ hasText: "signing on" }).waitFor();
+
+  // Swagger UI hands each request to the page's interceptor: whatever makes it send one
+  // elsewhere (a server entry, an edited URL) must not get a signature an attacker could replay
+  // against this server within the clock skew.
+  const own = new URL(baseUrl);
+  const elsewhere = [
+    "http://attacker.invalid/ownid/getSessionByLoginId",
+    "//attacker.invalid/ownid/getSessionByLoginId",
+    `${own.protocol}//${own.hostname}:${Number(own.port) + 1}/ownid/getSessionByLoginId`,
+    `https://${own.host}/ownid/getSessionByLoginId`,
+  ];
+  const signatures = await page.evaluate(async (urls) => {
+    const result = {};
+    for (const url of [...urls, "/ownid/getSessionByLoginId"]) {
+      // @ts-ignore: the page's own global, the requestInterceptor Swagger UI calls.
+      const request = await ownidSign({
+        url,
+        method: "POST",
+        headers: {},
+        body: '{"loginId":"alice@example.com"}',
+      });
+      result[url] = request.headers["ownid-signature"] ?? null;
+    }
+    return result;
+  }, elsewhere);
+  for (const url of elsewhere) {
+    assert.equal(signatures[url], null, `a request to ${url} was signed`);
+  }
+  assert.match(signatures["/ownid/getSessionByLoginId"] ?? "", /^[A-Za-z0-9+/]{43}=$/);
+  assert.deepEqual(pageErrors, [], "the page threw");
+  await page.close();
+});
