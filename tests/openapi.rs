@@ -108,7 +108,9 @@ fn every_operation_declares_every_status_it_can_return() {
 
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary_with_the_finished_document() {
-    let app = spawn(&[]).await;
+    // The in-process client has no address, which the default (loopback) refuses; who gets the
+    // page: tests/network.rs.
+    let app = spawn(&[("OWNID_BRIDGE__DOCS__ALLOWED_NETWORKS", "")]).await;
     let reply = app.get("/docs").await;
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("SwaggerUIBundle"));
@@ -208,4 +210,70 @@ async fn the_legacy_mode_document_lists_the_legacy_answers() {
     let reply = app.get_data("nobody@example.com").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["errorCode"], 404);
+}
+
+/// The page where staff type the production secret keeps to itself: only its own inline scripts
+/// and styles run (by hash: no 'unsafe-inline', no 'unsafe-eval'), it talks to its own origin
+/// only, no other site may frame it, and no browser or proxy keeps a copy.
+#[tokio::test]
+async fn swagger_ui_is_served_with_a_strict_content_security_policy() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let app = spawn(&[("OWNID_BRIDGE__DOCS__ALLOWED_NETWORKS", "")]).await;
+    let response = app.client.get("/docs").send().await;
+    let header = |name: &str| {
+        response
+            .0
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let csp = header("content-security-policy");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("cache-control"), "no-store");
+    assert_eq!(header("x-frame-options"), "DENY");
+    let body = read(response).await.body;
+    let directives: std::collections::HashMap<&str, Vec<&str>> = csp
+        .split(';')
+        .filter_map(|directive| {
+            let mut words = directive.split_whitespace();
+            Some((words.next()?, words.collect()))
+        })
+        .collect();
+    assert_eq!(directives["default-src"], ["'none'"], "{csp}");
+    assert_eq!(directives["frame-ancestors"], ["'none'"], "{csp}");
+    assert_eq!(directives["connect-src"], ["'self'"], "{csp}");
+    assert_eq!(directives["base-uri"], ["'none'"], "{csp}");
+    assert_eq!(directives["form-action"], ["'none'"], "{csp}");
+    // Every inline script and stylesheet of the page is allowed by its hash, and nothing else.
+    // (Element by element: the script bundle's text spells `<script` and `<style` itself.)
+    let mut expected: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    let mut rest = body.as_str();
+    while let Some((at, tag)) = ["script", "style"]
+        .into_iter()
+        .filter_map(|tag| rest.find(&format!("<{tag}")).map(|at| (at, tag)))
+        .min()
+    {
+        let element = &rest[at..];
+        let start = element.find('>').unwrap() + 1;
+        let end = element.find(&format!("</{tag}>")).unwrap();
+        let digest = sha2::Sha256::digest(&element.as_bytes()[start..end]);
+        expected.entry(tag).or_default().push(format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+        rest = &element[end..];
+    }
+    // Swagger UI's bundle and start-up script and the signing panel's; their two stylesheets.
+    assert_eq!(expected["script"].len(), 3, "{csp}");
+    assert_eq!(expected["style"].len(), 2, "{csp}");
+    assert_eq!(directives["script-src"], expected["script"], "{csp}");
+    assert_eq!(directives["style-src"], expected["style"], "{csp}");
+    let icon = app.get("/docs/favicon.svg").await;
+    assert_eq!(icon.status, 200);
+    assert!(icon.body.starts_with("<svg"), "{}", icon.body);
+    assert!(body.contains("<link rel=\"icon\" type=\"image/svg+xml\" href=\"/docs/favicon.svg\">"));
 }

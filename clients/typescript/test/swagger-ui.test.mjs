@@ -1,5 +1,6 @@
 // Swagger UI in a real browser (Debian's Chromium driven by playwright-core), with every request
-// that is not to the server's own origin blocked: the UI's assets are embedded by the server.
+// that is not to the server's own origin blocked: the UI's assets are embedded by the server. The
+// page runs under its Content-Security-Policy, which refuses nothing of it.
 // A second test enters the shared secret in the page and runs "Try it out" on the three
 // operations: the page signs each request itself (WebCrypto) and shows the server's answer. A
 // third does it on a server with two OwnID applications (apps:), a secret per application.
@@ -61,6 +62,12 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
   /** @type {string[]} */
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(String(error)));
+  // What the page's Content-Security-Policy refused, as Chromium reports it on the console.
+  /** @type {string[]} */
+  const refused = [];
+  page.on("console", (message) => {
+    if (message.text().includes("Content Security Policy")) refused.push(message.text());
+  });
   // Cut the network off: anything that is not the server itself is aborted and recorded.
   await page.route(
     (url) => url.origin !== origin,
@@ -72,6 +79,7 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
 
   const response = await page.goto(new URL("/docs", baseUrl).href, { waitUntil: "load" });
   assert.equal(response?.status(), 200);
+  assert.match(response?.headers()["content-security-policy"] ?? "", /default-src 'none'/);
 
   // Swagger UI renders each operation as an .opblock with its path and summary.
   for (const operationId of OPERATIONS) {
@@ -99,6 +107,24 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
       .waitFor({ state: "visible", timeout: 30_000 });
   }
   assert.match(await operation.locator(".opblock-summary-description").innerText(), /Issue a session token/);
+  // Each error status shows its own body: the 400's example is invalid_request, not the
+  // signature error.
+  const badRequest = operation.locator('.responses-table tr.response[data-code="400"]');
+  assert.match(await badRequest.innerText(), /invalid_request/);
+  assert.doesNotMatch(await badRequest.innerText(), /invalid_signature/);
+  // The request example is the README's walkthrough user.
+  assert.match(await operation.locator(".opblock-section-request-body").innerText(), /alice@example\.com/);
+  // No Authorize dialog (it cannot sign): the panel above the operations signs.
+  assert.equal(await page.locator(".swagger-ui .btn.authorize").isVisible(), false);
+  assert.equal(await operation.locator(".authorization__btn").first().isVisible(), false);
+  // The icon is the server's own.
+  const icon = await page.evaluate(async () => {
+    const link = /** @type {HTMLLinkElement | null} */ (document.querySelector('link[rel="icon"]'));
+    if (!link) return null;
+    const answer = await fetch(link.href);
+    return { status: answer.status, type: answer.headers.get("content-type") };
+  });
+  assert.deepEqual(icon, { status: 200, type: "image/svg+xml" });
   // No focus ring from the click in the picture.
   await page.evaluate(() => /** @type {HTMLElement | null} */ (document.activeElement)?.blur());
 
@@ -109,15 +135,19 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
 
   assert.deepEqual(blocked, [], "the page tried to reach something other than the server");
   assert.deepEqual(pageErrors, [], "the page threw");
+  assert.deepEqual(refused, [], "the Content-Security-Policy refused part of the page");
 
-  // The guard itself works: a request elsewhere is caught (and aborted before it leaves).
+  // The guards work: a request elsewhere is refused by the page's Content-Security-Policy
+  // (connect-src 'self') before the browser sends it, so the route guard never sees it.
   const canary = "https://canary.invalid/ownid-bridge-offline-check";
   const failed = await page.evaluate(
     (url) => fetch(url).then(() => false, () => true),
     canary,
   );
   assert.equal(failed, true);
-  assert.deepEqual(blocked, [canary]);
+  assert.deepEqual(blocked, []);
+  await page.waitForTimeout(200);
+  assert.ok(refused.some((text) => text.includes(canary)), `not refused by the CSP: ${refused}`);
 });
 
 /**
@@ -170,6 +200,10 @@ async function openDocs(serverUrl) {
   /** @type {string[]} */
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(String(error)));
+  // A refusal by the page's Content-Security-Policy counts as an error of the page.
+  page.on("console", (message) => {
+    if (message.text().includes("Content Security Policy")) pageErrors.push(message.text());
+  });
   /** @type {import("playwright-core").Request[]} */
   const sent = [];
   page.on("request", (request) => sent.push(request));
