@@ -653,6 +653,12 @@ echo "== openapi-spec-validator, the openapi-python-client client and schemathes
 "${client_env[@]}" OWNID_TEST_OUT="$PWD/$out/python" clients/python/run.sh
 
 # ---------------------------------------------------------------------------------------------
+# The packages: the Debian package installed and serving, the container image's runtime stage
+# built and run from its exported filesystem, the compose file's configuration.
+
+scripts/packages.sh "$bridge"
+
+# ---------------------------------------------------------------------------------------------
 # Supply chain: cargo-deny (from crates.io, built once into ~/.cargo/bin) with deny.toml's policy.
 
 CARGO_DENY_VERSION=0.20.2
