@@ -147,7 +147,9 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
   assert.equal(failed, true);
   assert.deepEqual(blocked, []);
   await page.waitForTimeout(200);
-  assert.ok(refused.some((text) => text.includes(canary)), `not refused by the CSP: ${refused}`);
+  // (The assertion above narrowed the list's type to an empty one.)
+  const refusedNow = /** @type {string[]} */ (refused);
+  assert.ok(refusedNow.some((text) => text.includes(canary)), `not refused by the CSP: ${refusedNow}`);
 });
 
 /**
@@ -425,6 +427,7 @@ test("The page signs requests to its own origin only", { timeout: 120_000 }, asy
     `https://${own.host}/ownid/getSessionByLoginId`,
   ];
   const signatures = await page.evaluate(async (urls) => {
+    /** @type {Record<string, string | null>} */
     const result = {};
     for (const url of [...urls, "/ownid/getSessionByLoginId"]) {
       // @ts-ignore: the page's own global, the requestInterceptor Swagger UI calls.
