@@ -120,6 +120,9 @@ fi
 if [[ -n $start_mongo ]] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
   missing+=(nodejs npm)
 fi
+if [[ -z $only_servers ]] && ! command -v java >/dev/null; then
+  missing+=(default-jre-headless) # OpenAPI Generator (clients/openapi-generator)
+fi
 if [[ -n $start_pg$start_my$start_mongo ]] && ! command -v python3 >/dev/null && ! command -v node >/dev/null \
   && [[ -z $start_mongo ]]; then
   missing+=(python3) # to pick free ports
@@ -595,7 +598,8 @@ bridge_env=(
   OWNID_BRIDGE__SERVER__LISTEN="127.0.0.1:$bridge_port"
   OWNID_BRIDGE__STORAGE__URL="sqlite://$tmp/bridge.db"
 )
-"${bridge_env[@]}" "$bridge" users add typescript-client@example.com python-client@example.com hey-api-client@example.com user@example.com
+"${bridge_env[@]}" "$bridge" users add typescript-client@example.com python-client@example.com hey-api-client@example.com user@example.com \
+  openapi-generator-ts@example.com openapi-generator-py@example.com
 "${bridge_env[@]}" "$bridge" >"$tmp/bridge.out" 2>"$tmp/bridge.log" &
 bridge_pid=$!
 wait_for "$bridge_pid" "$START_TIMEOUT" tcp_open 127.0.0.1 "$bridge_port" \
@@ -651,6 +655,14 @@ echo "== TypeScript clients (openapi-typescript + openapi-fetch, @hey-api/openap
   clients/typescript/run.sh
 echo "== openapi-spec-validator, the openapi-python-client client and schemathesis"
 "${client_env[@]}" OWNID_TEST_OUT="$PWD/$out/python" clients/python/run.sh
+echo "== OpenAPI Generator's typescript-fetch and python clients"
+"${client_env[@]}" OWNID_TEST_OUT="$PWD/$out/openapi-generator" clients/openapi-generator/run.sh
+
+# ---------------------------------------------------------------------------------------------
+# The packages: the Debian package installed and serving, the container image's runtime stage
+# built and run from its exported filesystem, the compose file's configuration.
+
+scripts/packages.sh "$bridge"
 
 # ---------------------------------------------------------------------------------------------
 # Supply chain: cargo-deny (from crates.io, built once into ~/.cargo/bin) with deny.toml's policy.

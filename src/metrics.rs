@@ -9,6 +9,10 @@
 //! | `ownid_bridge_storage_retries_total` | counter | `app`, `operation`: operations run again after contention |
 //! | `ownid_bridge_storage_pool_connections` | gauge | `app`, `state` (`in_use`, `idle`, `max`) |
 //! | `ownid_bridge_connections_open` | gauge | (none): client connections open now (`conn.rs`) |
+//! | `ownid_bridge_build_info` | gauge, always 1 | `version`, `backends` (those compiled in) |
+//! | `process_*` | | CPU seconds, resident and virtual memory, open and maximum file descriptors, threads, start time (the `metrics-process` crate) |
+//!
+//! Every metric has its `# HELP` line (see [`describe`]).
 //!
 //! `app` is the OwnID application that answered (`default` without `apps` in the
 //! configuration), and empty for the routes the server has once (health, documents, metrics) and
@@ -45,10 +49,71 @@ fn handle() -> Option<&'static PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            describe();
             spawn_upkeep(handle.clone());
             Some(handle)
         })
         .as_ref()
+}
+
+/// Reads the process's CPU, memory, file descriptors and threads at each scrape.
+fn process() -> &'static metrics_process::Collector {
+    static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+    PROCESS.get_or_init(metrics_process::Collector::default)
+}
+
+/// The `# HELP` text of every metric, and the build information, once the recorder is installed.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "ownid_bridge_requests_total",
+        "HTTP requests answered, by application, operation (an OwnID operation, another route, or other) and status."
+    );
+    describe_histogram!(
+        "ownid_bridge_request_duration_seconds",
+        Unit::Seconds,
+        "Time from the request's arrival to its answer, by application and operation."
+    );
+    describe_counter!(
+        "ownid_bridge_signature_failures_total",
+        "Requests refused by the signature check, by application and reason (missing_signature, stale_timestamp, invalid_signature, replayed_request)."
+    );
+    describe_counter!(
+        "ownid_bridge_storage_errors_total",
+        "Storage operations that failed, by application and kind (unavailable, contention, too_large, other)."
+    );
+    describe_counter!(
+        "ownid_bridge_storage_retries_total",
+        "Storage operations run again after a conflict with another statement, by application and operation."
+    );
+    describe_gauge!(
+        "ownid_bridge_storage_pool_connections",
+        "Database connections of each application's pool, by state (in_use, idle, max), read at each scrape."
+    );
+    describe_gauge!(
+        "ownid_bridge_connections_open",
+        "Client connections open now (at most server.max_connections)."
+    );
+    describe_gauge!(
+        "ownid_bridge_build_info",
+        "Always 1; the labels say which build is running: its version and the storage backends compiled in."
+    );
+    let backends: Vec<&str> = [
+        ("sqlite", cfg!(feature = "sqlite")),
+        ("postgres", cfg!(feature = "postgres")),
+        ("mysql", cfg!(feature = "mysql")),
+        ("mongodb", cfg!(feature = "mongodb")),
+    ]
+    .into_iter()
+    .filter_map(|(name, compiled)| compiled.then_some(name))
+    .collect();
+    metrics::gauge!(
+        "ownid_bridge_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "backends" => backends.join(",")
+    )
+    .set(1.0);
+    process().describe();
 }
 
 /// How often histogram samples are folded into their buckets when nobody scrapes `/metrics`.
@@ -233,6 +298,7 @@ pub fn render(stores: &[(&'static str, std::sync::Arc<dyn UserStore>)]) -> Strin
     }
     match handle() {
         Some(handle) => {
+            process().collect();
             handle.run_upkeep();
             handle.render()
         }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A secret string. `Debug` and `Display` print `[redacted]`; the value is only reachable through
 /// [`Secret::expose`], which makes every use easy to find.
@@ -20,15 +20,41 @@ impl Secret {
     }
 }
 
+/// Serialized as `[redacted]` too: `config show` prints the configuration with it, and no other
+/// serialization needs the value.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A secret: better given as a ${VAR} reference, a *_file key or an \
+                OWNID_BRIDGE__ variable than written here.",
+            "writeOnly": true
+        })
+    }
+}
+
+/// What a secret prints as.
+pub const REDACTED: &str = "[redacted]";
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        f.write_str(REDACTED)
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        f.write_str(REDACTED)
     }
 }
 
@@ -62,6 +88,27 @@ impl DatabaseUrl {
                 None => self.0.clone(),
             },
         }
+    }
+}
+
+/// Serialized masked, as it prints.
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.masked())
+    }
+}
+
+impl schemars::JsonSchema for DatabaseUrl {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DatabaseUrl".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "The database URL: sqlite://, postgres:// (postgresql://), mysql:// \
+                (mariadb://), mongodb:// (mongodb+srv://). Give the password as a ${VAR} reference."
+        })
     }
 }
 

@@ -360,3 +360,83 @@ async fn metrics_allowed_networks_decide_who_reads_metrics() {
         200
     );
 }
+
+/// `GET path` with the given headers: the status.
+async fn status_of(url: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = reqwest::Client::new().get(format!("{url}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Swagger UI asks for the shared secret, the production one on a production server: by default
+/// only a caller on this host gets the page (through an SSH tunnel, say), as for /metrics.
+#[tokio::test]
+async fn the_docs_page_is_for_loopback_callers_by_default() {
+    let (url, _dir) = serve_with(&[]).await;
+    for path in ["/docs", "/docs/favicon.svg"] {
+        assert_eq!(status_of(&url, path, &[]).await, 200, "{path}");
+        // A reverse proxy on this host connects from loopback: a forwarded request is not local.
+        assert_eq!(
+            status_of(&url, path, &[("x-forwarded-for", "198.51.100.1")]).await,
+            403,
+            "{path}"
+        );
+    }
+    // The document itself holds no secret: served to anyone.
+    assert_eq!(
+        status_of(
+            &url,
+            "/openapi.json",
+            &[("x-forwarded-for", "198.51.100.1")]
+        )
+        .await,
+        200
+    );
+    let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("203.0.113.1:9")?;
+            socket.local_addr()
+        })
+        .map(|addr| addr.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    match outward {
+        Some(ip) => {
+            let listen = std::net::SocketAddr::new(ip, 0).to_string();
+            let (url, _dir) = serve_on(&listen, &[]).await;
+            assert_eq!(status_of(&url, "/docs", &[]).await, 403, "from {ip}");
+            assert_eq!(
+                status_of(&url, "/openapi.json", &[]).await,
+                200,
+                "from {ip}"
+            );
+        }
+        None => eprintln!("no non-loopback local address: the remote-peer case is not exercised"),
+    }
+}
+
+#[tokio::test]
+async fn docs_settings_decide_who_gets_the_page() {
+    let (url, _dir) =
+        serve_with(&[("OWNID_BRIDGE__DOCS__ALLOWED_NETWORKS", "203.0.113.0/24")]).await;
+    assert_eq!(status_of(&url, "/docs", &[]).await, 403);
+    let (url, _dir) = serve_with(&[
+        ("OWNID_BRIDGE__DOCS__ALLOWED_NETWORKS", "203.0.113.0/24"),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    assert_eq!(
+        status_of(&url, "/docs", &[("x-forwarded-for", "203.0.113.7")]).await,
+        200
+    );
+    assert_eq!(
+        status_of(&url, "/docs", &[("x-forwarded-for", "198.51.100.1")]).await,
+        403
+    );
+    let (url, _dir) = serve_with(&[("OWNID_BRIDGE__DOCS__ENABLED", "false")]).await;
+    assert_eq!(status_of(&url, "/docs", &[]).await, 404);
+    assert_eq!(status_of(&url, "/docs/favicon.svg", &[]).await, 404);
+    assert_eq!(status_of(&url, "/openapi.json", &[]).await, 200);
+}

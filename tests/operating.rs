@@ -41,6 +41,43 @@ async fn metrics_count_requests_signature_failures_and_pool_usage() {
 }
 
 #[tokio::test]
+async fn every_metric_has_help_text_beside_build_and_process_metrics() {
+    let app = spawn(&[("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "")]).await;
+    app.get_data("nobody@example.com").await.assert_empty(404);
+    let text = app.get("/metrics").await.body;
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    for name in &typed {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no # HELP line:\n{text}"
+        );
+    }
+    for expected in [
+        "ownid_bridge_requests_total",
+        "ownid_bridge_request_duration_seconds",
+        "ownid_bridge_storage_pool_connections",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            typed.contains(&expected),
+            "{expected} missing from:\n{text}"
+        );
+    }
+    let build = format!(
+        "ownid_bridge_build_info{{version=\"{}\",backends=\"sqlite,postgres,mysql,mongodb\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build), "{build} missing from:\n{text}");
+}
+
+#[tokio::test]
 async fn metrics_can_be_turned_off() {
     let app = spawn(&[("OWNID_BRIDGE__METRICS__ENABLED", "false")]).await;
     app.get("/metrics").await.assert_error(404, "not_found");

@@ -75,7 +75,7 @@ def main() -> int:
         set_own_id_data_by_login_id,
     )
     from ownid_bridge_client.models import (
-        Error,
+        ErrorBody,
         GetOwnIdDataRequest,
         GetSessionRequest,
         OwnIdData,
@@ -169,7 +169,7 @@ def main() -> int:
             client=unsigned, body=GetOwnIdDataRequest(login_id=user)
         )
         expect(response.status_code == 401, f"status {response.status_code}: {response.content!r}")
-        expect(isinstance(response.parsed, Error), f"parsed as {response.parsed!r}")
+        expect(isinstance(response.parsed, ErrorBody), f"parsed as {response.parsed!r}")
         expect(response.parsed.error == "missing_signature", f"error {response.parsed.error!r}")
 
     check("setOwnIDDataByLoginId, existing user: 204", set_existing)
@@ -192,7 +192,7 @@ def main() -> int:
         "getSessionByLoginId, unknown user: 404",
         unknown_user(get_session_by_login_id, GetSessionRequest(login_id=unknown)),
     )
-    check("unsigned request (no hook): 401 Error missing_signature", unsigned_refused)
+    check("unsigned request (no hook): 401 ErrorBody missing_signature", unsigned_refused)
     client.get_httpx_client().close()
     unsigned.get_httpx_client().close()
 

@@ -1,4 +1,4 @@
-//! How the error answers appear in the OpenAPI document: the `Error` schema, the payload that
+//! How the error answers appear in the OpenAPI document: the `ErrorBody` schema, the payload that
 //! carries an [`ApiError`] in an `ApiResponse`, and the error statuses every operation shares.
 
 use poem::{IntoResponse, Response};
@@ -10,9 +10,10 @@ use poem_openapi::{ApiResponse, Object};
 use crate::error::{ApiError, RETRY_AFTER_SECONDS};
 
 // The schema only: the bytes are written by `crate::error::error_body`.
-/// The body of every error response.
+/// The body of every error response. (Not named `Error`: generators rename a schema of that
+/// name, which clashes with their languages' own `Error` type, and warn about each use.)
 #[derive(Object, Debug, Clone, PartialEq, Eq)]
-#[oai(rename = "Error", example)]
+#[oai(example)]
 pub struct ErrorBody {
     /// A machine-readable code: `invalid_request`, `missing_signature`, `stale_timestamp`,
     /// `invalid_signature`, `replayed_request`, `forbidden`, `request_timeout`,
@@ -33,7 +34,7 @@ impl Example for ErrorBody {
     }
 }
 
-/// An [`ApiError`] as a JSON payload of the `Error` schema.
+/// An [`ApiError`] as a JSON payload of the `ErrorBody` schema.
 #[derive(Debug)]
 pub struct ErrorJson(pub ApiError);
 
@@ -62,7 +63,7 @@ impl IntoResponse for ErrorJson {
 pub enum ErrorResponse {
     /// Malformed JSON, a key repeated in one object, a missing or invalid field
     /// (`loginId` empty, longer than 320 characters, or holding control characters; an
-    /// unknown or null `sessionType`), or a content type other than JSON. Error code
+    /// unknown `sessionType`), or a content type other than JSON. Error code
     /// `invalid_request`.
     #[oai(status = 400)]
     BadRequest(ErrorJson),

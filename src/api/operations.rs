@@ -77,7 +77,7 @@ pub enum SetOwnIdDataResponse {
     /// Stored. Empty body.
     #[oai(status = 204)]
     Stored,
-    /// Legacy response mode only: the user does not exist (`{"errorCode": 404, ...}`).
+    /// The user does not exist (legacy response mode).
     #[oai(status = 200)]
     LegacyNotFound(Json<LegacyError>),
     /// No user has this login id (and `create_missing_users` is off). Empty body.
@@ -94,8 +94,7 @@ pub enum SetOwnIdDataResponse {
 /// The answers of `getOwnIDDataByLoginId` other than the shared errors of [`ErrorResponse`].
 #[derive(ApiResponse, Debug)]
 pub enum GetOwnIdDataResponse {
-    /// The user's ownIdData. In the legacy response mode also `{"ownIdData": ""}` for a user
-    /// without data and `{"errorCode": 404, ...}` for an unknown user.
+    /// The user's ownIdData.
     #[oai(status = 200)]
     Found(Json<OwnIdDataResult>),
     /// The user exists but has no ownIdData yet. Empty body.
@@ -109,8 +108,7 @@ pub enum GetOwnIdDataResponse {
 /// The answers of `getSessionByLoginId` other than the shared errors of [`ErrorResponse`].
 #[derive(ApiResponse, Debug)]
 pub enum GetSessionResponse {
-    /// A session token for the user (whether or not the user has ownIdData). In the legacy
-    /// response mode also `{"errorCode": 404, ...}` for an unknown user.
+    /// A session token for the user (whether or not the user has ownIdData).
     #[oai(status = 200)]
     Issued(Json<SessionResult>),
     /// No user has this login id. Empty body.
@@ -279,7 +277,7 @@ impl ApiState {
             Err(StoreError::NotFound) => return Ok(GetSessionResponse::NotFound),
             Err(err) => return Err(err.into()),
         };
-        let session_type = request.session_type.0.map(|kind| match kind {
+        let session_type = request.session_type.map(|kind| match kind {
             SessionTypeParam::Browser => SessionType::Browser,
             SessionTypeParam::Mobile => SessionType::Mobile,
         });

@@ -2,9 +2,10 @@
 //! what we mean.
 
 use poem_openapi::OpenApiService;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::OwnIdApi;
+use crate::config::ResponseMode;
 
 pub const TITLE: &str = "ownid-bridge";
 
@@ -25,7 +26,13 @@ timestamps are Unix milliseconds and must be within the configured clock skew. R
 verified before the body is parsed or the database is touched.
 
 **Errors.** Errors that are not about the user carry `{\"error\": code, \"message\": sentence}` \
-(schema `Error`); \"user not found\" and \"no data\" are plain 404 and 204 with empty bodies.";
+(schema `ErrorBody`); \"user not found\" and \"no data\" are plain 404 and 204 with empty bodies.";
+
+/// The same paragraph for a server in the legacy response mode.
+const LEGACY_ERRORS: &str = "**Errors.** Errors that are not about the user carry \
+`{\"error\": code, \"message\": sentence}` (schema `ErrorBody`). This server answers in the legacy \
+response mode: an unknown user is `200 {\"errorCode\": 404, \"errorMessage\": \"User not found\"}` \
+(schema `LegacyError`) and a user without data `200 {\"ownIdData\": \"\"}`.";
 
 pub fn service(api: OwnIdApi, base_path: &str) -> OpenApiService<OwnIdApi, ()> {
     OpenApiService::new(api, TITLE, env!("CARGO_PKG_VERSION"))
@@ -33,26 +40,66 @@ pub fn service(api: OwnIdApi, base_path: &str) -> OpenApiService<OwnIdApi, ()> {
         .server(base_path.to_owned())
 }
 
-/// The document of a server with these applications (name, base path): for one, [`document`]
-/// with the base path as its server (the committed `openapi/` files); for several, each
-/// application's operations under its base path, tagged with its name, their operation ids
-/// prefixed with it (`customer_getOwnIDDataByLoginId`) so that generated clients keep them
-/// apart, and no `servers` (the paths are absolute).
-pub fn document_for_apps(apps: &[(&str, &str)]) -> Value {
-    let [(_, base_path)] = apps else {
-        return several_apps(apps);
-    };
-    document(&service(OwnIdApi, base_path))
+/// An application as the document describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Described<'a> {
+    pub name: &'a str,
+    pub base_path: &'a str,
+    /// Which answers its operations give (`ownid.responses`): the document lists those only.
+    pub responses: ResponseMode,
 }
 
-fn several_apps(apps: &[(&str, &str)]) -> Value {
-    let mut document = document(&service(OwnIdApi, ""));
+/// The document of a server with these applications: for one, [`document`] with the base path
+/// as its server (the committed `openapi/` files: one application in the standard response
+/// mode); for several, each application's operations under its base path, tagged with its name,
+/// their operation ids prefixed with it (`customer_getOwnIDDataByLoginId`) so that generated
+/// clients keep them apart, and no `servers` (the paths are absolute).
+pub fn document_for_apps(apps: &[Described]) -> Value {
+    let [app] = apps else {
+        return several_apps(apps);
+    };
+    document(&service(OwnIdApi, app.base_path), app.responses)
+}
+
+fn several_apps(apps: &[Described]) -> Value {
+    let mode = |responses| document(&service(OwnIdApi, ""), responses);
+    let (standard, legacy) = (mode(ResponseMode::Standard), mode(ResponseMode::Legacy));
+    let mut document = match apps.iter().all(|app| app.responses == ResponseMode::Legacy) {
+        true => legacy.clone(),
+        false => standard.clone(),
+    };
     let object = document.as_object_mut().expect("a document is an object");
     object.remove("servers");
-    let single = object.remove("paths").unwrap_or_default();
+    object.remove("paths");
+    // Applications in different modes: the schemas of both.
+    let schemas = object
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+        .and_then(Value::as_object_mut)
+        .expect("the document has schemas");
+    for other in [&standard, &legacy] {
+        for (name, schema) in other["components"]["schemas"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            schemas
+                .entry(name.clone())
+                .or_insert_with(|| schema.clone());
+        }
+    }
     let mut paths = serde_json::Map::new();
     let mut tags = Vec::new();
-    for (name, base_path) in apps {
+    for Described {
+        name,
+        base_path,
+        responses,
+    } in apps
+    {
+        let single = match responses {
+            ResponseMode::Standard => &standard["paths"],
+            ResponseMode::Legacy => &legacy["paths"],
+        };
         tags.push(serde_json::json!({
             "name": name,
             "description": format!(
@@ -86,23 +133,204 @@ fn several_apps(apps: &[(&str, &str)]) -> Value {
 ///   lists each security argument as its own requirement object, which in OpenAPI means "either";
 /// - JSON bodies are declared as `application/json`, not `application/json; charset=utf-8`:
 ///   JSON has no charset parameter, and generators key their JSON helpers on the bare media type
-///   (the responses still carry the parameter in their header, which matches the media type).
-pub fn document(service: &OpenApiService<OwnIdApi, ()>) -> Value {
+///   (the responses still carry the parameter in their header, which matches the media type);
+/// - only the answers of the server's response mode are listed (see [`standard_mode`] and
+///   [`legacy_mode`]): the operations' types hold both, and a generator given both types a
+///   standard-mode success as the legacy body;
+/// - integers have standard formats (`int32`, `int64`) with their bounds, instead of the
+///   derive's `uint16`/`uint32`/`uint64`, which generators do not understand;
+/// - each error status has an example of its own body.
+pub fn document(service: &OpenApiService<OwnIdApi, ()>, responses: ResponseMode) -> Value {
     let mut document: Value =
         serde_json::from_str(&service.spec()).expect("poem-openapi produces valid JSON");
     rename_media_types(&mut document);
-    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
-        for operation in paths
-            .values_mut()
-            .filter_map(Value::as_object_mut)
-            .flat_map(|item| item.values_mut())
+    standard_integers(&mut document);
+    match responses {
+        ResponseMode::Standard => standard_mode(&mut document),
+        ResponseMode::Legacy => legacy_mode(&mut document),
+    }
+    for operation in operations(&mut document) {
+        if let Some(security) = operation.get_mut("security") {
+            *security = combine_requirements(security);
+        }
+        for (status, response) in operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .flatten()
         {
-            if let Some(security) = operation.get_mut("security") {
-                *security = combine_requirements(security);
+            if let Some(example) = error_example(status) {
+                if let Some(json) = response.pointer_mut("/content/application~1json") {
+                    json["example"] = example;
+                }
             }
         }
     }
     document
+}
+
+fn operations(document: &mut Value) -> impl Iterator<Item = &mut serde_json::Map<String, Value>> {
+    document
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(Value::as_object_mut)
+}
+
+/// The body each error status answers with, as in `crate::error` and the middlewares.
+fn error_example(status: &str) -> Option<Value> {
+    let (error, message) = match status {
+        "400" => (
+            "invalid_request",
+            "parse request payload error: failed to parse \"string\": loginId must not be empty \
+             (occurred while parsing \"GetOwnIdDataRequest\")",
+        ),
+        "401" => ("invalid_signature", "the request signature does not match"),
+        "403" => (
+            "forbidden",
+            "the caller's address is not in the allowed networks",
+        ),
+        "408" => (
+            "request_timeout",
+            "the request body did not arrive within 10s",
+        ),
+        "409" => (
+            "login_id_conflict",
+            "another user's login id differs from this one only in what the database's \
+             collation ignores (case, accents, trailing spaces); nothing was written",
+        ),
+        "413" => (
+            "payload_too_large",
+            "the request body is larger than 65536 bytes",
+        ),
+        "500" => (
+            "internal",
+            "an internal error occurred; the server log has the details",
+        ),
+        "503" => (
+            "storage_unavailable",
+            "the user database is unavailable; retry shortly",
+        ),
+        _ => return None,
+    };
+    Some(json!({ "error": error, "message": message }))
+}
+
+/// The schemas the legacy response mode adds: its not-found body, and the two unions of a
+/// success body with it.
+const LEGACY_SCHEMAS: [(&str, Option<&str>); 3] = [
+    ("LegacyError", None),
+    ("OwnIdDataResult", Some("OwnIdData")),
+    ("SessionResult", Some("SessionToken")),
+];
+
+/// The standard response mode's answers only: no legacy 200 on `setOwnIDDataByLoginId`, the
+/// success bodies instead of their unions with the legacy body, and no legacy schema.
+fn standard_mode(document: &mut Value) {
+    for operation in operations(document) {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        responses.retain(|_, response| {
+            response.pointer("/content/application~1json/schema/$ref")
+                != Some(&json!("#/components/schemas/LegacyError"))
+        });
+        for response in responses.values_mut() {
+            let Some(reference) = response.pointer_mut("/content/application~1json/schema/$ref")
+            else {
+                continue;
+            };
+            for (union, member) in LEGACY_SCHEMAS {
+                if let Some(member) = member {
+                    if *reference == json!(format!("#/components/schemas/{union}")) {
+                        *reference = json!(format!("#/components/schemas/{member}"));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, _) in LEGACY_SCHEMAS {
+            schemas.remove(name);
+        }
+    }
+}
+
+/// The legacy response mode's answers only: an unknown user is a 200 on every operation, a user
+/// without data a 200 with an empty ownIdData; no 404, no 204 on `getOwnIDDataByLoginId`.
+fn legacy_mode(document: &mut Value) {
+    if let Some(description) = document.pointer_mut("/info/description") {
+        let text = description.as_str().unwrap_or_default();
+        let (before, _) = text
+            .split_once("**Errors.**")
+            .expect("the description has an Errors paragraph");
+        *description = json!(format!("{before}{LEGACY_ERRORS}"));
+    }
+    for operation in operations(document) {
+        let id = operation
+            .get("operationId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        responses.remove("404");
+        let ok = match id.as_str() {
+            "setOwnIDDataByLoginId" => {
+                "The user does not exist: `{\"errorCode\": 404, \"errorMessage\": \"User not found\"}`."
+            }
+            "getOwnIDDataByLoginId" => {
+                responses.remove("204");
+                "The user's ownIdData; `{\"ownIdData\": \"\"}` for a user without data, and \
+                 `{\"errorCode\": 404, \"errorMessage\": \"User not found\"}` for an unknown user."
+            }
+            _ => {
+                "A session token for the user (whether or not the user has ownIdData), or \
+                 `{\"errorCode\": 404, \"errorMessage\": \"User not found\"}` for an unknown user."
+            }
+        };
+        if let Some(response) = responses.get_mut("200") {
+            response["description"] = json!(ok);
+        }
+    }
+}
+
+/// `uint16`, `uint32` and `uint64` as the standard `int32` and `int64` with their bounds.
+fn standard_integers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let bounds = match map.get("format").and_then(Value::as_str) {
+                Some("uint16") => Some(("int32", Some(u64::from(u16::MAX)))),
+                Some("uint32") => Some(("int64", Some(u64::from(u32::MAX)))),
+                // u64::MAX is beyond int64: bounded below only.
+                Some("uint64") => Some(("int64", None)),
+                _ => None,
+            };
+            if let Some((format, maximum)) = bounds {
+                map.insert("format".into(), json!(format));
+                map.insert("minimum".into(), json!(0));
+                if let Some(maximum) = maximum {
+                    map.insert("maximum".into(), json!(maximum));
+                }
+            }
+            map.values_mut().for_each(standard_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(standard_integers),
+        _ => {}
+    }
 }
 
 fn rename_media_types(value: &mut Value) {
@@ -144,7 +372,7 @@ pub fn to_yaml(document: &Value) -> String {
 /// with a panel where the shared secret is entered once (kept in the tab's sessionStorage, never
 /// sent) and a `requestInterceptor` that signs each "Try it out" request in the page with
 /// WebCrypto, as OwnID would (swagger-signing.html).
-pub fn swagger_ui_html(document: &Value, apps: &[(&str, &str)]) -> String {
+pub fn swagger_ui_html(document: &Value, apps: &[Described]) -> String {
     // poem-openapi embeds its own rendering of the document; swap in the finished one.
     let service = service(OwnIdApi, "/");
     let html = service.swagger_ui_html();
@@ -154,11 +382,12 @@ pub fn swagger_ui_html(document: &Value, apps: &[(&str, &str)]) -> String {
     let html = replace_once(
         &html,
         "<title>Swagger UI</title>",
-        "<title>ownid-bridge API</title>",
+        "<title>ownid-bridge API</title>\n    \
+         <link rel=\"icon\" type=\"image/svg+xml\" href=\"/docs/favicon.svg\">",
     );
     let apps: Vec<Value> = apps
         .iter()
-        .map(|(name, base_path)| serde_json::json!({ "name": name, "basePath": base_path }))
+        .map(|app| json!({ "name": app.name, "basePath": app.base_path }))
         .collect();
     let signing = replace_once(
         include_str!("swagger-signing.html"),
@@ -189,4 +418,51 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
         "the Swagger UI template no longer holds {from:?} once"
     );
     text.replacen(from, to, 1)
+}
+
+/// The page's icon, served at `/docs/favicon.svg`.
+pub const FAVICON_SVG: &str = include_str!("favicon.svg");
+
+/// The Content-Security-Policy of the Swagger UI page: nothing but its own inline scripts and
+/// styles (each by its SHA-256, so that no injected script or style runs), images from the page
+/// itself (the favicon, and the data: icons in Swagger UI's stylesheet), requests to its own
+/// origin only, no frames around it, no form posted anywhere.
+pub fn swagger_ui_csp(html: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let (mut scripts, mut styles) = (Vec::new(), Vec::new());
+    // Element by element in document order, each one's content skipped whole: a script's text
+    // may spell `<style` (and a stylesheet `<script`) without starting an element.
+    let mut rest = html;
+    loop {
+        let next = ["<script", "<style"]
+            .into_iter()
+            .filter_map(|open| rest.find(open).map(|at| (at, open)))
+            .min();
+        let Some((at, open)) = next else { break };
+        let close = if open == "<script" {
+            "</script>"
+        } else {
+            "</style>"
+        };
+        let element = &rest[at..];
+        let start = element.find('>').expect("a tag ends") + 1;
+        let end = element.find(close).expect("an inline element is closed");
+        let digest = sha2::Sha256::digest(&element.as_bytes()[start..end]);
+        let source = format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
+        match open {
+            "<script" => scripts.push(source),
+            _ => styles.push(source),
+        }
+        rest = &element[end + close.len()..];
+    }
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; img-src 'self' data:; \
+         connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        scripts.join(" "),
+        styles.join(" ")
+    )
 }

@@ -10,7 +10,8 @@ use serde_json::Value;
 /// The longest login id accepted, in characters, after normalization.
 pub const MAX_LOGIN_ID_CHARS: usize = 320;
 
-const EXAMPLE_LOGIN_ID: &str = "user@example.com";
+/// The README's walkthrough user, so that Swagger UI's examples work on the user added there.
+const EXAMPLE_LOGIN_ID: &str = "alice@example.com";
 const EXAMPLE_OWNID_DATA: &str = "eyJkZXZpY2VzIjpbeyJpZCI6ImFiYyIsInB1YmxpY0tleSI6Ii4uLiJ9XX0=";
 
 /// A JSON string, and only a string. poem-openapi's `String` also accepts numbers and booleans
@@ -190,69 +191,13 @@ impl Example for GetOwnIdDataRequest {
 }
 
 /// Where the session will be used: `browser` or `mobile`; it may select a different token
-/// lifetime. Optional in a request: absent, not `null`.
+/// lifetime. Optional in a request: absent, or `null` (which clients built on pydantic and the
+/// like send for an unset field), means no session type.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "lowercase")]
 pub enum SessionTypeParam {
     Browser,
     Mobile,
-}
-
-/// An optional `sessionType` that may be absent but not `null`: poem-openapi's `Option` reads
-/// `null` as absent, which the document (no `nullable`) does not allow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OptionalSessionType(pub Option<SessionTypeParam>);
-
-impl Type for OptionalSessionType {
-    const IS_REQUIRED: bool = false;
-    type RawValueType = <SessionTypeParam as Type>::RawValueType;
-    type RawElementValueType = <SessionTypeParam as Type>::RawElementValueType;
-
-    fn name() -> Cow<'static, str> {
-        <Option<SessionTypeParam> as Type>::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        SessionTypeParam::schema_ref()
-    }
-
-    fn register(registry: &mut poem_openapi::registry::Registry) {
-        SessionTypeParam::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        self.0.as_ref().and_then(Type::as_raw_value)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        self.0.raw_element_iter()
-    }
-
-    fn is_none(&self) -> bool {
-        self.0.is_none()
-    }
-}
-
-impl ParseFromJSON for OptionalSessionType {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value {
-            None => Ok(OptionalSessionType(None)),
-            Some(Value::Null) => Err(ParseError::custom(
-                "sessionType must be \"browser\" or \"mobile\" when present, not null",
-            )),
-            Some(value) => SessionTypeParam::parse_from_json(Some(value))
-                .map(|kind| OptionalSessionType(Some(kind)))
-                .map_err(ParseError::propagate),
-        }
-    }
-}
-
-impl ToJSON for OptionalSessionType {
-    fn to_json(&self) -> Option<Value> {
-        self.0.as_ref().and_then(ToJSON::to_json)
-    }
 }
 
 /// `getSessionByLoginId`: issue a session token for a user OwnID has authenticated.
@@ -266,14 +211,14 @@ pub struct GetSessionRequest {
     // openapi-python-client refuses ("Cannot take allOf a non-object") and then drops the whole
     // operation. The enum's own description says what the field means.
     #[oai(rename = "sessionType")]
-    pub session_type: OptionalSessionType,
+    pub session_type: Option<SessionTypeParam>,
 }
 
 impl Example for GetSessionRequest {
     fn example() -> Self {
         GetSessionRequest {
             login_id: EXAMPLE_LOGIN_ID.into(),
-            session_type: OptionalSessionType(Some(SessionTypeParam::Browser)),
+            session_type: Some(SessionTypeParam::Browser),
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::signature::{ReplayGuard, Replays, SharedGuard, SignatureCheck, Signat
 use crate::storage::NotServable;
 
 mod routes;
-use routes::{healthz, log_request, readyz, static_body, LoggedPaths, Readiness};
+use routes::{docs_page, healthz, log_request, readyz, static_body, LoggedPaths, Readiness};
 
 /// Everything `serve` derives from the configuration before it listens: one [`OwnIdApp`] per
 /// configured application (one without `apps`).
@@ -141,10 +141,14 @@ impl App {
     /// routes the server has once (documents, health, readiness, metrics).
     pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
         let config = &self.config;
-        let described: Vec<(&str, &str)> = self
+        let described: Vec<spec::Described> = self
             .apps
             .iter()
-            .map(|app| (app.name, app.config.server.base_path.as_str()))
+            .map(|app| spec::Described {
+                name: app.name,
+                base_path: &app.config.server.base_path,
+                responses: app.config.ownid.responses,
+            })
             .collect();
         let document = spec::document_for_apps(&described);
         let docs_html = spec::swagger_ui_html(&document, &described);
@@ -171,12 +175,34 @@ impl App {
         let mut route = route
             .at("/openapi.json", get(static_body(json, "application/json")))
             .at("/openapi.yaml", get(static_body(yaml, "application/yaml")))
-            .at(
-                "/docs",
-                get(static_body(docs_html, "text/html; charset=utf-8")),
-            )
             .at("/healthz", get(healthz))
             .at("/readyz", get(readyz.data(Readiness(stores))));
+        if config.docs.enabled {
+            let csp: Arc<str> = spec::swagger_ui_csp(&docs_html).into();
+            let policy = Arc::new(NetworkPolicy {
+                allowed: config.docs.allowed_networks.clone(),
+                trusted_proxies: config.server.trusted_proxies.clone(),
+            });
+            route = route
+                .at(
+                    "/docs",
+                    get(docs_page(
+                        docs_html,
+                        "text/html; charset=utf-8",
+                        csp.clone(),
+                        policy.clone(),
+                    )),
+                )
+                .at(
+                    "/docs/favicon.svg",
+                    get(docs_page(
+                        spec::FAVICON_SVG.to_owned(),
+                        "image/svg+xml",
+                        csp,
+                        policy,
+                    )),
+                );
+        }
         if config.metrics.enabled && config.metrics.listen.is_none() {
             route = route.at("/metrics", self.metrics_endpoint());
         }

@@ -8,6 +8,7 @@ use poem::web::Json;
 use poem::{handler, Endpoint, IntoResponse, Request, Response};
 
 use crate::error::ApiError;
+use crate::network::NetworkPolicy;
 use crate::signature::SignatureRejected;
 
 pub(super) fn static_body(
@@ -17,6 +18,33 @@ pub(super) fn static_body(
     poem::endpoint::make_sync(move |_| {
         Response::builder()
             .content_type(content_type)
+            .body(body.clone())
+    })
+}
+
+/// Swagger UI's page and icon: for callers inside `docs.allowed_networks` only (the page is
+/// where staff type a shared secret), with headers that keep the page to itself: its CSP (see
+/// `spec::swagger_ui_csp`), no framing, no MIME sniffing, no referrer, no caching.
+pub(super) fn docs_page(
+    body: String,
+    content_type: &'static str,
+    csp: Arc<str>,
+    policy: Arc<NetworkPolicy>,
+) -> impl Endpoint<Output = Response> {
+    poem::endpoint::make_sync(move |req| {
+        // The rule of /metrics: a reverse proxy on this host connects from loopback too, so a
+        // forwarded request counts only from a trusted proxy.
+        if !policy.allows_metrics(&req) {
+            return crate::network::forbidden();
+        }
+        Response::builder()
+            .content_type(content_type)
+            .header("content-security-policy", &*csp)
+            .header("x-frame-options", "DENY")
+            .header("x-content-type-options", "nosniff")
+            .header("referrer-policy", "no-referrer")
+            .header("cache-control", "no-store")
+            .header("cross-origin-opener-policy", "same-origin")
             .body(body.clone())
     })
 }

@@ -1,5 +1,7 @@
-//! The command line: serve | check | schema | openapi | sign | users | export | import | config.
+//! The command line: serve | check | schema | openapi | sign | users | export | import | config |
+//! probe.
 
+mod probe;
 mod transfer;
 mod users;
 
@@ -105,6 +107,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Exit 0 when the server answers `GET /readyz` with 200, 1 otherwise, printing nothing: a
+    /// health check for a container (HEALTHCHECK) or a service manager. The server's address
+    /// comes from server.listen (a wildcard address is asked on loopback), or from --url.
+    Probe {
+        /// The server's root URL instead, e.g. http://127.0.0.1:8080 (the configuration is then
+        /// not read).
+        #[arg(long)]
+        url: Option<String>,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +153,11 @@ pub enum ConfigCommand {
     Example,
     /// Print a new random secret (32 bytes, base64), usable as a shared or JWT secret.
     Secret,
+    /// Print the configuration the server would use, after the file, ${VAR} references and
+    /// OWNID_BRIDGE__ overrides, as YAML: every key, secrets redacted.
+    Show,
+    /// Print the configuration file's JSON Schema (config.schema.json).
+    Schema,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -200,7 +219,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check(config()?, app_name).await,
         Command::Schema => schema(config()?, app_name).await,
         Command::Openapi { format, output } => {
-            // With a configuration file, the document its server serves (all its applications).
+            // With a configuration file, the document its server serves (all its applications,
+            // in their response modes).
             let config = match cli.config.is_some() {
                 true => config()?,
                 false => Config::default(),
@@ -236,6 +256,25 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             println!("{}", SignatureVerifier::generate_secret().expose());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
+            print!("{}", config()?.show());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Schema,
+        } => {
+            print!("{}", crate::config::json_schema_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Probe { url, timeout } => {
+            let target = match url {
+                Some(url) => probe::Target::url(url),
+                None => probe::Target::configured(&config()?)?,
+            };
+            Ok(probe::probe(target, timeout).await)
         }
     }
 }
@@ -424,7 +463,7 @@ async fn schema_app(config: &Config) -> anyhow::Result<bool> {
     Ok(report.is_ok())
 }
 
-/// The document as committed under `openapi/`: the default base path.
+/// The document as committed under `openapi/`: the default base path and response mode.
 pub fn openapi_document(format: SpecFormat) -> String {
     configured_document(&Config::default(), format)
 }
@@ -432,9 +471,13 @@ pub fn openapi_document(format: SpecFormat) -> String {
 /// The document a server with this configuration serves at `/openapi.json`.
 fn configured_document(config: &Config, format: SpecFormat) -> String {
     let apps = config.apps();
-    let described: Vec<(&str, &str)> = apps
+    let described: Vec<spec::Described> = apps
         .iter()
-        .map(|app| (app.name.as_str(), app.config.server.base_path.as_str()))
+        .map(|app| spec::Described {
+            name: &app.name,
+            base_path: &app.config.server.base_path,
+            responses: app.config.ownid.responses,
+        })
         .collect();
     let document = spec::document_for_apps(&described);
     match format {
@@ -462,7 +505,8 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-fn default_base_url(config: &Config) -> String {
+/// `scheme://host:port` to reach this machine's server from `server.listen`.
+fn local_origin(config: &Config) -> String {
     let listen = &config.server.listen;
     // A wildcard bind address is not something to connect to.
     let host_port = match listen.rsplit_once(':') {
@@ -470,11 +514,11 @@ fn default_base_url(config: &Config) -> String {
         Some(("[::]", port)) => format!("[::1]:{port}"),
         _ => listen.clone(),
     };
-    format!(
-        "{}://{host_port}{}",
-        config.server.scheme(),
-        config.server.base_path
-    )
+    format!("{}://{host_port}", config.server.scheme())
+}
+
+fn default_base_url(config: &Config) -> String {
+    format!("{}{}", local_origin(config), config.server.base_path)
 }
 
 async fn sign(

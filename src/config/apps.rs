@@ -3,7 +3,8 @@
 //! and either a users mapping over the top-level `storage` database or a `storage` section of its
 //! own. Without `apps`, the top-level sections are the one application, named `default`.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{read_secret_file, ConfigError};
 use super::{Config, OwnIdConfig, SessionConfig, StorageConfig, UsersConfig};
@@ -12,7 +13,7 @@ use super::{Config, OwnIdConfig, SessionConfig, StorageConfig, UsersConfig};
 pub const DEFAULT_APP: &str = "default";
 
 /// One entry of `apps`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppEntry {
     /// Names the application in metrics (`app` label), logs, the OpenAPI document and the

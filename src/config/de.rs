@@ -1,17 +1,20 @@
 //! Deserializers shared by the sections (durations, lists given as one comma-separated string),
-//! and figment's errors worded as serde words them, after the key's path.
+//! their written form (`config show`) and JSON Schema, and figment's errors worded as serde words
+//! them, after the key's path.
 
 use figment::error::{Actual, Kind};
 use figment::value::Value;
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{ConfigError, PreviousSecret};
 use crate::secret::Secret;
 
 /// One duration syntax and one error wording for every section, the store's pool settings too.
 pub(super) use ownid_bridge_store::duration::{
-    optional as optional_duration, required as duration,
+    optional as optional_duration, required as duration, schema as duration_schema,
+    schema_optional as optional_duration_schema, serialize as serialize_duration,
+    serialize_optional as serialize_optional_duration,
 };
 
 /// A scalar that may arrive as its native YAML type or as a string (environment overrides and
@@ -40,6 +43,78 @@ pub(super) fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec
                 })
         })
         .collect()
+}
+
+/// A list of networks as it is written: CIDRs.
+pub(super) fn serialize_networks<S: Serializer>(
+    networks: &[IpNet],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(networks.iter().map(ToString::to_string))
+}
+
+pub(super) fn networks_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Networks (e.g. 10.0.0.0/8) or addresses: a list, or one comma-separated string.",
+        "anyOf": [
+            { "type": "array", "items": { "type": "string" } },
+            { "type": "string" }
+        ]
+    })
+}
+
+/// Previous shared secrets as they are written: each secret redacted, with its expiry.
+pub(super) fn serialize_previous_secrets<S: Serializer>(
+    secrets: &[PreviousSecret],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Written<'a> {
+        secret: &'a Secret,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires: Option<String>,
+    }
+    serializer.collect_seq(secrets.iter().map(|previous| {
+        Written {
+            secret: &previous.secret,
+            expires: previous
+                .expires
+                .map(|time| humantime::format_rfc3339(time).to_string()),
+        }
+    }))
+}
+
+pub(super) fn previous_secrets_schema(
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    let secret = generator.subschema_for::<Secret>();
+    schemars::json_schema!({
+        "description": "Secrets still accepted while a new one is rolled out: a list of secrets or \
+            { secret, expires } (RFC 3339, UTC), or one comma-separated string of secrets.",
+        "anyOf": [
+            {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        secret,
+                        {
+                            "type": "object",
+                            "properties": {
+                                "secret": secret,
+                                "expires": {
+                                    "type": "string",
+                                    "description": "RFC 3339 time in UTC, e.g. \"2026-12-31T00:00:00Z\"."
+                                }
+                            },
+                            "required": ["secret"],
+                            "additionalProperties": false
+                        }
+                    ]
+                }
+            },
+            { "type": "string" }
+        ]
+    })
 }
 
 /// Previous shared secrets: a YAML sequence whose items are a secret or a mapping

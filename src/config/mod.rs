@@ -8,6 +8,7 @@ mod apps;
 mod de;
 mod env;
 mod ownid;
+mod schema;
 mod server;
 mod session;
 mod storage;
@@ -18,14 +19,16 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Format, Serialized, Yaml};
 use figment::value::{Dict, Value};
 use figment::Figment;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 use env::{expand_vars, Overrides};
 
 pub use apps::{AppConfig, AppEntry, DEFAULT_APP};
 pub use ownid::{Normalization, OwnIdConfig, PreviousSecret, ReplayProtection, ResponseMode};
-pub use server::{LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
+pub use schema::{json_schema, json_schema_text};
+pub use server::{DocsConfig, LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
 pub use session::{JwtAlgorithm, PublicKeyConfig, SessionConfig, SessionTtls};
 pub use storage::{Backend, Claim, Column, Pooler, RetrySettings, StorageConfig, UsersConfig};
 
@@ -53,15 +56,25 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The configuration file. Every key is optional; absent keys take their defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schemars(title = "ownid-bridge configuration")]
 pub struct Config {
+    /// How the HTTP server listens.
     pub server: ServerConfig,
+    /// The shared secret, replay protection and how OwnID's calls are answered.
     pub ownid: OwnIdConfig,
+    /// The session tokens (JWT) issued after a login.
     pub session: SessionConfig,
+    /// The user database, its table and the connection pool.
     pub storage: StorageConfig,
+    /// Logging to standard error.
     pub log: LogConfig,
+    /// Prometheus metrics at `/metrics`.
     pub metrics: MetricsConfig,
+    /// Swagger UI at `/docs`.
+    pub docs: DocsConfig,
     /// Several OwnID applications in one server; empty: the top-level sections are the one
     /// application (see `apps.rs`).
     pub apps: Vec<AppEntry>,

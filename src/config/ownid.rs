@@ -3,14 +3,17 @@
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
 
-use super::de::{duration, networks, previous_secrets, Scalar};
+use super::de::{
+    duration, duration_schema, networks, previous_secrets, serialize_duration, Scalar,
+};
 use super::{positive, ConfigError};
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ResponseMode {
     /// OwnID's OpenAPI contract: 404 for a missing user, 204 for a user without data.
@@ -20,9 +23,10 @@ pub enum ResponseMode {
     Legacy,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Normalization {
+    /// The login id as sent.
     #[default]
     None,
     /// Lower-cases the login id before validation and lookup; stored ids must be lower-case.
@@ -68,6 +72,40 @@ pub enum ReplayProtection {
     Storage,
 }
 
+impl ReplayProtection {
+    /// The name the key takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplayProtection::Off => "off",
+            ReplayProtection::Memory => "memory",
+            ReplayProtection::Storage => "storage",
+        }
+    }
+}
+
+impl Serialize for ReplayProtection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl JsonSchema for ReplayProtection {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ReplayProtection".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "off, memory (this instance) or storage (every instance over the \
+                database); true and false mean memory and off.",
+            "anyOf": [
+                { "type": "string", "enum": ["off", "memory", "storage"] },
+                { "type": "boolean" }
+            ]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for ReplayProtection {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // The key was a boolean before it was a mode: `true`/`false` (YAML or strings) still work.
@@ -86,7 +124,7 @@ impl<'de> Deserialize<'de> for ReplayProtection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OwnIdConfig {
     /// The application's shared secret from the OwnID console (base64).
@@ -95,7 +133,11 @@ pub struct OwnIdConfig {
     pub shared_secret_file: Option<PathBuf>,
     /// Secrets still accepted while a new shared secret is rolled out: a list whose items are a
     /// secret or `{ secret, expires }` (RFC 3339, UTC), or one comma-separated string.
-    #[serde(deserialize_with = "previous_secrets")]
+    #[serde(
+        deserialize_with = "previous_secrets",
+        serialize_with = "super::de::serialize_previous_secrets"
+    )]
+    #[schemars(schema_with = "super::de::previous_secrets_schema")]
     pub previous_shared_secrets: Vec<PreviousSecret>,
     /// Accept each signed request only once within its clock-skew window: `off`, `memory`
     /// (this instance's memory, the default) or `storage` (the configured database, shared by
@@ -107,16 +149,26 @@ pub struct OwnIdConfig {
     /// window). When it is full, new signed requests are refused with 503 rather than an entry
     /// still inside its window forgotten.
     pub replay_max_entries: usize,
-    #[serde(deserialize_with = "duration")]
+    /// How far a request's `ownid-timestamp` may be from this server's clock; older or newer
+    /// requests get 401 stale_timestamp.
+    #[serde(deserialize_with = "duration", serialize_with = "serialize_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub max_clock_skew: Duration,
+    /// `standard` (OwnID's OpenAPI contract: 404 and 204 with empty bodies) or `legacy` (the
+    /// older samples: 200 with `{"errorCode": 404, ...}` and `{"ownIdData": ""}`).
     pub responses: ResponseMode,
     /// The longest ownIdData accepted, in characters; longer values are refused with 413.
     pub max_ownid_data_chars: usize,
     /// Create the user on `setOwnIDDataByLoginId` when the login id is unknown.
     pub create_missing_users: bool,
+    /// `none` or `lowercase` (stored login ids must then be lower-case).
     pub login_id_normalization: Normalization,
     /// When non-empty, only callers from these networks reach the OwnID operations (403).
-    #[serde(deserialize_with = "networks")]
+    #[serde(
+        deserialize_with = "networks",
+        serialize_with = "super::de::serialize_networks"
+    )]
+    #[schemars(schema_with = "super::de::networks_schema")]
     pub allowed_networks: Vec<IpNet>,
 }
 

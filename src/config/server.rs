@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use super::de::{duration, networks};
+use super::de::{duration, duration_schema, networks, serialize_duration};
 use super::{positive, ConfigError};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Serve Prometheus metrics at `/metrics`.
@@ -19,8 +20,20 @@ pub struct MetricsConfig {
     /// Only callers from these networks may read `/metrics` (the caller's address as
     /// `server.trusted_proxies` resolves it); others get 403. Default: loopback only. Empty:
     /// anyone.
-    #[serde(deserialize_with = "networks")]
+    #[serde(
+        deserialize_with = "networks",
+        serialize_with = "super::de::serialize_networks"
+    )]
+    #[schemars(schema_with = "super::de::networks_schema")]
     pub allowed_networks: Vec<IpNet>,
+}
+
+/// Loopback only: `127.0.0.0/8` and `::1`.
+fn loopback() -> Vec<IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("a network"),
+        "::1/128".parse().expect("a network"),
+    ]
 }
 
 impl Default for MetricsConfig {
@@ -28,46 +41,81 @@ impl Default for MetricsConfig {
         MetricsConfig {
             enabled: true,
             listen: None,
-            allowed_networks: vec![
-                "127.0.0.0/8".parse().expect("a network"),
-                "::1/128".parse().expect("a network"),
-            ],
+            allowed_networks: loopback(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `docs`: the Swagger UI page at `/docs`, where staff type a shared secret to sign "Try it out"
+/// requests. That secret is the production one on a production server, so the page answers only
+/// where it is wanted.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocsConfig {
+    /// Serve Swagger UI at `/docs` (false: 404). `/openapi.json` and `/openapi.yaml` hold no
+    /// secret and are always served.
+    pub enabled: bool,
+    /// Only callers from these networks get the page (the caller's address as
+    /// `server.trusted_proxies` resolves it); others get 403. Default: loopback only (reach it
+    /// through an SSH tunnel, or list the staff's network). Empty: anyone.
+    #[serde(
+        deserialize_with = "networks",
+        serialize_with = "super::de::serialize_networks"
+    )]
+    #[schemars(schema_with = "super::de::networks_schema")]
+    pub allowed_networks: Vec<IpNet>,
+}
+
+impl Default for DocsConfig {
+    fn default() -> Self {
+        DocsConfig {
+            enabled: true,
+            allowed_networks: loopback(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port (the chosen address is logged).
     pub listen: String,
     /// Where the three endpoints are mounted, e.g. `/ownid`.
     pub base_path: String,
+    /// The largest request body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "serialize_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub shutdown_timeout: Duration,
     /// How long a request body may take to arrive (slow clients get 408).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "serialize_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub body_timeout: Duration,
     /// Connections with no traffic for this long are closed.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "serialize_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub idle_timeout: Duration,
     /// How long a whole request head (request line and headers) may take to arrive, however
     /// steadily it trickles; then 408.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "serialize_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub header_timeout: Duration,
     /// Open connections served at once; further connections wait in the listen backlog. The
     /// default (512) stays well below the usual soft file-descriptor limit of 1024.
     pub max_connections: usize,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
-    #[serde(deserialize_with = "networks")]
+    #[serde(
+        deserialize_with = "networks",
+        serialize_with = "super::de::serialize_networks"
+    )]
+    #[schemars(schema_with = "super::de::networks_schema")]
     pub trusted_proxies: Vec<IpNet>,
     /// Serve HTTPS (rustls) with this certificate and key.
     pub tls: Option<TlsConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain, leaf first.
@@ -93,7 +141,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -101,9 +149,10 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
+    /// `text` (one line per event) or `json` (one object per line).
     pub format: LogFormat,
     /// A tracing filter, e.g. `info` or `ownid_bridge=debug,info`; `RUST_LOG` wins when set.
     pub level: String,

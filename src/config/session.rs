@@ -3,13 +3,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use super::de::{duration, optional_duration};
+use super::de::{
+    duration, duration_schema, optional_duration, optional_duration_schema, serialize_duration,
+    serialize_optional_duration,
+};
 use super::{positive, ConfigError};
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum JwtAlgorithm {
     #[default]
     HS256,
@@ -29,18 +33,27 @@ impl JwtAlgorithm {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionTtls {
-    #[serde(deserialize_with = "optional_duration")]
+    #[serde(
+        deserialize_with = "optional_duration",
+        serialize_with = "serialize_optional_duration"
+    )]
+    #[schemars(schema_with = "optional_duration_schema")]
     pub browser: Option<Duration>,
-    #[serde(deserialize_with = "optional_duration")]
+    #[serde(
+        deserialize_with = "optional_duration",
+        serialize_with = "serialize_optional_duration"
+    )]
+    #[schemars(schema_with = "optional_duration_schema")]
     pub mobile: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
+    /// HS256, HS384 or HS512 with `secret`; RS256, ES256 or EdDSA with `private_key_file`.
     pub algorithm: JwtAlgorithm,
     /// HMAC secret (HS*), used as raw bytes. At least 32 bytes.
     pub secret: Option<Secret>,
@@ -52,11 +65,15 @@ pub struct SessionConfig {
     /// Public keys of earlier signing keys, still published in the JWKS during a key rotation so
     /// that tokens they signed keep verifying until they expire.
     pub previous_public_keys: Vec<PublicKeyConfig>,
-    #[serde(deserialize_with = "duration")]
+    /// How long a token is valid.
+    #[serde(deserialize_with = "duration", serialize_with = "serialize_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub ttl: Duration,
     /// Lifetimes per `sessionType`; a type not listed uses `ttl`.
     pub ttl_by_session_type: SessionTtls,
+    /// The `iss` claim, when set.
     pub issuer: Option<String>,
+    /// The `aud` claim, when set.
     pub audience: Option<String>,
     /// Where the JWKS document is served (asymmetric algorithms only).
     pub jwks_path: String,
@@ -81,7 +98,7 @@ impl Default for SessionConfig {
 }
 
 /// A public key published in the JWKS: a PEM file and its `kid`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublicKeyConfig {
     pub file: PathBuf,

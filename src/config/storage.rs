@@ -5,13 +5,14 @@ use std::fmt;
 use std::time::Duration;
 
 use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
-use serde::{Deserialize, Deserializer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{positive, ConfigError};
 use crate::secret::DatabaseUrl;
 
 /// Also a command-line value (`ownid-bench --backend`), spelt as in the configuration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     #[default]
@@ -23,6 +24,22 @@ pub enum Backend {
     #[value(alias = "mariadb")]
     Mysql,
     Mongodb,
+}
+
+/// By hand: the derive would leave out the alias `mariadb`.
+impl JsonSchema for Backend {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Backend".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The database: sqlite (the embedded default), postgres (also its \
+                wire-compatible kin), mysql or mariadb (MySQL and MariaDB), mongodb.",
+            "type": "string",
+            "enum": ["sqlite", "postgres", "mysql", "mariadb", "mongodb"]
+        })
+    }
 }
 
 impl Backend {
@@ -59,15 +76,19 @@ impl Backend {
 
 /// The user table's names, each checked as it is read: a bad name is an error naming its key, and
 /// the mapping the store gets needs no second check.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsersConfig {
+    /// The users table (MongoDB: collection).
     pub table: Column,
+    /// The column (field) holding the login id: an e-mail address or a phone number.
     pub login_id: Column,
+    /// The column (field) OwnID's data is stored in (at least 5000 characters).
     pub ownid_data: Column,
     /// Optional column whose value becomes the JWT `sub`.
     pub user_id: Option<Column>,
     /// Extra JWT claims: claim name → column.
+    #[schemars(extend("propertyNames" = { "not": { "enum": RESERVED_CLAIMS } }))]
     pub claims: BTreeMap<Claim, Column>,
 }
 
@@ -123,6 +144,26 @@ impl<'de> Deserialize<'de> for Column {
     }
 }
 
+impl Serialize for Column {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl JsonSchema for Column {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Column".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A table, column, collection or field name: letters, digits, _ and $, \
+                starting with a letter or _."
+        })
+    }
+}
+
 impl fmt::Display for Column {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
@@ -139,8 +180,22 @@ impl PartialEq<&str> for Column {
 const RESERVED_CLAIMS: [&str; 7] = ["sub", "iat", "exp", "jti", "iss", "aud", "nbf"];
 
 /// The name of a claim copied from a column: any name but those the server sets itself.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
 pub struct Claim(String);
+
+impl JsonSchema for Claim {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Claim".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "not": { "enum": RESERVED_CLAIMS }
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for Claim {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -154,7 +209,7 @@ impl<'de> Deserialize<'de> for Claim {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub backend: Backend,
@@ -176,12 +231,16 @@ pub struct StorageConfig {
     pub galera_sync_wait: bool,
     /// How long `serve` waits for an unreachable database at start-up, trying again with
     /// backoff, before it gives up (exit 2). Meanwhile `/healthz` answers and `/readyz` is 503.
-    #[serde(deserialize_with = "super::de::duration")]
+    #[serde(
+        deserialize_with = "super::de::duration",
+        serialize_with = "super::de::serialize_duration"
+    )]
+    #[schemars(schema_with = "super::de::duration_schema")]
     pub startup_wait: Duration,
 }
 
 /// `storage.pooler`: what sits between the server and the database.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooler {
     /// The database itself, or a pooler in session mode (a server connection per client
@@ -199,16 +258,31 @@ pub enum Pooler {
 /// again: exponential backoff from `first_delay` up to `max_delay` per wait, each wait stretched
 /// by a random 0–100 %, at most `attempts` tries in all and never more than `total_delay` of
 /// waiting for one request. Then the answer is 503 with `Retry-After`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySettings {
     /// Tries in all, the first included; 1 turns retrying off.
     pub attempts: u32,
-    #[serde(deserialize_with = "super::de::duration")]
+    /// The first wait.
+    #[serde(
+        deserialize_with = "super::de::duration",
+        serialize_with = "super::de::serialize_duration"
+    )]
+    #[schemars(schema_with = "super::de::duration_schema")]
     pub first_delay: Duration,
-    #[serde(deserialize_with = "super::de::duration")]
+    /// The longest single wait.
+    #[serde(
+        deserialize_with = "super::de::duration",
+        serialize_with = "super::de::serialize_duration"
+    )]
+    #[schemars(schema_with = "super::de::duration_schema")]
     pub max_delay: Duration,
-    #[serde(deserialize_with = "super::de::duration")]
+    /// The most waiting for one request, all waits together.
+    #[serde(
+        deserialize_with = "super::de::duration",
+        serialize_with = "super::de::serialize_duration"
+    )]
+    #[schemars(schema_with = "super::de::duration_schema")]
     pub total_delay: Duration,
 }
 

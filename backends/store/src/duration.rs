@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serializer};
 
 /// A required duration.
 pub fn required<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -30,4 +30,36 @@ pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Dur
                 ))
             }),
     }
+}
+
+/// A duration as it is written (`config show`, the schema's defaults): `"1m"`, `"500ms"`.
+pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_duration(*duration))
+}
+
+/// An optional duration as it is written; none as `none`.
+pub fn serialize_optional<S: Serializer>(
+    duration: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serialize(duration, serializer),
+        None => serializer.serialize_str("none"),
+    }
+}
+
+/// The JSON Schema of a duration.
+pub fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "description": "A duration: a number and a unit, e.g. \"500ms\", \"60s\", \"5m\", \"1h\", \"30d\"."
+    })
+}
+
+/// The JSON Schema of an optional duration.
+pub fn schema_optional(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "description": "A duration (e.g. \"10m\"), or none (empty, null or \"none\")."
+    })
 }

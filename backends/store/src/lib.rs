@@ -168,18 +168,43 @@ pub struct PoolStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize, schemars::JsonSchema),
     serde(deny_unknown_fields, default)
 )]
 pub struct PoolSettings {
+    /// The most connections the pool opens (per application).
     pub max_connections: u32,
+    /// Connections kept open while idle.
     pub min_connections: u32,
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration::required"))]
+    /// How long opening one connection may take.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "duration::required",
+            serialize_with = "duration::serialize"
+        ),
+        schemars(schema_with = "duration::schema")
+    )]
     pub connect_timeout: std::time::Duration,
     /// How long a request waits for a free connection before it is answered 503.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration::required"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "duration::required",
+            serialize_with = "duration::serialize"
+        ),
+        schemars(schema_with = "duration::schema")
+    )]
     pub acquire_timeout: std::time::Duration,
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration::optional"))]
+    /// Idle connections above `min_connections` are closed after this long; none keeps them.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "duration::optional",
+            serialize_with = "duration::serialize_optional"
+        ),
+        schemars(schema_with = "duration::schema_optional")
+    )]
     pub idle_timeout: Option<std::time::Duration>,
 }
 

@@ -58,7 +58,7 @@ describe("generated client against the server", () => {
     });
     assert.equal(response.status, 200, `unexpected error body ${JSON.stringify(error)}`);
     assert.match(response.headers.get("content-type") ?? "", /^application\/json\b/);
-    // `data` is typed OwnIdData | LegacyError (the legacy response mode's 200 not-found body).
+    // `data` is typed OwnIdData (the committed document is the standard response mode's).
     assert.ok(data !== undefined && "ownIdData" in data, `unexpected body ${JSON.stringify(data)}`);
     assert.equal(data.ownIdData, ownIdData);
   });
@@ -69,7 +69,7 @@ describe("generated client against the server", () => {
       body: { loginId: testUser, sessionType: "browser" },
     });
     assert.equal(response.status, 200, `unexpected error body ${JSON.stringify(error)}`);
-    // `data` is typed SessionToken | LegacyError.
+    // `data` is typed SessionToken.
     assert.ok(data !== undefined && "token" in data, `unexpected body ${JSON.stringify(data)}`);
     const parts = data.token.split(".");
     assert.equal(parts.length, 3, "a JWT has three dot-separated parts");

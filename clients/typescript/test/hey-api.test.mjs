@@ -66,7 +66,7 @@ describe("@hey-api/openapi-ts SDK against the server", () => {
       body: { loginId: testUser },
     });
     assert.equal(response.status, 200, `unexpected error body ${JSON.stringify(error)}`);
-    // `data` is typed OwnIdData | LegacyError (the legacy response mode's 200 not-found body).
+    // `data` is typed OwnIdData (the committed document is the standard response mode's).
     assert.ok(data !== undefined && "ownIdData" in data, `unexpected body ${JSON.stringify(data)}`);
     assert.equal(data.ownIdData, ownIdData);
   });
@@ -104,7 +104,7 @@ describe("@hey-api/openapi-ts SDK against the server", () => {
     });
     assert.equal(response.status, 401);
     assert.equal(data, undefined);
-    // `error` is typed as the union of the operation's error bodies: Error, and `unknown` for the
+    // `error` is typed as the union of the operation's error bodies: ErrorBody, and `unknown` for the
     // empty 404, which makes the union `unknown`, hence the narrowing.
     assert.ok(
       typeof error === "object" && error !== null && "error" in error,

@@ -1,5 +1,6 @@
 // Swagger UI in a real browser (Debian's Chromium driven by playwright-core), with every request
-// that is not to the server's own origin blocked: the UI's assets are embedded by the server.
+// that is not to the server's own origin blocked: the UI's assets are embedded by the server. The
+// page runs under its Content-Security-Policy, which refuses nothing of it.
 // A second test enters the shared secret in the page and runs "Try it out" on the three
 // operations: the page signs each request itself (WebCrypto) and shows the server's answer. A
 // third does it on a server with two OwnID applications (apps:), a secret per application.
@@ -61,6 +62,12 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
   /** @type {string[]} */
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(String(error)));
+  // What the page's Content-Security-Policy refused, as Chromium reports it on the console.
+  /** @type {string[]} */
+  const refused = [];
+  page.on("console", (message) => {
+    if (message.text().includes("Content Security Policy")) refused.push(message.text());
+  });
   // Cut the network off: anything that is not the server itself is aborted and recorded.
   await page.route(
     (url) => url.origin !== origin,
@@ -72,6 +79,7 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
 
   const response = await page.goto(new URL("/docs", baseUrl).href, { waitUntil: "load" });
   assert.equal(response?.status(), 200);
+  assert.match(response?.headers()["content-security-policy"] ?? "", /default-src 'none'/);
 
   // Swagger UI renders each operation as an .opblock with its path and summary.
   for (const operationId of OPERATIONS) {
@@ -99,6 +107,24 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
       .waitFor({ state: "visible", timeout: 30_000 });
   }
   assert.match(await operation.locator(".opblock-summary-description").innerText(), /Issue a session token/);
+  // Each error status shows its own body: the 400's example is invalid_request, not the
+  // signature error.
+  const badRequest = operation.locator('.responses-table tr.response[data-code="400"]');
+  assert.match(await badRequest.innerText(), /invalid_request/);
+  assert.doesNotMatch(await badRequest.innerText(), /invalid_signature/);
+  // The request example is the README's walkthrough user.
+  assert.match(await operation.locator(".opblock-section-request-body").innerText(), /alice@example\.com/);
+  // No Authorize dialog (it cannot sign): the panel above the operations signs.
+  assert.equal(await page.locator(".swagger-ui .btn.authorize").isVisible(), false);
+  assert.equal(await operation.locator(".authorization__btn").first().isVisible(), false);
+  // The icon is the server's own.
+  const icon = await page.evaluate(async () => {
+    const link = /** @type {HTMLLinkElement | null} */ (document.querySelector('link[rel="icon"]'));
+    if (!link) return null;
+    const answer = await fetch(link.href);
+    return { status: answer.status, type: answer.headers.get("content-type") };
+  });
+  assert.deepEqual(icon, { status: 200, type: "image/svg+xml" });
   // No focus ring from the click in the picture.
   await page.evaluate(() => /** @type {HTMLElement | null} */ (document.activeElement)?.blur());
 
@@ -109,15 +135,21 @@ test("Swagger UI lists the three operations and expands one, offline", { timeout
 
   assert.deepEqual(blocked, [], "the page tried to reach something other than the server");
   assert.deepEqual(pageErrors, [], "the page threw");
+  assert.deepEqual(refused, [], "the Content-Security-Policy refused part of the page");
 
-  // The guard itself works: a request elsewhere is caught (and aborted before it leaves).
+  // The guards work: a request elsewhere is refused by the page's Content-Security-Policy
+  // (connect-src 'self') before the browser sends it, so the route guard never sees it.
   const canary = "https://canary.invalid/ownid-bridge-offline-check";
   const failed = await page.evaluate(
     (url) => fetch(url).then(() => false, () => true),
     canary,
   );
   assert.equal(failed, true);
-  assert.deepEqual(blocked, [canary]);
+  assert.deepEqual(blocked, []);
+  await page.waitForTimeout(200);
+  // (The assertion above narrowed the list's type to an empty one.)
+  const refusedNow = /** @type {string[]} */ (refused);
+  assert.ok(refusedNow.some((text) => text.includes(canary)), `not refused by the CSP: ${refusedNow}`);
 });
 
 /**
@@ -170,6 +202,10 @@ async function openDocs(serverUrl) {
   /** @type {string[]} */
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(String(error)));
+  // A refusal by the page's Content-Security-Policy counts as an error of the page.
+  page.on("console", (message) => {
+    if (message.text().includes("Content Security Policy")) pageErrors.push(message.text());
+  });
   /** @type {import("playwright-core").Request[]} */
   const sent = [];
   page.on("request", (request) => sent.push(request));
@@ -370,5 +406,45 @@ test("With several applications, the page keeps a secret per application and sig
   const screenshot = join(outDir, "swagger-ui-apps.png");
   await page.screenshot({ path: screenshot, fullPage: false });
   assert.ok(statSync(screenshot).size > 10_000, "the screenshot is not a blank page");
+  await page.close();
+});
+
+test("The page signs requests to its own origin only", { timeout: 120_000 }, async () => {
+  assert.ok(context);
+  const { page, pageErrors } = await openDocs(baseUrl);
+  await page.locator("#ownid-secret").fill(sharedSecret);
+  await page.locator("#ownid-secret-use").click();
+  await page.locator("#ownid-secret-status").filter({ hasText: "signing on" }).waitFor();
+
+  // Swagger UI hands each request to the page's interceptor: whatever makes it send one
+  // elsewhere (a server entry, an edited URL) must not get a signature an attacker could replay
+  // against this server within the clock skew.
+  const own = new URL(baseUrl);
+  const elsewhere = [
+    "http://attacker.invalid/ownid/getSessionByLoginId",
+    "//attacker.invalid/ownid/getSessionByLoginId",
+    `${own.protocol}//${own.hostname}:${Number(own.port) + 1}/ownid/getSessionByLoginId`,
+    `https://${own.host}/ownid/getSessionByLoginId`,
+  ];
+  const signatures = await page.evaluate(async (urls) => {
+    /** @type {Record<string, string | null>} */
+    const result = {};
+    for (const url of [...urls, "/ownid/getSessionByLoginId"]) {
+      // @ts-ignore: the page's own global, the requestInterceptor Swagger UI calls.
+      const request = await ownidSign({
+        url,
+        method: "POST",
+        headers: {},
+        body: '{"loginId":"alice@example.com"}',
+      });
+      result[url] = request.headers["ownid-signature"] ?? null;
+    }
+    return result;
+  }, elsewhere);
+  for (const url of elsewhere) {
+    assert.equal(signatures[url], null, `a request to ${url} was signed`);
+  }
+  assert.match(signatures["/ownid/getSessionByLoginId"] ?? "", /^[A-Za-z0-9+/]{43}=$/);
+  assert.deepEqual(pageErrors, [], "the page threw");
   await page.close();
 });
