@@ -77,3 +77,11 @@ fail_with_log() { # what log...: the end of each log, then fail
   for log in "${@:2}"; do [[ -s $log ]] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }; done
   die "$1 did not start"
 }
+
+mariadb_at() { # mysql://[user[:password]@]host[:port]/ then client arguments
+  local re='^mysql://(([^:@/]*)(:([^@/]*))?@)?([^:/?]+)(:([0-9]+))?'
+  [[ $1 =~ $re ]] || die "not a mysql:// URL: $1"
+  local user=${BASH_REMATCH[2]:-root} password=${BASH_REMATCH[4]} host=${BASH_REMATCH[5]} port=${BASH_REMATCH[7]:-3306}
+  MYSQL_PWD=$(printf '%b' "${password//%/\\x}") "$(find_tool mariadb mysql)" --no-defaults -h "$host" \
+    -P "$port" -u "$(printf '%b' "${user//%/\\x}")" "${@:2}"
+}

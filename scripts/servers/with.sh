@@ -78,11 +78,7 @@ version() { # variable command...
 }
 version OWNID_TEST_POSTGRES_URL psql "$OWNID_TEST_POSTGRES_URL" -XAtc "select split_part(version(), ' on ', 1)"
 version OWNID_TEST_PGBOUNCER_URL psql "$OWNID_TEST_PGBOUNCER_URL" -XAtc "select 'through PgBouncer: ' || split_part(version(), ' on ', 1)"
-if [[ -n ${OWNID_TEST_MYSQL_DIR:-} ]]; then
-  version OWNID_TEST_MYSQL_URL mariadb --defaults-file="$tmp/mariadb/my.cnf" -h 127.0.0.1 -u root -NBe "select version()"
-else
-  version OWNID_TEST_MYSQL_URL echo "given"
-fi
+version OWNID_TEST_MYSQL_URL mariadb_at "$OWNID_TEST_MYSQL_URL" -NBe "select version()"
 if [[ -n ${OWNID_TEST_MONGODB_DIR:-} ]]; then
   version OWNID_TEST_MONGODB_URL echo "jongodb (npm @jongodb/memory-server-bin-linux-x64-gnu)"
 else
