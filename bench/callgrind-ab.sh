@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per request of two builds under callgrind: unlike req/s on this shared virtual
-# machine, the count repeats from run to run. Runs inside scripts/test.sh, for its throwaway
+# machine, the count repeats from run to run. Runs inside scripts/servers/with.sh, for its throwaway
 # PostgreSQL, from the repository root:
 #
 #   CG_OUT=/tmp/cg CG_BINS="old=/path/to/release new=target/release" CG_BACKENDS="postgres sqlite" \
-#     CG_OPS="get set" CG_SECONDS=15 OWNID_TEST_SERVERS_RUN=bench/callgrind-ab.sh scripts/test.sh
+#     CG_OPS="get set" CG_SECONDS=15 scripts/servers/with.sh bench/callgrind-ab.sh
 #
 # Each directory in CG_BINS holds ownid-bridge and ownid-bench. Per backend, operation and build:
 # seed 10,000 users, start the server under callgrind, warm up 3 s with wrk at 4 connections, zero

@@ -20,10 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-die() {
-  echo "peers.sh: $*" >&2
-  exit 1
-}
+source scripts/lib.sh
 
 rounds=${PEERS_ROUNDS:-3}
 seconds=${PEERS_SECONDS:-5}
@@ -52,12 +49,11 @@ if [[ -z ${PEERS_INNER:-} ]]; then
   out=$(cd "$out" && pwd)
   cp "$bin/ownid-bridge" "$bin/ownid-bench" "$bin/ownid-peer" "$out/bin/"
   echo "== results in $out"
-  PEERS_INNER=1 PEERS_OUT=$out OWNID_TEST_DB_CACHE_MB=256 OWNID_TEST_SERVERS_RUN=bench/peers.sh \
-    scripts/test.sh
+  PEERS_INNER=1 PEERS_OUT=$out OWNID_TEST_DB_CACHE_MB=256 scripts/servers/with.sh bench/peers.sh
   exit 0
 fi
 
-# Inside scripts/test.sh: OWNID_TEST_POSTGRES_URL names the throwaway PostgreSQL.
+# Inside scripts/servers/with.sh: OWNID_TEST_POSTGRES_URL names the throwaway PostgreSQL.
 out=${PEERS_OUT:?}
 bin=$out/bin
 url=${OWNID_TEST_POSTGRES_URL:?}
@@ -72,7 +68,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=bench/lib.sh
 source bench/lib.sh
 
 wait_ready() { # pid url log

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # What the shared replay guard costs (`ownid.replay_protection: storage`, two single-row writes per
 # signed request) against the per-instance one (`memory`, no database work), on one instance per
-# backend. For docs/scaling.md. Runs inside scripts/test.sh, which starts PostgreSQL, MariaDB and
+# backend. For docs/scaling.md. Runs inside scripts/servers/with.sh, which starts PostgreSQL, MariaDB and
 # the MongoDB-compatible server. From the repository root, after
 # `cargo build --release -p ownid-bridge -p ownid-bridge-bench`:
 #
-#   OWNID_TEST_SERVERS_RUN=bench/replay.sh scripts/test.sh
+#   scripts/servers/with.sh bench/replay.sh
 #
 # Every pre-signed request is distinct (ownid-bench requests stamps each with its own timestamp)
 # and each is sent at most once: a run of N seconds must stay under REPLAY_REQUESTS requests, and

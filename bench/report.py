@@ -390,26 +390,6 @@ def chart(res):
     return "\n".join(svg) + "\n"
 
 
-def test_sh_settings():
-    """The database settings of scripts/test.sh's throwaway servers, read from the script."""
-    try:
-        with open(os.path.join(os.path.dirname(__file__), "..", "scripts", "test.sh")) as f:
-            text = f.read()
-    except OSError:
-        return []
-    found = []
-    for pattern, label in [
-        (r"^max_connections = (\S+)", "PostgreSQL max_connections {}"),
-        (r"^fsync = (\S+)", "PostgreSQL fsync {} (synchronous_commit on)"),
-        (r"--innodb-flush-log-at-trx-commit=(\S+)", "MariaDB innodb_flush_log_at_trx_commit {}"),
-        (r"jongodb\" (-Xmx\S+)", "jongodb JVM heap {}"),
-    ]:
-        m = re.search(pattern, text, re.M)
-        if m:
-            found.append(label.format(m.group(1)))
-    return found
-
-
 def shorten(command, meta):
     for key, name in (("out", "$RUN"), ("work", "$WORK")):
         if meta.get(key):
@@ -439,13 +419,9 @@ def document(res, meta, versions, commands):
             lines.append(f"| {label} | {esc(meta[key])} |")
     for backend, version in versions.items():
         lines.append(f"| {NAMES.get(backend, backend)} | {esc(version)} |")
-    settings = test_sh_settings()
-    cache = meta.get("db_cache_mb")
-    settings.insert(0, f"PostgreSQL shared_buffers and MariaDB innodb_buffer_pool_size {cache} MB"
-                    if cache else "PostgreSQL shared_buffers 32 MB, MariaDB "
-                    "innodb_buffer_pool_size 64 MB")
-    if settings:
-        lines.append("| database settings (scripts/test.sh) | " + "; ".join(settings) + " |")
+    if meta.get("db_settings"):
+        lines.append("| database settings (as the servers report them) | "
+                     + esc(meta["db_settings"]) + " |")
     if meta.get("cpu_probe_start_ms"):
         lines.append(
             "| CPU speed probe (`bench/probe.py`: a fixed Python loop; lower is faster) | "
@@ -460,8 +436,8 @@ def document(res, meta, versions, commands):
     lines.append("")
     lines.append(
         "One machine runs everything: wrk, the server and the database share its cores, so each "
-        "number is what the three achieve together. The databases are the throwaway servers of "
-        "`scripts/test.sh`, with its settings."
+        "number is what the three achieve together. The databases are the test suite's throwaway "
+        "servers (`scripts/servers/`), with the settings above."
     )
     lines.append("")
     lines.append("## How it was run\n")

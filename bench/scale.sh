@@ -3,11 +3,11 @@
 # /readyz), over a 3-node MariaDB Galera cluster (one instance per node) and over PostgreSQL
 # behind PgBouncer in transaction mode; with single-instance comparisons: Galera without the
 # causality wait (storage.galera_sync_wait: false) and PostgreSQL direct (no pooler). For
-# docs/scaling.md. Runs inside scripts/test.sh, which starts PostgreSQL and PgBouncer; this
-# script starts its own Galera cluster (scripts/galera.sh). From the repository root, after
+# docs/scaling.md. Runs inside scripts/servers/with.sh --clusters, which starts PostgreSQL,
+# PgBouncer and a 3-node Galera cluster. From the repository root, after
 # `cargo build --release -p ownid-bridge -p ownid-bridge-bench`:
 #
-#   OWNID_TEST_SERVERS_RUN=bench/scale.sh scripts/test.sh
+#   scripts/servers/with.sh --clusters bench/scale.sh
 #
 # Environment: SCALE_BIN (default target/release), SCALE_SECONDS (5), SCALE_CONCURRENCY (32),
 # SCALE_OPS ("get set"). Prints one tab-separated line per run: setup, instances, operation,
@@ -41,7 +41,6 @@ stop_instances() {
 }
 cleanup() {
   stop_instances
-  scripts/galera.sh stop "$work/galera" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -121,8 +120,7 @@ run_setup() { # label backend seed-url extra-yaml url...: one instance per url
 }
 
 # MariaDB Galera, one instance per node.
-scripts/galera.sh start "$work/galera" >"$work/galera.log" 2>&1 || { cat "$work/galera.log" >&2; exit 1; }
-read -r -a nodes <<<"$(sed -n 's/^export OWNID_TEST_GALERA_URLS="\(.*\)"$/\1/p' "$work/galera/env")"
+read -r -a nodes <<<"${OWNID_TEST_GALERA_URLS:?run inside scripts/servers/with.sh --clusters}"
 mysql_client=$(command -v mariadb || command -v mysql)
 node1=${nodes[0]#mysql://root@}
 node1=${node1%/}
@@ -134,7 +132,6 @@ run_setup "galera" mysql "$(db "${nodes[0]}")" "" "$(db "${nodes[0]}")" "$(db "$
 run_setup "galera" mysql "$(db "${nodes[0]}")" "" "$(db "${nodes[0]}")" "$(db "${nodes[1]}")" "$(db "${nodes[2]}")"
 run_setup "galera, galera_sync_wait: false" mysql "$(db "${nodes[0]}")" "  galera_sync_wait: false" \
   "$(db "${nodes[0]}")" "$(db "${nodes[1]}")" "$(db "${nodes[2]}")"
-scripts/galera.sh stop "$work/galera" >/dev/null 2>&1
 
 # PostgreSQL direct, and through PgBouncer in transaction mode.
 run_setup "postgres direct" postgres "$OWNID_TEST_POSTGRES_URL" "" "$OWNID_TEST_POSTGRES_URL"

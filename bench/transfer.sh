@@ -3,11 +3,11 @@
 # (about 1 KB of ownIdData each), exported to JSON Lines, imported into an empty PostgreSQL
 # table with --create-missing-users (the SQLite-to-PostgreSQL move), then imported again (every
 # line unchanged: what resuming costs). Each step runs under /usr/bin/time -v for the elapsed
-# time and the peak memory. For docs/benchmarks.md. Runs inside scripts/test.sh, which starts
+# time and the peak memory. For docs/benchmarks.md. Runs inside scripts/servers/with.sh, which starts
 # PostgreSQL. From the repository root, after `cargo build --release -p ownid-bridge -p
 # ownid-bridge-bench`:
 #
-#   OWNID_TEST_SERVERS_RUN=bench/transfer.sh scripts/test.sh
+#   scripts/servers/with.sh bench/transfer.sh
 #
 # Environment: TRANSFER_BIN (default target/release), TRANSFER_USERS (1000000). Prints one
 # tab-separated line per step: step, users, seconds, users/s, peak RSS MB, the command's report.
@@ -16,7 +16,7 @@ set -euo pipefail
 bin=${TRANSFER_BIN:-target/release}
 users=${TRANSFER_USERS:-1000000}
 [[ -x $bin/ownid-bridge && -x $bin/ownid-bench ]] || { echo "no release binaries in $bin" >&2; exit 1; }
-: "${OWNID_TEST_POSTGRES_URL:?run inside scripts/test.sh (OWNID_TEST_SERVERS_RUN)}"
+: "${OWNID_TEST_POSTGRES_URL:?run inside scripts/servers/with.sh}"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ownid-transfer.XXXXXX")
 trap 'rm -rf "$work"' EXIT

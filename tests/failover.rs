@@ -1,5 +1,5 @@
 //! PostgreSQL failover under steady writes: a primary with a synchronous standby
-//! (`scripts/pg-replica.sh`, which scripts/test.sh starts), the server configured with a
+//! (`scripts/servers/postgres.sh start` and `standby`, which scripts/servers/with.sh runs), the server configured with a
 //! libpq-style multi-host URL (`target_session_attrs=read-write`). The primary is killed with
 //! SIGKILL, the standby promoted; the server keeps serving without a restart, answers only 204
 //! and 503 in between, and loses no acknowledged write.
@@ -16,24 +16,6 @@ use ownid_bridge_store::outage::required_url;
 
 const WRITERS: usize = 8;
 
-/// Runs `scripts/pg-replica.sh <action> DIR`.
-async fn replica(action: &str) {
-    let ctl = required_url("OWNID_TEST_PG_REPLICA_CTL");
-    let dir = required_url("OWNID_TEST_PG_REPLICA_DIR");
-    let output = tokio::process::Command::new(&ctl)
-        .args([action, &dir])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{ctl} {action}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// What one writer saw: the last value acknowledged (204), the last one sent, and every status.
 #[derive(Default)]
 struct Writer {
@@ -45,6 +27,8 @@ struct Writer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_failover_keeps_serving_and_loses_no_acknowledged_write() {
     let url = required_url("OWNID_TEST_PG_REPLICA_URL");
+    let primary = ServerControl::from_env("postgres.sh", "OWNID_TEST_PG_PRIMARY_DIR");
+    let standby = ServerControl::from_env("postgres.sh", "OWNID_TEST_PG_STANDBY_DIR");
     let dir = tempfile::tempdir().unwrap();
     let config = backend_config(
         "postgres",
@@ -84,9 +68,9 @@ async fn postgres_failover_keeps_serving_and_loses_no_acknowledged_write() {
         .collect();
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    replica("kill-primary").await;
+    primary.run("kill", &[]).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    replica("promote").await;
+    standby.run("promote", &[]).await;
     let promoted = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::SeqCst);

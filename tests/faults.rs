@@ -1,6 +1,7 @@
 //! Database faults under load. For each networked backend, a bounded client keeps calling the
 //! real server (in process, over TCP) while the database underneath is killed with SIGKILL and
-//! started again by the control scripts of `scripts/test.sh` (`OWNID_TEST_*_CTL`). The server must
+//! started again by `scripts/servers/<server>.sh kill|start` (the directories scripts/servers/with.sh
+//! exports as `OWNID_TEST_*_DIR`). The server must
 //! answer `503 storage_unavailable` with `Retry-After` while the database is down, within the
 //! acquire timeout (never a hang, never a 500, never a crash), recover without a restart, and keep
 //! every set it acknowledged with `204`.
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     backend_config, fresh_timestamp, mongodb_test_database, mysql_test_database, serve_tcp, sign,
+    ServerControl,
 };
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
@@ -64,28 +66,24 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn postgres_killed_under_load() {
     let _serial = SERIAL.lock().await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
-    fault_story(
-        Backend::Postgres,
-        &url,
-        &ctl_script("OWNID_TEST_POSTGRES_CTL"),
-    )
-    .await;
+    let server = ServerControl::from_env("postgres.sh", "OWNID_TEST_POSTGRES_DIR");
+    fault_story(Backend::Postgres, &url, &server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_killed_under_load() {
     let _serial = SERIAL.lock().await;
-    let ctl = ctl_script("OWNID_TEST_MYSQL_CTL");
+    let server = ServerControl::from_env("mariadb.sh", "OWNID_TEST_MYSQL_DIR");
     let url = mysql_test_database("ownid_bridge_faults_test").await;
-    fault_story(Backend::Mysql, &url, &ctl).await;
+    fault_story(Backend::Mysql, &url, &server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mongodb_killed_under_load() {
     let _serial = SERIAL.lock().await;
-    let ctl = ctl_script("OWNID_TEST_MONGODB_CTL");
+    let server = ServerControl::from_env("jongodb.sh", "OWNID_TEST_MONGODB_DIR");
     let url = mongodb_test_database("ownid_bridge_faults_test");
-    fault_story(Backend::Mongodb, &url, &ctl).await;
+    fault_story(Backend::Mongodb, &url, &server).await;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,51 +108,17 @@ impl Backend {
     }
 }
 
-/// The control script of a throwaway server. Never skipped: without one the test fails.
-fn ctl_script(variable: &str) -> String {
-    match std::env::var(variable) {
-        Ok(path) if !path.is_empty() => path,
-        _ => panic!(
-            "{variable} is not set: the fault tests kill and restart the throwaway database \
-             servers that scripts/test.sh starts, through the control scripts it exports; run \
-             scripts/test.sh (servers given by URL cannot be killed)"
-        ),
-    }
-}
-
-/// Runs `ctl kill|start` and returns how long it took.
-async fn ctl(path: &str, action: &str) -> Duration {
-    let started = Instant::now();
-    let output = tokio::process::Command::new(path)
-        .arg(action)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap_or_else(|err| panic!("{path} {action}: {err}"));
-    assert!(
-        output.status.success(),
-        "{path} {action} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    started.elapsed()
-}
-
 /// Starts the database again if the test fails while it is down, so that the tests after this
 /// one find it running.
 struct RestartOnDrop {
-    ctl: String,
+    server: ServerControl,
     armed: bool,
 }
 
 impl Drop for RestartOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            let _ = std::process::Command::new(&self.ctl)
-                .arg("start")
-                .stdin(std::process::Stdio::null())
-                .status();
+            self.server.run_blocking("start", &[]);
         }
     }
 }
@@ -417,7 +381,7 @@ fn ms(duration: Duration) -> String {
     format!("{:.0} ms", duration.as_secs_f64() * 1000.0)
 }
 
-async fn fault_story(backend: Backend, url: &str, ctl_path: &str) {
+async fn fault_story(backend: Backend, url: &str, server_control: &ServerControl) {
     let name = backend.name();
     let server = start_server(backend, url).await;
     let group_a = logins('A');
@@ -447,11 +411,11 @@ async fn fault_story(backend: Backend, url: &str, ctl_path: &str) {
     // Steady load, then the crash.
     tokio::time::sleep(BEFORE_KILL).await;
     let mut restart = RestartOnDrop {
-        ctl: ctl_path.to_owned(),
+        server: server_control.clone(),
         armed: true,
     };
     let kill_began = at(&load);
-    let kill_took = ctl(ctl_path, "kill").await;
+    let kill_took = server_control.run("kill", &[]).await.0;
     let killed = at(&load);
     load.phase.store(1, Ordering::SeqCst);
     tokio::time::sleep(OUTAGE).await;
@@ -463,7 +427,7 @@ async fn fault_story(backend: Backend, url: &str, ctl_path: &str) {
 
     // Back, on the same data directory (jongodb: empty).
     let start_began = at(&load);
-    let start_took = ctl(ctl_path, "start").await;
+    let start_took = server_control.run("start", &[]).await.0;
     restart.armed = false;
     let restarted = at(&load);
     // jongodb lost everything: the collection, its unique index and the users come back first.

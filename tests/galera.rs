@@ -1,4 +1,4 @@
-//! Several server instances over a 3-node MariaDB Galera cluster (`scripts/galera.sh`, which
+//! Several server instances over a 3-node MariaDB Galera cluster (`scripts/servers/galera.sh`, which
 //! scripts/test.sh starts; `OWNID_TEST_GALERA_URLS` names the three nodes), one instance per
 //! node, as a load balancer would spread OwnID's calls:
 //! - conflicting writes on a few users from every instance: certification conflicts are retried,

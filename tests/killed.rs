@@ -5,9 +5,9 @@
 //!    port, one instance at a time): not a single call fails.
 //!
 //! Both tests run three server processes (the real binary), instance i over Galera node i of the
-//! cluster that `scripts/galera.sh` starts (scripts/test.sh does; `OWNID_TEST_GALERA_URLS` names
-//! the nodes and `OWNID_TEST_GALERA_DIR` is the cluster's directory, for `galera.sh kill` and
-//! `start-node`), all on one users table, with HAProxy (`/usr/sbin/haproxy`) in front of the
+//! cluster that `scripts/servers/galera.sh` starts (scripts/servers/with.sh does; `OWNID_TEST_GALERA_URLS`
+//! names the nodes and `OWNID_TEST_GALERA_DIR` is the cluster's directory, for `galera.sh kill` and
+//! `start-node`), all on one users table, with HAProxy (`scripts/servers/haproxy.sh`) in front of the
 //! three. Writers send signed sets through HAProxy, each on a user of its own with an increasing
 //! sequence number in the value. The two tests take one lock first and never run at the same
 //! time (the first kills a node the second uses).
@@ -93,58 +93,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ownid_bridge_store::outage::required_url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 const DATABASE: &str = "ownid_bridge_killed_test";
 const WRITERS: usize = 6;
-const HAPROXY: &str = "/usr/sbin/haproxy";
 
 /// Taken first by each test: they must not run at the same time (cargo runs a file's tests in
 /// parallel by default), since one kills a Galera node the other uses.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Runs `scripts/galera.sh <action> DIR 3` from the repository root, and fails on an error.
-async fn galera_node3(action: &str, dir: &str) {
-    let output = Command::new("scripts/galera.sh")
-        .args([action, dir, "3"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "scripts/galera.sh {action} {dir} 3: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Restarts Galera node 3 when it is dropped while the node is down (a failed assertion between
-/// the kill and the restart): later tests use the cluster.
+/// Starts Galera node 3 again when it is dropped while the node is down (a failed assertion
+/// between the kill and the restart): later tests use the cluster.
 struct NodeGuard {
-    dir: String,
+    galera: ServerControl,
     down: bool,
 }
 
 impl Drop for NodeGuard {
     fn drop(&mut self) {
-        if !self.down {
-            return;
+        if self.down {
+            self.galera.run_blocking("start-node", &["3"]);
         }
-        eprintln!("killed: restarting Galera node 3 after a failure");
-        let status = std::process::Command::new("scripts/galera.sh")
-            .args(["start-node", &self.dir, "3"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null())
-            .status();
-        eprintln!(
-            "killed: scripts/galera.sh start-node {} 3: {status:?}",
-            self.dir
-        );
     }
 }
 
@@ -210,74 +181,6 @@ async fn ready_within(port: u16, limit: Duration) -> Option<Duration> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     None
-}
-
-/// HAProxy's configuration: the settings of the module documentation, its log on stdout, its
-/// runtime API on `socket`.
-fn haproxy_config(port: u16, servers: &[u16], socket: &Path) -> String {
-    let mut config = format!(
-        "global\n\
-         \x20   log stdout format raw local0\n\
-         \x20   stats socket {} mode 600 level admin\n\
-         \n\
-         defaults\n\
-         \x20   mode http\n\
-         \x20   log global\n\
-         \x20   option httplog\n\
-         \x20   timeout connect 1s\n\
-         \x20   timeout client 30s\n\
-         \x20   timeout server 15s\n\
-         \x20   timeout check 6s\n\
-         \x20   retries 3\n\
-         \x20   option redispatch 1\n\
-         \x20   retry-on conn-failure empty-response response-timeout\n\
-         \x20   option http-buffer-request\n\
-         \n\
-         frontend ownid\n\
-         \x20   bind 127.0.0.1:{port}\n\
-         \x20   default_backend bridges\n\
-         \n\
-         backend bridges\n\
-         \x20   balance roundrobin\n\
-         \x20   option httpchk GET /readyz\n",
-        socket.display()
-    );
-    for (i, server) in servers.iter().enumerate() {
-        config.push_str(&format!(
-            "    server instance{} 127.0.0.1:{server} check inter 500ms fall 2 rise 2\n",
-            i + 1
-        ));
-    }
-    config
-}
-
-/// Validates the configuration (`haproxy -c`) and starts HAProxy in the foreground.
-fn start_haproxy(dir: &Path, config: &str) -> Child {
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, config).unwrap();
-    let check = std::process::Command::new(HAPROXY)
-        .arg("-c")
-        .arg("-f")
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|err| panic!("{HAPROXY}: {err} (apt-get install haproxy)"));
-    assert!(
-        check.status.success(),
-        "haproxy -c:\n{config}\n{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
-    Command::new(HAPROXY)
-        .arg("-f")
-        .arg(&path)
-        .arg("-db")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
 }
 
 /// HAProxy's answer to a runtime API `command` on its stats socket in `dir`.
@@ -540,7 +443,13 @@ struct Setup {
     logs: Vec<PathBuf>,
     instances: Vec<Option<Child>>,
     proxy_port: u16,
-    _haproxy: Child,
+    haproxy: ServerControl,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.haproxy.run_blocking("stop", &[]);
+    }
 }
 
 impl Setup {
@@ -571,9 +480,10 @@ impl Setup {
         for i in 0..3 {
             instances.push(Some(start_instance(&configs[i], &logs[i], ports[i]).await));
         }
-        let proxy_port = free_port();
-        let config = haproxy_config(proxy_port, &ports, &dir.path().join("haproxy.sock"));
-        let haproxy = start_haproxy(dir.path(), &config);
+        let haproxy = ServerControl::new("haproxy.sh", dir.path());
+        let servers: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let servers: Vec<&str> = servers.iter().map(String::as_str).collect();
+        let proxy_port = haproxy.run("start", &servers).await.1.parse().unwrap();
         let setup = Setup {
             dir,
             ports,
@@ -581,7 +491,7 @@ impl Setup {
             logs,
             instances,
             proxy_port,
-            _haproxy: haproxy,
+            haproxy,
         };
         assert!(
             ready_within(proxy_port, Duration::from_secs(10))
@@ -677,7 +587,7 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_galera_node_and_instance_behind_haproxy_lose_nothing_acknowledged() {
     let _serial = SERIAL.lock().await;
-    let galera_dir = required_url("OWNID_TEST_GALERA_DIR");
+    let galera = ServerControl::from_env("galera.sh", "OWNID_TEST_GALERA_DIR");
     let mut setup = Setup::start().await;
     let (ports, proxy_port) = (setup.ports.clone(), setup.proxy_port);
 
@@ -687,10 +597,10 @@ async fn killed_galera_node_and_instance_behind_haproxy_lose_nothing_acknowledge
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut node3 = NodeGuard {
-        dir: galera_dir.clone(),
+        galera: galera.clone(),
         down: true,
     };
-    galera_node3("kill", &galera_dir).await;
+    galera.run("kill", &["3"]).await;
     let mut instance2 = setup.instances[1].take().unwrap();
     instance2.start_kill().unwrap();
     instance2.wait().await.unwrap();
@@ -702,7 +612,7 @@ async fn killed_galera_node_and_instance_behind_haproxy_lose_nothing_acknowledge
 
     tokio::time::sleep(Duration::from_secs(6)).await;
     let restarting = Instant::now();
-    galera_node3("start-node", &galera_dir).await;
+    galera.run("start-node", &["3"]).await;
     node3.down = false;
     let restarted = Instant::now();
     println!(

@@ -676,3 +676,78 @@ impl TestApp {
         )
     }
 }
+
+/// A throwaway server that a test kills and starts again: `scripts/servers/<script> ACTION DIR
+/// [ARGS]` with the directory scripts/servers/with.sh exported. Never skipped: a server given by
+/// URL has no directory, and the test fails.
+#[derive(Clone, Debug)]
+pub struct ServerControl {
+    script: &'static str,
+    dir: String,
+}
+
+impl ServerControl {
+    /// `script` (e.g. `haproxy.sh`) on `dir`.
+    pub fn new(script: &'static str, dir: &std::path::Path) -> Self {
+        ServerControl {
+            script,
+            dir: dir.display().to_string(),
+        }
+    }
+
+    /// `script` (e.g. `postgres.sh`) on the directory named by the environment `variable`.
+    pub fn from_env(script: &'static str, variable: &str) -> Self {
+        match std::env::var(variable) {
+            Ok(dir) if !dir.is_empty() => ServerControl { script, dir },
+            _ => panic!(
+                "{variable} is not set: this test kills and starts the throwaway servers that \
+                 scripts/servers/with.sh starts (scripts/test.sh runs the suite with them); a \
+                 server given by URL cannot be killed"
+            ),
+        }
+    }
+
+    fn command(&self, action: &str, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(format!("scripts/servers/{}", self.script));
+        command
+            .arg(action)
+            .arg(&self.dir)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(std::process::Stdio::null());
+        command
+    }
+
+    /// Runs the action to its end, fails the test when it fails; how long it took and what it
+    /// printed.
+    pub async fn run(&self, action: &str, args: &[&str]) -> (std::time::Duration, String) {
+        let started = std::time::Instant::now();
+        let output = tokio::process::Command::from(self.command(action, args))
+            .output()
+            .await
+            .unwrap_or_else(|err| panic!("scripts/servers/{}: {err}", self.script));
+        assert!(
+            output.status.success(),
+            "scripts/servers/{} {action} {} {args:?} failed ({}):\n{}{}",
+            self.script,
+            self.dir,
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        )
+    }
+
+    /// The same from a `Drop` (no runtime): best effort, for a test failing while a server is
+    /// down, so that the tests after it find the server running.
+    pub fn run_blocking(&self, action: &str, args: &[&str]) {
+        let status = self.command(action, args).status();
+        eprintln!(
+            "scripts/servers/{} {action} {} {args:?}: {status:?}",
+            self.script, self.dir
+        );
+    }
+}

@@ -18,19 +18,14 @@
 #   3. packaging/compose.yaml: its bridge environment is a configuration the server loads.
 #
 # Runs as root (dpkg, chroot, podman). Installs what is missing with apt-get (podman) and cargo
-# (cargo-deb). Called by scripts/test.sh; alone: scripts/packages.sh [BINARY].
+# (cargo-deb). Called by scripts/test.sh; alone: packaging/check.sh [BINARY].
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
 CARGO_DEB_VERSION=3.8.0
 tested=$(realpath "${1:-target/debug/ownid-bridge}")
 
-die() {
-  echo "packages.sh: $*" >&2
-  exit 1
-}
 
 [[ $(id -u) == 0 ]] || die "run as root: it installs a Debian package and runs chroot and podman"
 [[ -x $tested ]] || die "no binary at $tested (cargo build first)"
