@@ -2,10 +2,10 @@
 # The OpenAPI document as a product, against the real binary (the debug build `cargo test` made)
 # on throwaway SQLite databases: clients generated from the committed document by mainstream
 # generators and called with signing (openapi-typescript, @hey-api/openapi-ts,
-# openapi-python-client, OpenAPI Generator's typescript-fetch and python), Swagger UI's "Try it
-# out" in headless Chromium (one server,
-# and a second with two OwnID applications for its application selector), openapi-spec-validator
-# and schemathesis (clients/typescript/run.sh, clients/python/run.sh).
+# openapi-python-client, OpenAPI Generator's typescript-fetch and python, swagger-typescript-api,
+# datamodel-code-generator's pydantic models), Swagger UI's "Try it out" in headless Chromium
+# (one server, and a second with two OwnID applications for its application selector),
+# openapi-spec-validator and schemathesis (clients/*/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -29,7 +29,8 @@ single=(OWNID_BRIDGE__OWNID__SHARED_SECRET="$secret" OWNID_BRIDGE__SESSION__SECR
   OWNID_BRIDGE__SERVER__LISTEN=127.0.0.1:0 OWNID_BRIDGE__STORAGE__URL="sqlite://$tmp/bridge.db")
 env -u OWNID_BRIDGE_CONFIG "${single[@]}" "$bridge" users add typescript-client@example.com \
   python-client@example.com hey-api-client@example.com user@example.com \
-  openapi-generator-ts@example.com openapi-generator-py@example.com
+  openapi-generator-ts@example.com openapi-generator-py@example.com \
+  swagger-typescript-api@example.com datamodel-code-generator@example.com
 serve bridge "${single[@]}"
 
 customer=$("$bridge" config secret) admin=$("$bridge" config secret)
@@ -65,3 +66,7 @@ echo "== openapi-spec-validator, the openapi-python-client client and schemathes
 OWNID_TEST_OUT=$PWD/$out/python clients/python/run.sh
 echo "== OpenAPI Generator's typescript-fetch and python clients"
 OWNID_TEST_OUT=$PWD/$out/openapi-generator clients/openapi-generator/run.sh
+echo "== swagger-typescript-api's TypeScript client"
+OWNID_TEST_OUT=$PWD/$out/swagger-typescript-api clients/swagger-typescript-api/run.sh
+echo "== datamodel-code-generator's pydantic models"
+OWNID_TEST_OUT=$PWD/$out/datamodel-code-generator clients/datamodel-code-generator/run.sh
