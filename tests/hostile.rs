@@ -376,3 +376,35 @@ async fn a_body_over_the_limit_sent_whole_still_gets_the_413() {
         assert!(reply.contains("\"payload_too_large\""), "{reply}");
     }
 }
+
+// Issue 20: the second round of attacks.
+
+#[tokio::test]
+async fn format_characters_in_login_ids_are_400() {
+    // Invisible (zero-width space, word joiner, byte-order mark, soft hyphen), bidirectional
+    // (right-to-left override, isolates) and tag characters: two ids that differ only by them
+    // look identical in logs and support tools (SPEC §1: category Cf is refused).
+    let app = spawn(&[]).await;
+    for login_id in [
+        "ali\u{200B}ce@example.com",
+        "\u{202E}moc.elpmaxe@ecila",
+        "alice@example.com\u{2060}",
+        "\u{FEFF}alice@example.com",
+        "al\u{00AD}ice@example.com",
+        "alice\u{2066}@example.com",
+        "alice@example.com\u{E0041}",
+    ] {
+        let body = serde_json::json!({ "loginId": login_id }).to_string();
+        for operation in [GET, "getSessionByLoginId"] {
+            app.signed(operation, &body)
+                .await
+                .assert_error(400, "invalid_request");
+        }
+        app.set_data(login_id, "x")
+            .await
+            .assert_error(400, "invalid_request");
+    }
+    // Letters of other scripts, combining marks and emoji are not format characters.
+    app.add_user("zoë😀@exämple.com").await;
+    app.get_data("zoë😀@exämple.com").await.assert_empty(204);
+}
