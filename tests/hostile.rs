@@ -408,3 +408,25 @@ async fn format_characters_in_login_ids_are_400() {
     app.add_user("zoë😀@exämple.com").await;
     app.get_data("zoë😀@exämple.com").await.assert_empty(204);
 }
+
+#[tokio::test]
+async fn lowercase_normalization_never_folds_unicode_onto_ascii() {
+    // U+212A KELVIN SIGN lower-cases to an ASCII `k` under Unicode rules: "Karl" spelt with it
+    // would be Karl once folded, and overwrite his data and get his session.
+    let app = spawn(&[("OWNID_BRIDGE__OWNID__LOGIN_ID_NORMALIZATION", "lowercase")]).await;
+    app.add_user("karl@example.com").await;
+    app.set_data("karl@example.com", "karl's devices")
+        .await
+        .assert_empty(204);
+    let kelvin = "\u{212A}arl@example.com";
+    app.set_data(kelvin, "the attacker's device")
+        .await
+        .assert_empty(404);
+    app.session(kelvin).await.assert_empty(404);
+    app.get_data(kelvin).await.assert_empty(404);
+    let reply = app.get_data("KARL@example.com").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["ownIdData"], "karl's devices");
+    // ASCII letters still fold.
+    assert_eq!(app.session("Karl@Example.COM").await.status, 200);
+}
