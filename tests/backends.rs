@@ -38,6 +38,12 @@ async fn the_contract_holds(app: &TestApp) {
     app.session("bob@example.com").await.assert_empty(404);
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.body);
+    // Not every database can store U+0000: refused alike on every backend, never a 500.
+    app.set_data("alice@example.com", "nul\u{0}inside")
+        .await
+        .assert_error(400, "invalid_request");
+    let reply = app.get_data("alice@example.com").await;
+    assert_eq!(reply.json(), json!({ "ownIdData": "ünïcödé 😀 data" }));
 }
 
 #[tokio::test]

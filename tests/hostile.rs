@@ -430,3 +430,15 @@ async fn lowercase_normalization_never_folds_unicode_onto_ascii() {
     // ASCII letters still fold.
     assert_eq!(app.session("Karl@Example.COM").await.status, 200);
 }
+
+#[tokio::test]
+async fn nul_in_ownid_data_is_400() {
+    // Not every database can store U+0000 (PostgreSQL refuses it): refused on every backend,
+    // before any database sees it (SPEC §1).
+    let app = spawn(&[]).await;
+    app.add_user("alice@example.com").await;
+    app.set_data("alice@example.com", "before\u{0}after")
+        .await
+        .assert_error(400, "invalid_request");
+    app.get_data("alice@example.com").await.assert_empty(204);
+}

@@ -284,3 +284,44 @@ async fn refused_lines_are_reported_by_number_and_a_dry_run_changes_nothing() {
         None
     );
 }
+
+/// A line no database can store (U+0000, refused by PostgreSQL) is a refused line like any
+/// other: the lines after it are written, and a second run does not stop there either.
+#[tokio::test]
+async fn an_import_line_with_nul_is_refused_and_the_rest_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(
+        "postgres",
+        &required_url("OWNID_TEST_POSTGRES_URL"),
+        "transfer",
+        &[],
+    )
+    .await;
+    app.add_user("alice@example.com").await;
+    app.add_user("bob@example.com").await;
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"loginId": "alice@example.com", "ownIdData": "nul\u0000inside"}"#,
+            r#"{"loginId": "bob@example.com", "ownIdData": "bob's devices"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    for run in 0..2 {
+        let (code, out) = import(&app, &input, &[]).await;
+        assert_eq!(code, 1, "run {run}: {out}");
+        assert!(out.contains("line 1: refused: "), "run {run}: {out}");
+        assert!(out.contains("U+0000"), "run {run}: {out}");
+        assert!(out.contains("1 refused"), "run {run}: {out}");
+    }
+    assert_eq!(
+        app.store.get_ownid_data("bob@example.com").await.unwrap(),
+        Some("bob's devices".into())
+    );
+    assert_eq!(
+        app.store.get_ownid_data("alice@example.com").await.unwrap(),
+        None
+    );
+}

@@ -119,6 +119,21 @@ pub fn check_login_id(text: &str) -> Result<(), InvalidLoginId> {
     Ok(())
 }
 
+/// An ownIdData holding U+0000, which not every database can store (PostgreSQL's text types
+/// refuse it): refused on every backend alike, so that a value accepted by one is accepted by
+/// all and an import between them never stops on it (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ownIdData must not contain U+0000 (NUL), which not every database can store")]
+pub struct NulInOwnIdData;
+
+/// The check of an ownIdData's characters, for the endpoint and `import` alike.
+pub fn check_ownid_data(value: &str) -> Result<(), NulInOwnIdData> {
+    if value.contains('\0') {
+        return Err(NulInOwnIdData);
+    }
+    Ok(())
+}
+
 impl Type for LoginId {
     const IS_REQUIRED: bool = true;
     type RawValueType = String;

@@ -240,6 +240,9 @@ async fn import_line(
             "{login_id}: ownIdData is longer than ownid.max_ownid_data_chars ({max})"
         ));
     }
+    if let Err(err) = crate::api::check_ownid_data(&data) {
+        return refused(format!("{login_id}: {err}"));
+    }
     let retries = &config.storage.retries;
     let exists = match retrying(retries, "import", || store.get_ownid_data(&login_id)).await {
         Ok(Some(value)) if value == data => return Ok(Outcome::Unchanged),
