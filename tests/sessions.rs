@@ -300,3 +300,49 @@ async fn previous_public_keys_stay_in_the_jwks_during_a_rotation() {
         Some("current")
     );
 }
+
+/// With `users.user_id` configured, `sub` is that column's value. A user whose column is NULL
+/// (here created by `create_missing_users`) gets no token: falling back to the login id would
+/// hand out the subject of whichever user has that id (SPEC §3).
+#[tokio::test]
+async fn a_user_without_a_user_id_gets_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("test.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE accounts (login_id TEXT NOT NULL UNIQUE, ownid_data TEXT, \
+         account_uuid TEXT)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO accounts VALUES ('alice@example.com', NULL, '1001')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let config = test_config(
+        dir.path(),
+        &[
+            ("OWNID_BRIDGE__STORAGE__USERS__TABLE", "accounts"),
+            ("OWNID_BRIDGE__STORAGE__USERS__USER_ID", "account_uuid"),
+            ("OWNID_BRIDGE__OWNID__CREATE_MISSING_USERS", "true"),
+        ],
+    );
+    let store = storage::open(&config.storage, true).await.unwrap();
+    let app = spawn_with_store(config, store, dir);
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    let alice = token_for(&app, json!({ "loginId": "alice@example.com" })).await;
+    assert_eq!(hs256_claims(&alice, &validation)["sub"], "1001");
+
+    // A login id equal to Alice's account_uuid, created without one.
+    app.set_data("1001", "the attacker's device")
+        .await
+        .assert_empty(204);
+    let reply = app.session("1001").await;
+    assert!(!reply.body.contains("token"), "{}", reply.body);
+    reply.assert_error(500, "internal");
+}

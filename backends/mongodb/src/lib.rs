@@ -198,7 +198,7 @@ impl UserStore for MongoStore {
         let mut subject = login_id.to_owned();
         if let Some(field) = &self.mapping.user_id {
             match user.get(field.as_str()).cloned().map(to_json) {
-                None | Some(serde_json::Value::Null) => {}
+                None | Some(serde_json::Value::Null) => return Err(StoreError::no_user_id(field)),
                 Some(serde_json::Value::String(id)) => subject = id,
                 Some(other) => subject = other.to_string(),
             }

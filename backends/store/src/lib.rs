@@ -28,7 +28,10 @@ use async_trait::async_trait;
 /// What a session token needs to know about a user.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SessionUser {
-    /// The configured user-id column's value, or the login id when none is configured.
+    /// The configured user-id column's value, or the login id when none is configured. With a
+    /// user-id column, a user whose column is NULL (or absent) has no subject:
+    /// [`UserStore::get_session_user`] refuses it ([`StoreError::no_user_id`]) rather than fall
+    /// back to the login id, which may be another user's id.
     pub subject: String,
     /// Extra claims copied from configured columns; a NULL column is left out.
     pub claims: serde_json::Map<String, serde_json::Value>,
