@@ -346,3 +346,69 @@ async fn a_user_without_a_user_id_gets_no_token() {
     assert!(!reply.body.contains("token"), "{}", reply.body);
     reply.assert_error(500, "internal");
 }
+
+/// RSA keys under 2048 bits can be factored for a price; a token signed with one (or verifying
+/// with a published one) proves nothing. EC keys must be on the algorithm's curve.
+#[test]
+fn weak_signing_and_published_keys_are_refused() {
+    let config = |algorithm: &str, key: &str, previous: Option<&str>| {
+        let mut env = vec![
+            (
+                "OWNID_BRIDGE__SESSION__ALGORITHM".to_owned(),
+                algorithm.to_owned(),
+            ),
+            (
+                "OWNID_BRIDGE__SESSION__PRIVATE_KEY_FILE".to_owned(),
+                fixture(key),
+            ),
+        ];
+        let yaml = match previous {
+            Some(file) => format!(
+                "session:\n  previous_public_keys:\n    - {{ file: \"{}\", key_id: old }}\n",
+                fixture(file)
+            ),
+            None => String::new(),
+        };
+        env.sort();
+        Config::from_yaml(&yaml, &env).unwrap().session
+    };
+    for (algorithm, key, previous, expected) in [
+        ("RS256", "rs256-1024-test-only.pem", None, "1024-bit RSA"),
+        (
+            "RS256",
+            "rs256-test-only.pem",
+            Some("rs256-1024-public-test-only.pem"),
+            "1024-bit RSA",
+        ),
+        ("ES256", "es256-secp256k1-test-only.pem", None, "P-256"),
+        (
+            "ES256",
+            "es256-test-only.pem",
+            Some("es256-secp256k1-public-test-only.pem"),
+            "P-256",
+        ),
+        (
+            "ES256",
+            "es256-test-only.pem",
+            Some("es256-p192-public-test-only.pem"),
+            "P-256",
+        ),
+    ] {
+        let err = SessionIssuer::new(&config(algorithm, key, previous), None)
+            .err()
+            .unwrap_or_else(|| panic!("{key} / {previous:?} was accepted"))
+            .to_string();
+        assert!(err.contains(expected), "{key} / {previous:?}: {err}");
+    }
+    // The fixtures in use elsewhere pass.
+    SessionIssuer::new(&config("RS256", "rs256-test-only.pem", None), None).unwrap();
+    SessionIssuer::new(
+        &config(
+            "ES256",
+            "es256-test-only.pem",
+            Some("es256-previous-public-test-only.pem"),
+        ),
+        None,
+    )
+    .unwrap();
+}
