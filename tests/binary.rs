@@ -754,3 +754,49 @@ async fn a_full_contract_run_logs_no_login_id_ownid_data_token_or_secret() {
         }
     }
 }
+
+/// A password in the URL's query, or one with `#`, `/` or `@` pasted in through `${VAR}` (the
+/// README's own pattern), is never printed: not by `check`, not by `serve` while it waits for
+/// the database.
+#[tokio::test]
+async fn database_passwords_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://app@127.0.0.1:9/users?sslmode=disable&password=hunter2",
+        "postgres://app:${DB_PASSWORD}@127.0.0.1:9/users",
+    ] {
+        let config = dir.path().join("postgres.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "ownid:\n  shared_secret: \"{SECRET}\"\nsession:\n  secret: \"{JWT_SECRET}\"\n\
+                 storage:\n  backend: postgres\n  startup_wait: 1s\n  url: \"{url}\"\n"
+            ),
+        )
+        .unwrap();
+        let leaked = |text: &str| {
+            ["hunter2", "hun#ter", "ter/2@x", "%23ter"]
+                .iter()
+                .any(|secret| text.contains(secret))
+        };
+        let output = command(&config)
+            .env("DB_PASSWORD", "hun#ter/2@x")
+            .arg("check")
+            .output()
+            .await
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert_eq!(output.status.code(), Some(1), "{out}{err}");
+        assert!(out.contains("FAIL storage: postgres://app"), "{out}");
+        assert!(!leaked(&out) && !leaked(&err), "{url}: {out}{err}");
+        let mut serve = command(&config);
+        serve.env("DB_PASSWORD", "hun#ter/2@x");
+        let (code, out, err) = exits(serve).await;
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("postgres://app"), "{err}");
+        assert!(!leaked(&out) && !leaked(&err), "{url}: {out}{err}");
+    }
+}

@@ -574,3 +574,40 @@ fn app_secrets_are_read_from_files_and_redacted() {
     let debug = format!("{config:?}");
     assert!(!debug.contains(SECRET_B) && !debug.contains(JWT), "{debug}");
 }
+
+#[test]
+fn variables_inside_a_storage_url_are_percent_encoded() {
+    // A password with `#`, `/`, `@` or `:` pasted into the URL's user information or query
+    // would change where the URL ends, and what the driver (and the masking) reads as the host.
+    let vars = env(&[
+        ("DB_PASSWORD", "p#ss/w@rd:x %"),
+        ("DB_HOST", "db.internal"),
+        ("MODE", "verify-full&x=1"),
+        ("DATABASE_URL", "postgres://a:b@h:5432/db"),
+    ]);
+    let url = |value: &str| {
+        Config::from_yaml(
+            &format!("storage: {{ backend: postgres, url: \"{value}\" }}"),
+            &vars,
+        )
+        .unwrap()
+        .storage
+        .url
+        .expose()
+        .to_owned()
+    };
+    assert_eq!(
+        url("postgres://app:${DB_PASSWORD}@${DB_HOST}:5432/users?sslmode=${MODE}"),
+        "postgres://app:p%23ss%2Fw%40rd%3Ax%20%25@db.internal:5432/users?sslmode=verify-full%26x%3D1"
+    );
+    let parsed = url::Url::parse(&url("postgres://app:${DB_PASSWORD}@db/users")).unwrap();
+    let password = percent_encoding::percent_decode_str(parsed.password().unwrap())
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(password, "p#ss/w@rd:x %");
+    assert_eq!(parsed.host_str(), Some("db"));
+    // A whole URL in one variable is taken as it is; so is every other key.
+    assert_eq!(url("${DATABASE_URL}"), "postgres://a:b@h:5432/db");
+    let listen = Config::from_yaml("server: { listen: \"${DB_HOST}:80\" }", &vars).unwrap();
+    assert_eq!(listen.server.listen, "db.internal:80");
+}
