@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use super::{read_secret_file, ConfigError};
+use crate::signature::effective_hmac_key;
 use super::{Config, OwnIdConfig, SessionConfig, StorageConfig, UsersConfig};
 
 /// The name of the one application of a configuration without `apps`.
@@ -254,10 +255,16 @@ fn nested(a: &str, b: &str) -> bool {
     under(a, b) || under(b, a)
 }
 
-/// Whether two applications accept a common secret, current or previous (compared as written,
-/// surrounding white space aside).
+/// Whether two applications accept a common secret, current or previous: compared as the keys
+/// HMAC really signs with ([`effective_hmac_key`]), since texts that differ can sign alike
+/// (`K` and `K` followed by a zero byte); as written when one does not decode.
 fn shares_a_secret(a: &OwnIdConfig, b: &OwnIdConfig) -> bool {
-    let secrets = |ownid: &OwnIdConfig| -> Vec<String> {
+    #[derive(PartialEq)]
+    enum Key {
+        Hmac([u8; 64]),
+        Text(String),
+    }
+    let keys = |ownid: &OwnIdConfig| -> Vec<Key> {
         ownid
             .shared_secret
             .iter()
@@ -267,16 +274,54 @@ fn shares_a_secret(a: &OwnIdConfig, b: &OwnIdConfig) -> bool {
                     .iter()
                     .map(|previous| &previous.secret),
             )
-            .map(|secret| secret.expose().trim().to_owned())
+            .map(|secret| match effective_hmac_key(secret) {
+                Some(key) => Key::Hmac(key),
+                None => Key::Text(secret.expose().trim().to_owned()),
+            })
             .collect()
     };
-    let theirs = secrets(b);
-    secrets(a).iter().any(|secret| theirs.contains(secret))
+    let theirs = keys(b);
+    keys(a).iter().any(|key| theirs.contains(key))
 }
 
 fn same_data_column(a: &StorageConfig, b: &StorageConfig) -> bool {
     a.backend == b.backend
-        && a.url.expose() == b.url.expose()
+        && same_database(a, b)
         && a.users.table == b.users.table
         && a.users.ownid_data == b.users.ownid_data
+}
+
+/// Whether two URLs of one backend name the same database: the same text, or on SQLite the
+/// same file however the URLs spell it (`sqlite://./apps.db` and `sqlite:apps.db`).
+fn same_database(a: &StorageConfig, b: &StorageConfig) -> bool {
+    if a.url.expose() == b.url.expose() {
+        return true;
+    }
+    #[cfg(feature = "sqlite")]
+    if a.backend == super::Backend::Sqlite {
+        let file = |storage: &StorageConfig| {
+            ownid_bridge_sqlite::database_file(storage.url.expose()).map(|file| resolved(&file))
+        };
+        return file(a).is_some_and(|file_a| file(b) == Some(file_a));
+    }
+    false
+}
+
+/// `path` from the working directory, with `.` and `..` taken out, and through its symbolic
+/// links when it exists.
+#[cfg(feature = "sqlite")]
+fn resolved(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let absolute = std::env::current_dir().unwrap_or_default().join(path);
+    let mut lexical = std::path::PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    std::fs::canonicalize(&lexical).unwrap_or(lexical)
 }

@@ -611,3 +611,84 @@ fn variables_inside_a_storage_url_are_percent_encoded() {
     let listen = Config::from_yaml("server: { listen: \"${DB_HOST}:80\" }", &vars).unwrap();
     assert_eq!(listen.server.listen, "db.internal:80");
 }
+
+#[test]
+fn secrets_equal_as_hmac_keys_are_refused_across_apps() {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    // HMAC pads a key with zero bytes to its block (64 bytes) and hashes a longer key first: K
+    // and K followed by a zero byte, or a long key and its SHA-256, sign alike.
+    let key_a = STANDARD.decode(SECRET_A).unwrap();
+    let padded = STANDARD.encode([key_a.as_slice(), &[0]].concat());
+    let long = vec![7u8; 100];
+    let hashed = STANDARD.encode(sha2::Sha256::digest(&long));
+    let with_secrets = |first: &str, second: &str| {
+        Config::from_yaml(
+            &format!(
+                "apps:\n\
+                 - name: one\n  base_path: /one\n  ownid: {{ shared_secret: \"{first}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: ones }}\n\
+                 - name: two\n  base_path: /two\n  ownid: {{ previous_shared_secrets: [\"{SECRET_C}\"], shared_secret: \"{second}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: twos }}\n"
+            ),
+            &[],
+        )
+    };
+    for (first, second) in [
+        (SECRET_A.to_owned(), padded.clone()),
+        (STANDARD.encode(&long), hashed.clone()),
+    ] {
+        let err = with_secrets(&first, &second).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "apps[1]: a shared secret (current or previous) in common as apps[0] (\"one\"); each application needs its own"
+        );
+    }
+    assert!(with_secrets(SECRET_A, SECRET_B).is_ok());
+}
+
+#[test]
+fn sqlite_urls_naming_the_same_file_are_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let absolute = cwd.join("apps.db");
+    for (first, second) in [
+        (
+            "sqlite://./apps.db".to_owned(),
+            "sqlite://apps.db".to_owned(),
+        ),
+        (
+            "sqlite:apps.db".to_owned(),
+            "sqlite://apps.db?mode=rwc".to_owned(),
+        ),
+        (
+            format!("sqlite://{}", absolute.display()),
+            "sqlite://./sub/../apps.db".to_owned(),
+        ),
+    ] {
+        let err = error(
+            &format!(
+                "apps:\n\
+                 - name: one\n  base_path: /one\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ url: \"{first}\" }}\n\
+                 - name: two\n  base_path: /two\n  ownid: {{ shared_secret: \"{SECRET_B}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ url: \"{second}\" }}\n"
+            ),
+            &[],
+        );
+        assert_eq!(
+            err,
+            "apps[1]: the same ownIdData column (database, table and column) as apps[0] (\"one\"); each application needs its own",
+            "{first} and {second}"
+        );
+    }
+    // Two files are two databases.
+    let other = dir.path().join("other.db");
+    assert!(Config::from_yaml(
+        &format!(
+            "apps:\n\
+             - name: one\n  base_path: /one\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ url: \"sqlite://apps.db\" }}\n\
+             - name: two\n  base_path: /two\n  ownid: {{ shared_secret: \"{SECRET_B}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ url: \"sqlite://{}\" }}\n",
+            other.display()
+        ),
+        &[],
+    )
+    .is_ok());
+}

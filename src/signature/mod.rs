@@ -241,6 +241,27 @@ pub enum SecretError {
     TooShort { key: String, bytes: usize },
 }
 
+/// HMAC-SHA256's block, in bytes.
+const HMAC_BLOCK: usize = 64;
+
+/// The key HMAC-SHA256 really signs with for a shared secret: its base64-decoded bytes (SPEC §2),
+/// hashed with SHA-256 when longer than the 64-byte block, then padded with zero bytes to the
+/// block (RFC 2104). Secrets with the same effective key accept each other's signatures, though
+/// their texts differ: `K` and `K` followed by a zero byte, or a long key and its SHA-256.
+/// `None` when the secret is not base64 (start-up refuses it anyway).
+pub fn effective_hmac_key(secret: &Secret) -> Option<[u8; HMAC_BLOCK]> {
+    use sha2::Digest as _;
+    let bytes = BASE64.decode(secret.expose().trim()).ok()?;
+    let bytes = if bytes.len() > HMAC_BLOCK {
+        Sha256::digest(&bytes).to_vec()
+    } else {
+        bytes
+    };
+    let mut key = [0; HMAC_BLOCK];
+    key[..bytes.len()].copy_from_slice(&bytes);
+    Some(key)
+}
+
 /// Refuses an empty secret and one that is not standard base64: OwnID signs with the decoded
 /// bytes, so a secret that does not decode can never verify anything.
 fn decode_secret(secret: &Secret, path: &str) -> Result<Vec<u8>, SecretError> {

@@ -95,6 +95,14 @@ pub async fn open_pools(
     Ok((reader, writer))
 }
 
+/// The file a SQLite URL names, as sqlx reads the URL (`sqlite://x.db`, `sqlite:x.db`,
+/// `sqlite:///abs/x.db`, with or without `?mode=...`): `None` when the URL does not parse.
+pub fn database_file(url: &str) -> Option<std::path::PathBuf> {
+    SqliteConnectOptions::from_str(url)
+        .ok()
+        .map(|options| options.get_filename().to_owned())
+}
+
 /// The SQLite backend of [`SqlStore`].
 pub struct Sqlite;
 
