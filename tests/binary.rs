@@ -800,3 +800,63 @@ async fn database_passwords_are_never_printed() {
         assert!(!leaked(&out) && !leaked(&err), "{url}: {out}{err}");
     }
 }
+
+/// A base path or JWKS path on a route the server already has would panic at start (exit 101)
+/// or silently replace an operation: `check` and `serve` refuse it as a configuration error.
+#[tokio::test]
+async fn colliding_routes_are_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let es256 = format!(
+        "session:\n  algorithm: ES256\n  private_key_file: \"{}\"\n",
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/es256-test-only.pem")
+            .display()
+    );
+    // The database exists and is ready: only the routes are wrong.
+    let (code, out, err) = run(&write_config(dir.path(), ""), &["schema"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    for (yaml, key) in [
+        (
+            "server:\n  base_path: /healthz\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            "server:\n  base_path: /docs\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            "server:\n  base_path: /openapi.yaml\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            format!("{es256}  jwks_path: /ownid/getSessionByLoginId\n"),
+            "session.jwks_path",
+        ),
+        (
+            format!("{es256}  jwks_path: /metrics\n"),
+            "session.jwks_path",
+        ),
+    ] {
+        let path = dir.path().join("routes.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "ownid:\n  shared_secret: \"{SECRET}\"\nstorage:\n  url: \"sqlite://{}\"\n{yaml}",
+                dir.path().join("bridge.db").display()
+            ),
+        )
+        .unwrap();
+        for args in [&["check"][..], &["serve"][..]] {
+            let mut command = Command::new(bin());
+            command
+                .arg("--config")
+                .arg(&path)
+                .args(args)
+                .env("OWNID_BRIDGE__SESSION__SECRET", JWT_SECRET)
+                .env_remove("OWNID_BRIDGE_CONFIG");
+            let (code, out, err) = exits(command).await;
+            assert_eq!(code, 2, "{yaml} {args:?}: {out}{err}");
+            assert!(err.contains(key), "{yaml} {args:?}: {err}");
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::server::{FIXED_ROUTES, OPERATIONS};
 use super::{read_secret_file, ConfigError};
 use crate::signature::effective_hmac_key;
 use super::{Config, OwnIdConfig, SessionConfig, StorageConfig, UsersConfig};
@@ -324,4 +325,51 @@ fn resolved(path: &std::path::Path) -> std::path::PathBuf {
         }
     }
     std::fs::canonicalize(&lexical).unwrap_or(lexical)
+}
+
+impl Config {
+    /// A base path or JWKS path on a route the server already has would make the router panic
+    /// at start (two routes on one path), or replace an OwnID operation without a word: each
+    /// application's JWKS path (served with an asymmetric algorithm) must be none of the fixed
+    /// routes and no application's base path or operation path. Base paths are checked against
+    /// the fixed routes where they are read ([`super::server::base_path`]).
+    pub(super) fn validate_routes(&self) -> Result<(), ConfigError> {
+        let apps = self.apps();
+        for (index, app) in apps.iter().enumerate() {
+            let session = &app.config.session;
+            if session.algorithm.is_hmac() {
+                continue;
+            }
+            let key = if self.apps.is_empty() {
+                "session.jwks_path".to_owned()
+            } else {
+                format!("apps[{index}].session.jwks_path")
+            };
+            let jwks = session.jwks_path.trim_end_matches('/');
+            let taken = |what: String| {
+                Err(ConfigError::at(
+                    &key,
+                    format!("{:?} is {what}; choose another path", session.jwks_path),
+                ))
+            };
+            if FIXED_ROUTES.contains(&jwks) {
+                return taken(format!("a route of the server ({})", FIXED_ROUTES.join(", ")));
+            }
+            for other in &apps {
+                let base = &other.config.server.base_path;
+                if jwks == base {
+                    return taken(format!("the base path of application {:?}", other.name));
+                }
+                for operation in OPERATIONS {
+                    if jwks == format!("{base}/{operation}") {
+                        return taken(format!(
+                            "the path of {operation} of application {:?}",
+                            other.name
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }

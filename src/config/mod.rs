@@ -115,7 +115,8 @@ impl Config {
         self.ownid.validate()?;
         self.session.validate()?;
         self.storage.validate()?;
-        self.validate_apps()
+        self.validate_apps()?;
+        self.validate_routes()
     }
 }
 

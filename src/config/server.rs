@@ -136,7 +136,26 @@ impl ServerConfig {
     }
 }
 
-/// A base path as configured (`key` names it in the error), without its trailing `/`.
+/// The routes the server has besides the applications' (`app/mod.rs`): no base path or JWKS
+/// path may take one.
+pub const FIXED_ROUTES: [&str; 6] = [
+    "/healthz",
+    "/readyz",
+    "/docs",
+    "/metrics",
+    "/openapi.json",
+    "/openapi.yaml",
+];
+
+/// The OwnID operations' paths under a base path (`api/operations.rs`).
+pub const OPERATIONS: [&str; 3] = [
+    "setOwnIDDataByLoginId",
+    "getOwnIDDataByLoginId",
+    "getSessionByLoginId",
+];
+
+/// A base path as configured (`key` names it in the error), without its trailing `/`; none of
+/// [`FIXED_ROUTES`].
 pub(super) fn base_path(value: &str, key: &str) -> Result<String, ConfigError> {
     let base = value.trim_end_matches('/');
     if !base.starts_with('/')
@@ -147,6 +166,15 @@ pub(super) fn base_path(value: &str, key: &str) -> Result<String, ConfigError> {
         return Err(ConfigError::at(
             key,
             format!("{value:?} must start with '/' and use only letters, digits and -_.~/"),
+        ));
+    }
+    if FIXED_ROUTES.contains(&base) {
+        return Err(ConfigError::at(
+            key,
+            format!(
+                "{base:?} is a route of the server ({}); choose another base path",
+                FIXED_ROUTES.join(", ")
+            ),
         ));
     }
     Ok(base.to_owned())

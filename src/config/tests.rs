@@ -692,3 +692,82 @@ fn sqlite_urls_naming_the_same_file_are_one_database() {
     )
     .is_ok());
 }
+
+#[test]
+fn base_and_jwks_paths_may_not_take_a_route_of_the_server() {
+    for reserved in [
+        "/healthz",
+        "/readyz",
+        "/docs",
+        "/metrics",
+        "/openapi.json",
+        "/openapi.yaml",
+    ] {
+        let err = error(&format!("server: {{ base_path: \"{reserved}/\" }}"), &[]);
+        assert!(
+            err.starts_with(&format!(
+                "server.base_path: {reserved:?} is a route of the server"
+            )),
+            "{err}"
+        );
+        let err = error(
+            &format!("session: {{ algorithm: ES256, jwks_path: \"{reserved}\" }}"),
+            &[],
+        );
+        assert!(
+            err.starts_with(&format!(
+                "session.jwks_path: {reserved:?} is a route of the server"
+            )),
+            "{err}"
+        );
+    }
+    for taken in [
+        "/ownid",
+        "/ownid/getSessionByLoginId",
+        "/ownid/setOwnIDDataByLoginId",
+    ] {
+        let err = error(
+            &format!("session: {{ algorithm: RS256, jwks_path: \"{taken}\" }}"),
+            &[],
+        );
+        assert!(
+            err.starts_with(&format!("session.jwks_path: {taken:?} is")),
+            "{err}"
+        );
+    }
+    // Across applications too: one's JWKS on another's operation.
+    let err = error(
+        &two_apps(&format!(
+            "- name: third\n  base_path: /third\n  ownid: {{ shared_secret: \"{SECRET_C}\" }}\n  session: {{ algorithm: EdDSA, jwks_path: /ownid/admin/getOwnIDDataByLoginId }}\n  users: {{ table: thirds }}\n"
+        )),
+        &[],
+    );
+    assert!(
+        err.starts_with("apps[2].session.jwks_path: \"/ownid/admin/getOwnIDDataByLoginId\" is"),
+        "{err}"
+    );
+    // Beside them, and under another path, is fine; an HMAC algorithm serves no JWKS.
+    for yaml in [
+        "server: { base_path: /docs/ownid }",
+        "session: { algorithm: ES256, jwks_path: /ownid-keys/jwks.json }",
+        "session: { jwks_path: /ownid/getSessionByLoginId }",
+    ] {
+        assert!(Config::from_yaml(yaml, &[]).is_ok(), "{yaml}");
+    }
+}
+
+#[test]
+fn the_operation_paths_are_those_the_api_serves() {
+    let document: serde_json::Value = serde_json::from_str(&crate::cli::openapi_document(
+        crate::cli::SpecFormat::Json,
+    ))
+    .unwrap();
+    let mut served: Vec<&String> = document["paths"].as_object().unwrap().keys().collect();
+    served.sort();
+    let mut listed: Vec<String> = server::OPERATIONS
+        .iter()
+        .map(|operation| format!("/{operation}"))
+        .collect();
+    listed.sort();
+    assert_eq!(served, listed.iter().collect::<Vec<_>>());
+}
