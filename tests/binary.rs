@@ -801,6 +801,37 @@ async fn database_passwords_are_never_printed() {
     }
 }
 
+/// A secret file others can read is warned about, by `check` and at start-up.
+#[cfg(unix)]
+#[tokio::test]
+async fn secret_files_readable_by_others_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let secret = dir.path().join("jwt-secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, out, err) = run(&config, &["schema"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&config, &["check"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "warn session.secret_file: {} is readable by its group and others (mode 644)",
+            secret.display()
+        )),
+        "{out}"
+    );
+    let (child, _) = start(&config).await;
+    let logs = stop(child).await;
+    assert!(logs.contains("session.secret_file"), "{logs}");
+    assert!(logs.contains("readable by its group and others"), "{logs}");
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, _) = run(&config, &["check"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("readable by"), "{out}");
+}
+
 /// A base path or JWKS path on a route the server already has would panic at start (exit 101)
 /// or silently replace an operation: `check` and `serve` refuse it as a configuration error.
 #[tokio::test]

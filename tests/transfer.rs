@@ -285,6 +285,34 @@ async fn refused_lines_are_reported_by_number_and_a_dry_run_changes_nothing() {
     );
 }
 
+/// An export holds every login id and ownIdData: only its owner may read it.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_export_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(
+        "sqlite",
+        &format!("sqlite://{}", dir.path().join("private.db").display()),
+        "transfer",
+        &[],
+    )
+    .await;
+    app.add_user("alice@example.com").await;
+    app.set_data("alice@example.com", "devices")
+        .await
+        .assert_empty(204);
+    let file = dir.path().join("export.jsonl");
+    export(&app, &file).await;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "export written with mode {mode:o}");
+    // Also when the file was there before, readable by everyone.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    export(&app, &file).await;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "export rewritten with mode {mode:o}");
+}
+
 /// A line no database can store (U+0000, refused by PostgreSQL) is a refused line like any
 /// other: the lines after it are written, and a second run does not stop there either.
 #[tokio::test]

@@ -321,6 +321,9 @@ pub struct Ready {
 /// once, with [`Starting`] until [`Listening::open`] has opened the store.
 pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening, StartError> {
     init_logging(&config.log);
+    for file in config.readable_secret_files() {
+        tracing::warn!("secret file readable by other users: {file}");
+    }
     let keys = resolve_keys(&config, missing)?;
     let server = &config.server;
     let acceptor = bind_server(&server.listen, server.tls.as_ref()).await?;

@@ -339,6 +339,9 @@ fn app_heading(config: &Config, app: &AppConfig) {
 
 async fn check(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
     println!("configuration: ok");
+    for file in config.readable_secret_files() {
+        println!("warn {file}");
+    }
     each_app(
         &config,
         app,

@@ -54,9 +54,9 @@ fn progress(length: Option<u64>, template: &str) -> ProgressBar {
 pub(super) async fn export(config: Config, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let store = open(&config).await?;
     let out: Box<dyn Write + Send> = match &output {
-        Some(path) => Box::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ),
+        Some(path) => {
+            Box::new(private_file(path).with_context(|| format!("creating {}", path.display()))?)
+        }
         None => Box::new(std::io::stdout()),
     };
     let mut out = std::io::BufWriter::new(out);
@@ -86,6 +86,24 @@ pub(super) async fn export(config: Config, output: Option<PathBuf>) -> anyhow::R
     out.flush().context("writing the export")?;
     eprintln!("exported {exported} users with ownIdData");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `path` created (or emptied) for writing, readable and writable by its owner only: an export
+/// holds every login id and ownIdData. A file that was there keeps its inode, so its mode is set
+/// too, before anything is written.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
 }
 
 /// What happened to one line of an import.
