@@ -353,3 +353,44 @@ async fn an_import_line_with_nul_is_refused_and_the_rest_written() {
         None
     );
 }
+
+/// A line that is not UTF-8, or longer than any export line can be, is named with its number
+/// and cause and refused; the other lines are written and counted. A long line is not held in
+/// memory whole.
+#[tokio::test]
+async fn unreadable_and_overlong_lines_are_named_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(
+        "sqlite",
+        &format!("sqlite://{}", dir.path().join("lines.db").display()),
+        "transfer",
+        &[],
+    )
+    .await;
+    for user in ["a@example.com", "b@example.com", "c@example.com"] {
+        app.add_user(user).await;
+    }
+    let mut input = Vec::new();
+    input.extend_from_slice(br#"{"loginId": "a@example.com", "ownIdData": "a"}"#);
+    input.extend_from_slice(b"\n{\"loginId\": \"b@example.com\", \"ownIdData\": \"\xff\xfe\"}\n");
+    input.extend_from_slice(br#"{"loginId": "b@example.com", "ownIdData": ""#);
+    input.extend(std::iter::repeat_n(b'x', 8 * 1024 * 1024));
+    input.extend_from_slice(b"\"}\n");
+    input.extend_from_slice(br#"{"loginId": "c@example.com", "ownIdData": "c"}"#);
+    let file = dir.path().join("input.jsonl");
+    std::fs::write(&file, input).unwrap();
+    let (code, out) = import(&app, &file, &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("line 2: refused: "), "{out}");
+    assert!(out.contains("UTF-8"), "{out}");
+    assert!(out.contains("line 3: refused: "), "{out}");
+    assert!(out.contains("longer than"), "{out}");
+    assert!(
+        out.ends_with("2 written (0 of them new users), 0 unchanged, 0 unknown users, 2 refused\n"),
+        "{out}"
+    );
+    assert_eq!(
+        app.store.get_ownid_data("c@example.com").await.unwrap(),
+        Some("c".into())
+    );
+}
