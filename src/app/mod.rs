@@ -261,9 +261,9 @@ impl OwnIdApp {
             ReplayProtection::Storage => {
                 let ledger = crate::storage::signature_ledger(config, self.store.as_ref())
                     .expect("the store was opened for serving, which requires a replay table");
-                let guard = SharedGuard::new(ledger, config.storage.retries.clone());
                 let skew = config.ownid.max_clock_skew;
-                guard.forget_expired_every(skew, skew);
+                let guard = SharedGuard::new(ledger, config.storage.retries.clone(), skew);
+                guard.forget_expired_every(skew);
                 signature = signature.with_replay_protection(Replays::Shared(guard));
             }
         }

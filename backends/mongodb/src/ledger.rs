@@ -1,12 +1,15 @@
 //! The replay guard's collection on MongoDB ([`SignatureLedger`]): one document per signature,
-//! `{_id: signature, expires_at, holder, lease_until}`. `_id` is unique on every collection, so
-//! two instances inserting one signature get one document and one duplicate-key error.
+//! `{_id: signature, expires_at, holder, lease_until, operation}`. `_id` is unique on every
+//! collection, so two instances inserting one signature get one document and one duplicate-key
+//! error. `operation` is the holder's [`OPERATION_BITS`], kept as a field of its own so that the
+//! filters compare it without bit operators.
 
 use async_trait::async_trait;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Collection, IndexModel};
 use ownid_bridge_store::{
     ledger_check, Claim, Identifier, Reserve, SchemaCheck, SignatureLedger, StoreError,
+    OPERATION_BITS,
 };
 
 use crate::error::{is_duplicate_key, map_err, server_code};
@@ -35,6 +38,7 @@ impl MongoLedger {
 #[async_trait]
 impl SignatureLedger for MongoLedger {
     async fn reserve(&self, reserve: &Reserve<'_>) -> Result<Claim, StoreError> {
+        let operation = reserve.holder & OPERATION_BITS;
         // A document released or forgotten between two commands sends the loop round again.
         for _ in 0..3 {
             let entry = doc! {
@@ -42,6 +46,7 @@ impl SignatureLedger for MongoLedger {
                 "expires_at": reserve.expires_at_ms,
                 "holder": reserve.holder,
                 "lease_until": reserve.lease_until_ms,
+                "operation": operation,
             };
             match self.collection.insert_one(entry).await {
                 Ok(_) => return Ok(Claim::Reserved),
@@ -53,7 +58,11 @@ impl SignatureLedger for MongoLedger {
             let taken = self
                 .collection
                 .update_one(
-                    doc! { "_id": reserve.signature, "lease_until": { "$lt": reserve.now_ms } },
+                    doc! {
+                        "_id": reserve.signature,
+                        "lease_until": { "$lt": reserve.now_ms },
+                        "operation": operation,
+                    },
                     doc! { "$set": {
                         "holder": reserve.holder,
                         "lease_until": reserve.lease_until_ms,
@@ -69,10 +78,13 @@ impl SignatureLedger for MongoLedger {
                 .find_one(doc! { "_id": reserve.signature })
                 .await
                 .map_err(map_err)?;
-            match found.as_ref().map(|entry| entry.get("lease_until")) {
-                Some(None | Some(Bson::Null)) => return Ok(Claim::Used),
-                Some(Some(_)) => return Ok(Claim::InFlight),
-                None => continue,
+            let Some(found) = found else { continue };
+            if found.get_i64("operation").ok() != Some(operation) {
+                return Ok(Claim::Used);
+            }
+            match found.get("lease_until") {
+                None | Some(Bson::Null) => return Ok(Claim::Used),
+                Some(_) => return Ok(Claim::InFlight),
             }
         }
         Ok(Claim::InFlight)
@@ -91,9 +103,11 @@ impl SignatureLedger for MongoLedger {
     }
 
     async fn release(&self, signature: &str, holder: i64) -> Result<(), StoreError> {
+        // Kept, with a lease that has passed: the document still names the operation.
         self.collection
-            .delete_one(
+            .update_one(
                 doc! { "_id": signature, "holder": holder, "lease_until": { "$ne": Bson::Null } },
+                doc! { "$set": { "lease_until": 0_i64 } },
             )
             .await
             .map_err(map_err)?;

@@ -19,6 +19,7 @@ pub mod outage;
 pub use error::StoreError;
 pub use ledger::{
     ledger_check, Claim, Reserve, SignatureLedger, DEFAULT_LEDGER_TABLE, LEDGER_CHECK,
+    OPERATION_BITS,
 };
 pub use mapping::{Identifier, IdentifierError, UsersMapping};
 pub use schema::{checks, SchemaCheck, SchemaReport, MIN_OWNID_DATA_CHARS};

@@ -55,6 +55,7 @@ pub async fn run_all(factory: &dyn StoreFactory) {
     ledger_releases_only_its_holders_reservation(factory).await;
     ledger_lease_passes_to_the_next_request(factory).await;
     ledger_forgets_expired_signatures(factory).await;
+    ledger_binds_a_signature_to_its_operation(factory).await;
     concurrent_reservations_of_one_signature_have_one_winner(factory).await;
 }
 
