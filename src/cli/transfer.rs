@@ -179,8 +179,7 @@ pub(super) async fn import(
                 async move {
                     let outcome = match line {
                         Ok(line) => {
-                            import_line(&store, &config, &line, create_missing_users, dry_run)
-                                .await
+                            import_line(&store, &config, &line, create_missing_users, dry_run).await
                         }
                         Err(reason) => Ok(Outcome::Refused(reason)),
                     };

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::server::{FIXED_ROUTES, OPERATIONS};
 use super::{read_secret_file, ConfigError};
-use crate::signature::effective_hmac_key;
 use super::{Config, OwnIdConfig, SessionConfig, StorageConfig, UsersConfig};
+use crate::signature::effective_hmac_key;
 
 /// The name of the one application of a configuration without `apps`.
 pub const DEFAULT_APP: &str = "default";
@@ -353,7 +353,10 @@ impl Config {
                 ))
             };
             if FIXED_ROUTES.contains(&jwks) {
-                return taken(format!("a route of the server ({})", FIXED_ROUTES.join(", ")));
+                return taken(format!(
+                    "a route of the server ({})",
+                    FIXED_ROUTES.join(", ")
+                ));
             }
             for other in &apps {
                 let base = &other.config.server.base_path;

@@ -158,9 +158,15 @@ impl Config {
             let key = |name: &str| format!("apps[{index}].{name}");
             files.extend(
                 [
-                    (key("ownid.shared_secret_file"), &entry.ownid.shared_secret_file),
+                    (
+                        key("ownid.shared_secret_file"),
+                        &entry.ownid.shared_secret_file,
+                    ),
                     (key("session.secret_file"), &entry.session.secret_file),
-                    (key("session.private_key_file"), &entry.session.private_key_file),
+                    (
+                        key("session.private_key_file"),
+                        &entry.session.private_key_file,
+                    ),
                 ]
                 .into_iter()
                 .filter_map(|(key, file)| Some((key, file.as_deref()?))),
@@ -197,7 +203,9 @@ impl Config {
 #[cfg(unix)]
 fn permission_bits(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).ok().map(|meta| meta.permissions().mode())
+    std::fs::metadata(path)
+        .ok()
+        .map(|meta| meta.permissions().mode())
 }
 
 #[cfg(not(unix))]

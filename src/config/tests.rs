@@ -758,10 +758,8 @@ fn base_and_jwks_paths_may_not_take_a_route_of_the_server() {
 
 #[test]
 fn the_operation_paths_are_those_the_api_serves() {
-    let document: serde_json::Value = serde_json::from_str(&crate::cli::openapi_document(
-        crate::cli::SpecFormat::Json,
-    ))
-    .unwrap();
+    let document: serde_json::Value =
+        serde_json::from_str(&crate::cli::openapi_document(crate::cli::SpecFormat::Json)).unwrap();
     let mut served: Vec<&String> = document["paths"].as_object().unwrap().keys().collect();
     served.sort();
     let mut listed: Vec<String> = server::OPERATIONS
