@@ -9,6 +9,7 @@
 //! | `ownid_bridge_storage_retries_total` | counter | `app`, `operation`: operations run again after contention |
 //! | `ownid_bridge_storage_pool_connections` | gauge | `app`, `state` (`in_use`, `idle`, `max`) |
 //! | `ownid_bridge_connections_open` | gauge | (none): client connections open now (`conn.rs`) |
+//! | `ownid_bridge_connections_refused_total` | counter | `reason` (`per_address`; `conn.rs`) |
 //!
 //! `app` is the OwnID application that answered (`default` without `apps` in the
 //! configuration), and empty for the routes the server has once (health, documents, metrics) and

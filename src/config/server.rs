@@ -60,6 +60,10 @@ pub struct ServerConfig {
     /// Open connections served at once; further connections wait in the listen backlog. The
     /// default (512) stays well below the usual soft file-descriptor limit of 1024.
     pub max_connections: usize,
+    /// Open connections from one client address (an IPv4 address, an IPv6 /64) at once; further
+    /// ones are closed when accepted. `trusted_proxies` are not limited. Default: half of
+    /// `max_connections`, so that one host never holds more than half of the places.
+    pub max_connections_per_address: Option<usize>,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<IpNet>,
@@ -87,6 +91,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
             max_connections: 512,
+            max_connections_per_address: None,
             trusted_proxies: Vec::new(),
             tls: None,
         }
@@ -119,6 +124,12 @@ impl Default for LogConfig {
 }
 
 impl ServerConfig {
+    /// `max_connections_per_address`, or half of `max_connections` when it is not set.
+    pub fn connections_per_address(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or((self.max_connections / 2).max(1))
+    }
+
     /// `https` with `server.tls`, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() {
@@ -132,7 +143,11 @@ impl ServerConfig {
         self.base_path = base_path(&self.base_path, "server.base_path")?;
         positive("server.max_body_bytes", self.max_body_bytes == 0)?;
         positive("server.header_timeout", self.header_timeout.is_zero())?;
-        positive("server.max_connections", self.max_connections == 0)
+        positive("server.max_connections", self.max_connections == 0)?;
+        positive(
+            "server.max_connections_per_address",
+            self.max_connections_per_address == Some(0),
+        )
     }
 }
 
