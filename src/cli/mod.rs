@@ -412,7 +412,10 @@ async fn schema(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
 }
 
 async fn schema_app(config: &Config) -> anyhow::Result<bool> {
-    let store = storage::open(&config.storage, true)
+    // Creating an index on a large table may take minutes.
+    let mut unbounded = config.storage.clone();
+    unbounded.pool.statement_timeout = None;
+    let store = storage::open(&unbounded, true)
         .await
         .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))?;
     let changes = storage::apply_schema(config, store.as_ref(), true).await?;

@@ -51,7 +51,12 @@ fn progress(length: Option<u64>, template: &str) -> ProgressBar {
     bar
 }
 
-pub(super) async fn export(config: Config, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub(super) async fn export(
+    mut config: Config,
+    output: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    // One statement (or cursor) streams the whole table: it may run for minutes.
+    config.storage.pool.statement_timeout = None;
     let store = open(&config).await?;
     let out: Box<dyn Write + Send> = match &output {
         Some(path) => {

@@ -185,6 +185,15 @@ pub struct PoolSettings {
     pub acquire_timeout: std::time::Duration,
     #[cfg_attr(feature = "serde", serde(deserialize_with = "duration::optional"))]
     pub idle_timeout: Option<std::time::Duration>,
+    /// How long one statement (or MongoDB operation) may run, waiting for locks included; then
+    /// it is cancelled by the database and the request is answered 503 with `Retry-After`.
+    /// Each backend sets it when it connects: PostgreSQL `statement_timeout`, MariaDB
+    /// `max_statement_time` (MySQL `max_execution_time`, which bounds reads only) with the lock
+    /// waits, SQLite's busy timeout, MongoDB `maxTimeMS` (and a bound on the driver's wait).
+    /// `None`: no bound (the command line's `export` and `schema`, whose statements may take
+    /// long).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration::optional"))]
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 impl Default for PoolSettings {
@@ -195,6 +204,7 @@ impl Default for PoolSettings {
             connect_timeout: std::time::Duration::from_secs(5),
             acquire_timeout: std::time::Duration::from_secs(3),
             idle_timeout: Some(std::time::Duration::from_secs(600)),
+            statement_timeout: Some(std::time::Duration::from_secs(5)),
         }
     }
 }
