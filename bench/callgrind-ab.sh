@@ -10,6 +10,8 @@
 # seed 10,000 users, start the server under callgrind, warm up 3 s with wrk at 4 connections, zero
 # the counters, run CG_SECONDS of wrk, dump. Prints (and appends to $CG_OUT/results.tsv):
 # round, backend, operation, build, requests, instructions, instructions per request, errors.
+# REPLAY_PROTECTION (bench/lib.sh) sets the replay guard; the warm-up sends requests of its own,
+# so that with a guard on no measured request is a replay of one.
 set -euo pipefail
 out=${CG_OUT:?}; mkdir -p "$out"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -30,13 +32,14 @@ for backend in ${CG_BACKENDS:-sqlite postgres}; do
       server_config "$port" "$secret" "$("$bin/ownid-bridge" config secret)" "$backend" "$url" 32 \
         >"$work/c.yaml"
       case $op in get) ep=getOwnIDDataByLoginId ;; set) ep=setOwnIDDataByLoginId ;; session) ep=getSessionByLoginId ;; esac
+      "$bin/ownid-bench" requests --url "http://127.0.0.1:$port/ownid" --secret "$secret" --op "$op" --users $users --count 20000 --out "$work/warm.tsv"
       "$bin/ownid-bench" requests --url "http://127.0.0.1:$port/ownid" --secret "$secret" --op "$op" --users $users --count 20000 --out "$work/req.tsv"
       cgout="$out/cg.$round.$backend.$op.$name"
       valgrind --tool=callgrind --callgrind-out-file="$cgout" \
         "$bin/ownid-bridge" --config "$work/c.yaml" serve >"$work/srv.out" 2>"$work/srv.log" &
       pid=$!
       for _ in $(seq 600); do curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.2; done
-      wrk -t1 -c4 -d3s --timeout 20s -s bench/wrk.lua "http://127.0.0.1:$port" -- "$work/req.tsv" >/dev/null
+      wrk -t1 -c4 -d3s --timeout 20s -s bench/wrk.lua "http://127.0.0.1:$port" -- "$work/warm.tsv" >/dev/null
       sleep 1
       before=$(completed "$port")
       callgrind_control -z $pid >/dev/null

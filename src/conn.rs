@@ -10,7 +10,9 @@
 //!   request);
 //! - a request head (request line and headers) must be complete within the header timeout from
 //!   its first byte, however steadily it trickles (poem does not give hyper a timer, so hyper's
-//!   own `header_read_timeout` never runs); then the same `408` ends the connection;
+//!   own `header_read_timeout` never runs); then the same `408` ends the connection. The first
+//!   request's head must be complete within the header timeout from the accept (a TLS handshake
+//!   included): a connection that sends nothing is closed then, not after the idle timeout;
 //! - hyper's own `431` is sent with the JSON error body instead;
 //! - when the server closes a connection, it first sends its FIN and then reads and discards
 //!   what the client still sends, for up to [`LINGER_TIME`] and [`LINGER_BYTES`] ("lingering
@@ -21,21 +23,33 @@
 //! - at most `server.max_connections` connections are open at once: the acceptor takes a permit
 //!   before it accepts, so further clients wait in the kernel's listen backlog (their connect
 //!   succeeds, their request is read once a connection closes) instead of costing a file
-//!   descriptor each. The number open is the gauge `ownid_bridge_connections_open`.
+//!   descriptor each. The number open is the gauge `ownid_bridge_connections_open`;
+//! - at most `server.max_connections_per_address` of them come from one client address (an IPv4
+//!   address, or an IPv6 /64, which one host usually has whole), so that one host cannot take
+//!   every place with sockets that never authenticate. A connection over it is closed as soon as
+//!   it is accepted (counted in `ownid_bridge_connections_refused_total`). Connections from
+//!   `server.trusted_proxies` are not counted: a proxy carries many clients.
 //!
 //! The head is followed on the bytes as they pass: it starts with the first byte read after a
-//! response went out and ends at the first empty line. HTTP/2 connections (the client preface
-//! `PRI * HTTP/2.0`, after ALPN `h2` on TLS) carry binary frames and get none of this; hyper's
-//! HTTP/2 code has its own limits.
+//! response went out and ends at the first empty line. On HTTP/2 (the client preface
+//! `PRI * HTTP/2.0`, in clear or after ALPN `h2` on TLS) the frames are followed instead: a header
+//! block (a HEADERS frame and its CONTINUATION frames) must be complete within the header timeout
+//! from its first frame, and the first one within the header timeout from the accept; a late one
+//! ends the connection (without the HTTP/1.1 `408`). What an HTTP/2 client sends between requests
+//! (PING, SETTINGS, WINDOW_UPDATE) keeps its connection open, like an HTTP/1.1 client's requests:
+//! the per-address limit bounds how many such connections one host holds.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
+use ipnet::IpNet;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -83,6 +97,7 @@ pub struct Guarded<A> {
     header_timeout: Duration,
     /// One permit per open connection.
     connections: Arc<Semaphore>,
+    per_address: PerAddress,
 }
 
 impl<A> Guarded<A> {
@@ -94,6 +109,85 @@ impl<A> Guarded<A> {
             connections: Arc::new(Semaphore::new(
                 server.max_connections.min(Semaphore::MAX_PERMITS),
             )),
+            per_address: PerAddress {
+                limit: server.connections_per_address(),
+                exempt: server.trusted_proxies.clone().into(),
+                open: Arc::default(),
+            },
+        }
+    }
+}
+
+/// A client as the per-address limit counts it: an IPv4 address, or the /64 of an IPv6 one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Client {
+    V4(std::net::Ipv4Addr),
+    V6Net(u64),
+}
+
+impl Client {
+    fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Client::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Client::V4(v4),
+                None => Client::V6Net((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// The open connections of each client address (`server.max_connections_per_address`).
+struct PerAddress {
+    limit: usize,
+    /// Proxies (`server.trusted_proxies`), whose connections carry many clients: not counted.
+    exempt: Arc<[IpNet]>,
+    open: Arc<Mutex<HashMap<Client, usize>>>,
+}
+
+impl PerAddress {
+    /// A place for a connection from `remote`: `Err` when its address has all of its own,
+    /// `Ok(None)` when it is not counted (a trusted proxy, or not an IP connection).
+    fn take(&self, remote: &RemoteAddr) -> Result<Option<AddressSlot>, ()> {
+        let Some(ip) = remote.as_socket_addr().map(|addr| addr.ip()) else {
+            return Ok(None);
+        };
+        let ip = ip.to_canonical();
+        if self.exempt.iter().any(|net| net.contains(&ip)) {
+            return Ok(None);
+        }
+        let client = Client::of(ip);
+        let mut open = lock(&self.open);
+        let count = open.entry(client).or_default();
+        if *count >= self.limit {
+            return Err(());
+        }
+        *count += 1;
+        Ok(Some(AddressSlot {
+            open: Arc::clone(&self.open),
+            client,
+        }))
+    }
+}
+
+fn lock(open: &Mutex<HashMap<Client, usize>>) -> std::sync::MutexGuard<'_, HashMap<Client, usize>> {
+    open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A connection's place in [`PerAddress`], given back when the connection is dropped.
+struct AddressSlot {
+    open: Arc<Mutex<HashMap<Client, usize>>>,
+    client: Client,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open);
+        if let Some(count) = open.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.client);
+            }
         }
     }
 }
@@ -108,33 +202,123 @@ impl<A: Acceptor> Acceptor for Guarded<A> {
     async fn accept(
         &mut self,
     ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
-        // Not accepting while every permit is taken leaves further clients in the backlog.
-        let permit = self
-            .connections
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let (io, local, remote, scheme) = self.inner.accept().await?;
-        metrics::gauge!(OPEN_CONNECTIONS).increment(1.0);
-        let mut io = TimeoutStream::new(io);
-        io.set_read_timeout(Some(self.idle_timeout));
-        Ok((
-            GuardedIo {
-                inner: Box::pin(io),
-                read_since_write: false,
-                closing: None,
-                header_timeout: self.header_timeout,
-                head: Head::Waiting,
-                first_read: true,
-                http2: false,
-                linger: None,
-                _permit: permit,
-            },
-            local,
-            remote,
-            scheme,
-        ))
+        loop {
+            // Not accepting while every permit is taken leaves further clients in the backlog.
+            let permit = self
+                .connections
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let (io, local, remote, scheme) = self.inner.accept().await?;
+            let Ok(slot) = self.per_address.take(&remote) else {
+                // Closed at once, its permit free again: one host cannot hold every place.
+                metrics::counter!(REFUSED_CONNECTIONS, "reason" => "per_address").increment(1);
+                tracing::debug!(
+                    %remote,
+                    "closed a connection: server.max_connections_per_address reached"
+                );
+                continue;
+            };
+            metrics::gauge!(OPEN_CONNECTIONS).increment(1.0);
+            let mut io = TimeoutStream::new(io);
+            io.set_read_timeout(Some(self.idle_timeout));
+            return Ok((
+                GuardedIo {
+                    inner: Box::pin(io),
+                    read_since_write: false,
+                    closing: None,
+                    header_timeout: self.header_timeout,
+                    // The first request's head is due within the header timeout from now.
+                    head: Head::reading(self.header_timeout),
+                    protocol: Protocol::Sniffing(0),
+                    linger: None,
+                    _slot: slot,
+                    _permit: permit,
+                },
+                local,
+                remote,
+                scheme,
+            ));
+        }
+    }
+}
+
+/// The start of an HTTP/2 connection's preface, which tells it from HTTP/1.1.
+const H2_PREFACE_START: &[u8; 4] = b"PRI ";
+/// The whole client preface, `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`.
+const H2_PREFACE_LEN: usize = 24;
+const H2_HEADERS: u8 = 0x1;
+const H2_CONTINUATION: u8 = 0x9;
+const H2_END_HEADERS: u8 = 0x4;
+
+/// What the connection speaks, told by its first bytes.
+enum Protocol {
+    /// This many bytes of [`H2_PREFACE_START`] have arrived, and nothing else yet.
+    Sniffing(usize),
+    Http1,
+    Http2(H2Frames),
+}
+
+/// Where an HTTP/2 connection is in the frames it receives.
+#[derive(Default)]
+struct H2Frames {
+    /// Bytes of the preface still to come.
+    preface_left: usize,
+    /// The current frame's 9-byte header, as far as it has arrived.
+    header: [u8; 9],
+    header_len: usize,
+    /// Bytes of the current frame's payload still to come.
+    payload_left: usize,
+    /// Inside a header block: a HEADERS frame has arrived and END_HEADERS has not.
+    in_block: bool,
+    /// Header blocks completed so far.
+    blocks: u64,
+}
+
+impl H2Frames {
+    /// Follows the frames through `bytes`.
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.preface_left > 0 {
+                let n = self.preface_left.min(bytes.len());
+                self.preface_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            if self.header_len < self.header.len() {
+                let n = (self.header.len() - self.header_len).min(bytes.len());
+                self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+                self.header_len += n;
+                bytes = &bytes[n..];
+                if self.header_len == self.header.len() {
+                    let [a, b, c, kind, ..] = self.header;
+                    self.payload_left = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+                    if kind == H2_HEADERS {
+                        self.in_block = true;
+                    }
+                    if self.payload_left == 0 {
+                        self.frame_done();
+                    }
+                }
+                continue;
+            }
+            let n = self.payload_left.min(bytes.len());
+            self.payload_left -= n;
+            bytes = &bytes[n..];
+            if self.payload_left == 0 {
+                self.frame_done();
+            }
+        }
+    }
+
+    fn frame_done(&mut self) {
+        let [.., kind, flags, _, _, _, _] = self.header;
+        self.header_len = 0;
+        if matches!(kind, H2_HEADERS | H2_CONTINUATION) && flags & H2_END_HEADERS != 0 {
+            self.in_block = false;
+            self.blocks += 1;
+        }
     }
 }
 
@@ -155,6 +339,17 @@ enum Head {
     Done,
 }
 
+impl Head {
+    /// A head due within `timeout` from now.
+    fn reading(timeout: Duration) -> Self {
+        Head::Reading {
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            line: 0,
+            started: false,
+        }
+    }
+}
+
 pub struct GuardedIo<T> {
     inner: Pin<Box<TimeoutStream<T>>>,
     /// Bytes of a request arrived since the last response bytes went out.
@@ -163,16 +358,16 @@ pub struct GuardedIo<T> {
     closing: Option<(Vec<u8>, usize)>,
     header_timeout: Duration,
     head: Head,
-    /// No byte has been read yet (the HTTP/2 preface is recognised on the first read).
-    first_read: bool,
-    http2: bool,
+    protocol: Protocol,
     /// Once the write side is shut down: the end of the lingering close and the bytes discarded.
     linger: Option<(Pin<Box<Sleep>>, usize)>,
-    /// Returned to `Guarded` when the connection is dropped.
+    /// Returned to `Guarded` when the connection is dropped, as is the permit.
+    _slot: Option<AddressSlot>,
     _permit: OwnedSemaphorePermit,
 }
 
 const OPEN_CONNECTIONS: &str = "ownid_bridge_connections_open";
+const REFUSED_CONNECTIONS: &str = "ownid_bridge_connections_refused_total";
 
 impl<T> Drop for GuardedIo<T> {
     fn drop(&mut self) {
@@ -196,20 +391,55 @@ impl<T: AsyncRead + AsyncWrite> GuardedIo<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Follows the request head through bytes just read.
-    fn observe(&mut self, bytes: &[u8]) {
-        if std::mem::take(&mut self.first_read) && bytes.starts_with(b"PRI ") {
-            self.http2 = true;
+    fn http2(&self) -> bool {
+        matches!(self.protocol, Protocol::Http2(_))
+    }
+
+    /// Follows the request head (or HTTP/2 header block) through bytes just read.
+    fn observe(&mut self, mut bytes: &[u8]) {
+        if let Protocol::Sniffing(seen) = self.protocol {
+            let matched = bytes
+                .iter()
+                .zip(&H2_PREFACE_START[seen..])
+                .take_while(|(byte, expected)| byte == expected)
+                .count();
+            let seen = seen + matched;
+            if seen == H2_PREFACE_START.len() {
+                self.protocol = Protocol::Http2(H2Frames {
+                    preface_left: H2_PREFACE_LEN - seen,
+                    ..H2Frames::default()
+                });
+                bytes = &bytes[matched..];
+            } else if matched == bytes.len() {
+                self.protocol = Protocol::Sniffing(seen);
+                return;
+            } else {
+                // HTTP/1.1: the bytes held back while sniffing are part of its head.
+                self.protocol = Protocol::Http1;
+                self.observe_http1(&H2_PREFACE_START[..seen - matched]);
+            }
         }
-        if self.http2 {
-            return;
+        match &mut self.protocol {
+            Protocol::Http2(frames) => {
+                let blocks = frames.blocks;
+                frames.feed(bytes);
+                let (in_block, ended) = (frames.in_block, frames.blocks > blocks);
+                if in_block && (ended || !matches!(self.head, Head::Reading { .. })) {
+                    // A block started: due within the header timeout (the first one keeps the
+                    // deadline from the accept).
+                    self.head = Head::reading(self.header_timeout);
+                } else if !in_block && ended {
+                    self.head = Head::Waiting;
+                }
+            }
+            _ => self.observe_http1(bytes),
         }
+    }
+
+    /// Follows an HTTP/1.1 request head through bytes just read.
+    fn observe_http1(&mut self, bytes: &[u8]) {
         if let Head::Waiting = self.head {
-            self.head = Head::Reading {
-                deadline: Box::pin(tokio::time::sleep(self.header_timeout)),
-                line: 0,
-                started: false,
-            };
+            self.head = Head::reading(self.header_timeout);
         }
         let Head::Reading { line, started, .. } = &mut self.head else {
             return;
@@ -233,7 +463,7 @@ impl<T: AsyncRead + AsyncWrite> GuardedIo<T> {
 
     /// Starts the final `408` (when a request had begun) and ends reading.
     fn time_out(&mut self, cx: &mut Context<'_>, err: io::Error) -> Poll<io::Result<()>> {
-        if self.read_since_write && !self.http2 {
+        if self.read_since_write && !self.http2() {
             self.closing = Some((request_timeout(), 0));
             // Best effort: a client that does not read gets the close without the 408.
             let _ = ready!(self.flush_closing(cx));
@@ -282,7 +512,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for GuardedIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.closing.is_none() && !this.http2 && buf.starts_with(b"HTTP/1.1 431 ") {
+        if this.closing.is_none() && !this.http2() && buf.starts_with(b"HTTP/1.1 431 ") {
             // hyper's own answer to oversized headers; it closes the connection after it.
             this.closing = Some((headers_too_large(), 0));
         }
@@ -292,7 +522,9 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for GuardedIo<T> {
         }
         let written = ready!(this.inner.as_mut().poll_write(cx, buf))?;
         // `100 Continue` is not the answer: the body and the real response are still to come.
-        if written > 0 && !buf.starts_with(b"HTTP/1.1 100 ") {
+        // On HTTP/2 the frames say where the requests are, not what the server writes.
+        let http1 = matches!(this.protocol, Protocol::Http1);
+        if written > 0 && http1 && !buf.starts_with(b"HTTP/1.1 100 ") {
             this.read_since_write = false;
             this.head = Head::Waiting;
         }

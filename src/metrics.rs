@@ -9,6 +9,7 @@
 //! | `ownid_bridge_storage_retries_total` | counter | `app`, `operation`: operations run again after contention |
 //! | `ownid_bridge_storage_pool_connections` | gauge | `app`, `state` (`in_use`, `idle`, `max`) |
 //! | `ownid_bridge_connections_open` | gauge | (none): client connections open now (`conn.rs`) |
+//! | `ownid_bridge_connections_refused_total` | counter | `reason` (`per_address`; `conn.rs`) |
 //! | `ownid_bridge_build_info` | gauge, always 1 | `version`, `backends` (those compiled in) |
 //! | `process_*` | | CPU seconds, resident and virtual memory, open and maximum file descriptors, threads, start time (the `metrics-process` crate) |
 //!

@@ -22,6 +22,70 @@ pub fn min_hmac_secret_bytes(algorithm: JwtAlgorithm) -> usize {
     }
 }
 
+/// The smallest RSA modulus accepted, in bits (RFC 7518 §3.3; NIST SP 800-57 retired smaller
+/// ones). A 1024-bit key can be factored by a well-funded attacker, a 512-bit one by anyone with
+/// a few days of cloud time, and its holder can then sign tokens as this server.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// ES256 is ECDSA on P-256 (secp256r1), and the JWKS says `"crv": "P-256"`.
+const P256: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+
+/// Why a key that parses is still refused for `algorithm`: an RSA modulus under
+/// [`MIN_RSA_BITS`], or an ES256 key on another curve than P-256. `pem` is the file as read;
+/// `jwk` its public key, once derived.
+fn weakness(algorithm: JwtAlgorithm, pem: &[u8], jwk: Option<&Jwk>) -> Option<String> {
+    use jsonwebtoken::jwk::AlgorithmParameters;
+    match algorithm {
+        JwtAlgorithm::RS256 => {
+            let Some(AlgorithmParameters::RSA(rsa)) = jwk.map(|jwk| &jwk.algorithm) else {
+                return None;
+            };
+            use base64::Engine as _;
+            let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&rsa.n)
+                .ok()?;
+            let first = modulus.iter().position(|&byte| byte != 0)?;
+            let bits = (modulus.len() - first) * 8 - modulus[first].leading_zeros() as usize;
+            (bits < MIN_RSA_BITS).then(|| {
+                format!(
+                    "a {bits}-bit RSA key; at least {MIN_RSA_BITS} bits are required \
+                     (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072)"
+                )
+            })
+        }
+        JwtAlgorithm::ES256 => {
+            let curve = ec_curve(pem)?;
+            (curve != P256).then(|| {
+                format!(
+                    "an EC key on the curve {curve}, not P-256 (1.2.840.10045.3.1.7), which ES256 \
+                     signs with (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)"
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The named curve of a PKCS#8 private key or an SPKI public key in PEM form; `None` when the
+/// file is neither (jsonwebtoken then says what is wrong with it).
+fn ec_curve(pem: &[u8]) -> Option<pkcs8::ObjectIdentifier> {
+    let parsed = pem::parse(pem).ok()?;
+    let der = parsed.contents();
+    match parsed.tag() {
+        "PRIVATE KEY" => pkcs8::PrivateKeyInfo::try_from(der)
+            .ok()?
+            .algorithm
+            .parameters_oid()
+            .ok(),
+        "PUBLIC KEY" => pkcs8::SubjectPublicKeyInfoRef::try_from(der)
+            .ok()?
+            .algorithm
+            .parameters_oid()
+            .ok(),
+        _ => None,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionType {
     Browser,
@@ -99,6 +163,8 @@ pub enum SessionKeyError {
         algorithm: JwtAlgorithm,
         source: jsonwebtoken::errors::Error,
     },
+    #[error("session.private_key_file: {} is {reason}", path.display())]
+    WeakKey { path: PathBuf, reason: String },
     #[error("session.private_key_file: cannot derive the public key of {}: {source}", path.display())]
     PublicKey {
         path: PathBuf,
@@ -129,6 +195,8 @@ pub enum PreviousKeyError {
     },
     #[error(transparent)]
     Jwk(jsonwebtoken::errors::Error),
+    #[error("{} is {reason}", path.display())]
+    Weak { path: PathBuf, reason: String },
 }
 
 /// The JWKS entry of an earlier key, from its public PEM.
@@ -142,6 +210,13 @@ fn previous_jwk(
         path: path(),
         source,
     })?;
+    // Checked before it is parsed: a 65-byte point of another curve would pass for P-256.
+    if let Some(reason) = weakness(configured, &pem, None) {
+        return Err(PreviousKeyError::Weak {
+            path: path(),
+            reason,
+        });
+    }
     let key = match configured {
         JwtAlgorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
         JwtAlgorithm::ES256 => DecodingKey::from_ec_pem(&pem),
@@ -153,6 +228,13 @@ fn previous_jwk(
         source,
     })?;
     let mut jwk = Jwk::from_decoding_key(&key, Some(alg)).map_err(PreviousKeyError::Jwk)?;
+    // A token that verifies with a published key is trusted as much as one signed now.
+    if let Some(reason) = weakness(configured, &pem, Some(&jwk)) {
+        return Err(PreviousKeyError::Weak {
+            path: path(),
+            reason,
+        });
+    }
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     jwk.common.key_id = Some(previous.key_id.clone());
     Ok(jwk)
@@ -186,6 +268,13 @@ impl SessionIssuer {
                 path: path.clone(),
                 source,
             })?;
+            let weak = |reason| SessionKeyError::WeakKey {
+                path: path.clone(),
+                reason,
+            };
+            if let Some(reason) = weakness(config.algorithm, &pem, None) {
+                return Err(weak(reason));
+            }
             let parsed = match config.algorithm {
                 JwtAlgorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
                 JwtAlgorithm::ES256 => EncodingKey::from_ec_pem(&pem),
@@ -201,6 +290,9 @@ impl SessionIssuer {
                     path: path.clone(),
                     source,
                 })?;
+            if let Some(reason) = weakness(config.algorithm, &pem, Some(&jwk)) {
+                return Err(weak(reason));
+            }
             jwk.common.public_key_use = Some(PublicKeyUse::Signature);
             jwk.common.key_id = config.key_id.clone();
             let mut keys = vec![jwk];

@@ -38,6 +38,12 @@ async fn the_contract_holds(app: &TestApp) {
     app.session("bob@example.com").await.assert_empty(404);
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.body);
+    // Not every database can store U+0000: refused alike on every backend, never a 500.
+    app.set_data("alice@example.com", "nul\u{0}inside")
+        .await
+        .assert_error(400, "invalid_request");
+    let reply = app.get_data("alice@example.com").await;
+    assert_eq!(reply.json(), json!({ "ownIdData": "ünïcödé 😀 data" }));
 }
 
 #[tokio::test]
@@ -159,4 +165,178 @@ async fn mysql_deadlocks_and_certification_conflicts_are_retried() {
             .unwrap();
     })
     .await;
+}
+
+/// Overrides that bound every statement to one second.
+const STATEMENT_TIMEOUT: [(&str, &str); 1] =
+    [("OWNID_BRIDGE__STORAGE__POOL__STATEMENT_TIMEOUT", "1s")];
+
+/// `send` while another session holds the table: answered 503 with `Retry-After` once the
+/// statement timeout (1 s) runs out, not after the lock is released.
+async fn held_up_by_a_lock_is_503(app: &TestApp, send: impl AsyncFn(&TestApp) -> Reply) {
+    let started = std::time::Instant::now();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), send(app))
+        .await
+        .expect("still waiting for the lock after 10 s");
+    reply.assert_error(503, "storage_unavailable");
+    assert!(reply.headers.get("retry-after").is_some());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn postgres_statements_waiting_on_a_lock_time_out() {
+    use sqlx::Connection as _;
+    let url = required_url("OWNID_TEST_POSTGRES_URL");
+    let app = app_with("postgres", &url, &STATEMENT_TIMEOUT).await;
+    app.add_user("alice@example.com").await;
+    let table = app.config.storage.users.mapping().table.to_string();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut lock = admin.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut *lock)
+    .await
+    .unwrap();
+    held_up_by_a_lock_is_503(&app, async |app| app.get_data("alice@example.com").await).await;
+    held_up_by_a_lock_is_503(&app, async |app| {
+        app.set_data("alice@example.com", "x").await
+    })
+    .await;
+    lock.rollback().await.unwrap();
+    app.set_data("alice@example.com", "after the lock")
+        .await
+        .assert_empty(204);
+}
+
+#[tokio::test]
+async fn postgres_through_pgbouncer_statements_waiting_on_a_lock_time_out() {
+    use sqlx::Connection as _;
+    let direct = required_url("OWNID_TEST_POSTGRES_URL");
+    let url = required_url("OWNID_TEST_PGBOUNCER_URL");
+    let mut overrides = STATEMENT_TIMEOUT.to_vec();
+    overrides.push(("OWNID_BRIDGE__STORAGE__POOLER", "transaction"));
+    let app = app_with("postgres", &url, &overrides).await;
+    app.add_user("alice@example.com").await;
+    let table = app.config.storage.users.mapping().table.to_string();
+    let mut admin = sqlx::PgConnection::connect(&direct).await.unwrap();
+    let mut lock = admin.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut *lock)
+    .await
+    .unwrap();
+    held_up_by_a_lock_is_503(&app, async |app| app.get_data("alice@example.com").await).await;
+    lock.rollback().await.unwrap();
+    assert_eq!(app.get_data("alice@example.com").await.status, 204);
+}
+
+#[tokio::test]
+async fn mysql_statements_waiting_on_a_lock_time_out() {
+    use sqlx::{Connection as _, Executor as _};
+    let url = mysql_test_database("ownid_bridge_app_test").await;
+    let app = app_with("mariadb", &url, &STATEMENT_TIMEOUT).await;
+    app.add_user("alice@example.com").await;
+    let table = app.config.storage.users.mapping().table.to_string();
+    let mut admin = sqlx::MySqlConnection::connect(&url).await.unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("LOCK TABLES {table} WRITE")))
+        .await
+        .unwrap();
+    held_up_by_a_lock_is_503(&app, async |app| app.get_data("alice@example.com").await).await;
+    held_up_by_a_lock_is_503(&app, async |app| {
+        app.set_data("alice@example.com", "x").await
+    })
+    .await;
+    admin.execute("UNLOCK TABLES").await.unwrap();
+    app.set_data("alice@example.com", "after the lock")
+        .await
+        .assert_empty(204);
+}
+
+#[tokio::test]
+async fn sqlite_writes_waiting_on_another_writer_time_out() {
+    use sqlx::{Connection as _, Executor as _};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("locked.db");
+    let url = format!("sqlite://{}", file.display());
+    let mut other = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    let app = app_with("sqlite", &url, &STATEMENT_TIMEOUT).await;
+    app.add_user("alice@example.com").await;
+    other.execute("BEGIN EXCLUSIVE").await.unwrap();
+    held_up_by_a_lock_is_503(&app, async |app| {
+        app.set_data("alice@example.com", "x").await
+    })
+    .await;
+    other.execute("ROLLBACK").await.unwrap();
+    app.set_data("alice@example.com", "after the lock")
+        .await
+        .assert_empty(204);
+}
+
+/// A TCP proxy in front of `target` that, while `stalled`, holds back what the server sends.
+async fn stalling_proxy(
+    target: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flag = stalled.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                loop {
+                    let n = match server_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    while flag.load(Ordering::SeqCst) {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, stalled)
+}
+
+#[tokio::test]
+async fn mongodb_operations_that_do_not_answer_time_out() {
+    use ownid_bridge_store::outage::{server_addr, with_server};
+    let url = mongodb_test_database("ownid_bridge_app_test");
+    let (proxy, stalled) = stalling_proxy(server_addr(&url).await).await;
+    let app = app_with("mongodb", &with_server(&url, proxy), &STATEMENT_TIMEOUT).await;
+    app.add_user("alice@example.com").await;
+    stalled.store(true, std::sync::atomic::Ordering::SeqCst);
+    held_up_by_a_lock_is_503(&app, async |app| app.get_data("alice@example.com").await).await;
+    held_up_by_a_lock_is_503(&app, async |app| {
+        app.set_data("alice@example.com", "x").await
+    })
+    .await;
+    stalled.store(false, std::sync::atomic::Ordering::SeqCst);
 }

@@ -754,3 +754,140 @@ async fn a_full_contract_run_logs_no_login_id_ownid_data_token_or_secret() {
         }
     }
 }
+
+/// A password in the URL's query, or one with `#`, `/` or `@` pasted in through `${VAR}` (the
+/// README's own pattern), is never printed: not by `check`, not by `serve` while it waits for
+/// the database.
+#[tokio::test]
+async fn database_passwords_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://app@127.0.0.1:9/users?sslmode=disable&password=hunter2",
+        "postgres://app:${DB_PASSWORD}@127.0.0.1:9/users",
+    ] {
+        let config = dir.path().join("postgres.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "ownid:\n  shared_secret: \"{SECRET}\"\nsession:\n  secret: \"{JWT_SECRET}\"\n\
+                 storage:\n  backend: postgres\n  startup_wait: 1s\n  url: \"{url}\"\n"
+            ),
+        )
+        .unwrap();
+        let leaked = |text: &str| {
+            ["hunter2", "hun#ter", "ter/2@x", "%23ter"]
+                .iter()
+                .any(|secret| text.contains(secret))
+        };
+        let output = command(&config)
+            .env("DB_PASSWORD", "hun#ter/2@x")
+            .arg("check")
+            .output()
+            .await
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert_eq!(output.status.code(), Some(1), "{out}{err}");
+        assert!(out.contains("FAIL storage: postgres://app"), "{out}");
+        assert!(!leaked(&out) && !leaked(&err), "{url}: {out}{err}");
+        let mut serve = command(&config);
+        serve.env("DB_PASSWORD", "hun#ter/2@x");
+        let (code, out, err) = exits(serve).await;
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("postgres://app"), "{err}");
+        assert!(!leaked(&out) && !leaked(&err), "{url}: {out}{err}");
+    }
+}
+
+/// A secret file others can read is warned about, by `check` and at start-up.
+#[cfg(unix)]
+#[tokio::test]
+async fn secret_files_readable_by_others_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let secret = dir.path().join("jwt-secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, out, err) = run(&config, &["schema"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&config, &["check"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "warn session.secret_file: {} is readable by its group and others (mode 644)",
+            secret.display()
+        )),
+        "{out}"
+    );
+    let (child, _) = start(&config).await;
+    let logs = stop(child).await;
+    assert!(logs.contains("session.secret_file"), "{logs}");
+    assert!(logs.contains("readable by its group and others"), "{logs}");
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, _) = run(&config, &["check"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("readable by"), "{out}");
+}
+
+/// A base path or JWKS path on a route the server already has would panic at start (exit 101)
+/// or silently replace an operation: `check` and `serve` refuse it as a configuration error.
+#[tokio::test]
+async fn colliding_routes_are_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let es256 = format!(
+        "session:\n  algorithm: ES256\n  private_key_file: \"{}\"\n",
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/es256-test-only.pem")
+            .display()
+    );
+    // The database exists and is ready: only the routes are wrong.
+    let (code, out, err) = run(&write_config(dir.path(), ""), &["schema"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    for (yaml, key) in [
+        (
+            "server:\n  base_path: /healthz\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            "server:\n  base_path: /docs\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            "server:\n  base_path: /openapi.yaml\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            format!("{es256}  jwks_path: /ownid/getSessionByLoginId\n"),
+            "session.jwks_path",
+        ),
+        (
+            format!("{es256}  jwks_path: /metrics\n"),
+            "session.jwks_path",
+        ),
+    ] {
+        let path = dir.path().join("routes.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "ownid:\n  shared_secret: \"{SECRET}\"\nstorage:\n  url: \"sqlite://{}\"\n{yaml}",
+                dir.path().join("bridge.db").display()
+            ),
+        )
+        .unwrap();
+        for args in [&["check"][..], &["serve"][..]] {
+            let mut command = Command::new(bin());
+            command
+                .arg("--config")
+                .arg(&path)
+                .args(args)
+                .env("OWNID_BRIDGE__SESSION__SECRET", JWT_SECRET)
+                .env_remove("OWNID_BRIDGE_CONFIG");
+            let (code, out, err) = exits(command).await;
+            assert_eq!(code, 2, "{yaml} {args:?}: {out}{err}");
+            assert!(err.contains(key), "{yaml} {args:?}: {err}");
+        }
+    }
+}

@@ -316,6 +316,8 @@ async fn healthz_on(stream: &mut TcpStream, wait: Duration) -> Option<String> {
 async fn connections_over_max_connections_wait_until_one_closes() {
     let (addr, _dir) = tcp_server_with(&[
         ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS", "2"),
+        // All three from one address, which may take every place here.
+        ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS_PER_ADDRESS", "3"),
         ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
     ])
     .await;
@@ -375,4 +377,233 @@ async fn a_body_over_the_limit_sent_whole_still_gets_the_413() {
         );
         assert!(reply.contains("\"payload_too_large\""), "{reply}");
     }
+}
+
+// Issue 20: the second round of attacks.
+
+#[tokio::test]
+async fn format_characters_in_login_ids_are_400() {
+    // Invisible (zero-width space, word joiner, byte-order mark, soft hyphen), bidirectional
+    // (right-to-left override, isolates) and tag characters: two ids that differ only by them
+    // look identical in logs and support tools (SPEC §1: category Cf is refused).
+    let app = spawn(&[]).await;
+    for login_id in [
+        "ali\u{200B}ce@example.com",
+        "\u{202E}moc.elpmaxe@ecila",
+        "alice@example.com\u{2060}",
+        "\u{FEFF}alice@example.com",
+        "al\u{00AD}ice@example.com",
+        "alice\u{2066}@example.com",
+        "alice@example.com\u{E0041}",
+    ] {
+        let body = serde_json::json!({ "loginId": login_id }).to_string();
+        for operation in [GET, "getSessionByLoginId"] {
+            app.signed(operation, &body)
+                .await
+                .assert_error(400, "invalid_request");
+        }
+        app.set_data(login_id, "x")
+            .await
+            .assert_error(400, "invalid_request");
+    }
+    // Letters of other scripts, combining marks and emoji are not format characters.
+    app.add_user("zoë😀@exämple.com").await;
+    app.get_data("zoë😀@exämple.com").await.assert_empty(204);
+}
+
+#[tokio::test]
+async fn lowercase_normalization_never_folds_unicode_onto_ascii() {
+    // U+212A KELVIN SIGN lower-cases to an ASCII `k` under Unicode rules: "Karl" spelt with it
+    // would be Karl once folded, and overwrite his data and get his session.
+    let app = spawn(&[("OWNID_BRIDGE__OWNID__LOGIN_ID_NORMALIZATION", "lowercase")]).await;
+    app.add_user("karl@example.com").await;
+    app.set_data("karl@example.com", "karl's devices")
+        .await
+        .assert_empty(204);
+    let kelvin = "\u{212A}arl@example.com";
+    app.set_data(kelvin, "the attacker's device")
+        .await
+        .assert_empty(404);
+    app.session(kelvin).await.assert_empty(404);
+    app.get_data(kelvin).await.assert_empty(404);
+    let reply = app.get_data("KARL@example.com").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["ownIdData"], "karl's devices");
+    // ASCII letters still fold.
+    assert_eq!(app.session("Karl@Example.COM").await.status, 200);
+}
+
+#[tokio::test]
+async fn nul_in_ownid_data_is_400() {
+    // Not every database can store U+0000 (PostgreSQL refuses it): refused on every backend,
+    // before any database sees it (SPEC §1).
+    let app = spawn(&[]).await;
+    app.add_user("alice@example.com").await;
+    app.set_data("alice@example.com", "before\u{0}after")
+        .await
+        .assert_error(400, "invalid_request");
+    app.get_data("alice@example.com").await.assert_empty(204);
+}
+
+/// A connection from `source` (another loopback address) to `addr`.
+async fn connect_from(source: &str, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn silent_connections_from_one_address_do_not_lock_out_another() {
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS", "8"),
+        ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS_PER_ADDRESS", "4"),
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
+        ("OWNID_BRIDGE__SERVER__HEADER_TIMEOUT", "30s"),
+    ])
+    .await;
+    // As many sockets as the server takes, all from 127.0.0.1, none sending a byte.
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(connect_from("127.0.0.1", addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut other = connect_from("127.0.0.2", addr).await;
+    let reply = healthz_on(&mut other, Duration::from_secs(3)).await;
+    assert!(
+        reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200")),
+        "another address was locked out: {reply:?}"
+    );
+    // The ones over the address's four were closed when accepted.
+    let mut closed = 0;
+    for stream in &mut silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut byte)).await;
+        if let Ok(Ok(0)) = read {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 4, "connections over the per-address limit");
+    // A proxy the server trusts carries many clients: not limited.
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS_PER_ADDRESS", "2"),
+        ("OWNID_BRIDGE__SERVER__TRUSTED_PROXIES", "127.0.0.3"),
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
+    ])
+    .await;
+    let mut proxied = Vec::new();
+    for _ in 0..4 {
+        proxied.push(connect_from("127.0.0.3", addr).await);
+    }
+    for stream in &mut proxied {
+        let reply = healthz_on(stream, Duration::from_secs(3)).await;
+        assert!(reply.unwrap().starts_with("HTTP/1.1 200"));
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_request_is_closed_at_the_header_timeout() {
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
+        ("OWNID_BRIDGE__SERVER__HEADER_TIMEOUT", "1s"),
+    ])
+    .await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let reply = read_all(&mut stream, Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a silent connection held its slot for {:?}",
+        started.elapsed()
+    );
+    // Nothing had arrived: closed without an answer.
+    assert_eq!(reply, "");
+}
+
+/// An HTTP/2 frame: length, type, flags, stream, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut frame = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_HEADERS: u8 = 0x1;
+const H2_SETTINGS: u8 = 0x4;
+const H2_CONTINUATION: u8 = 0x9;
+const H2_END_STREAM: u8 = 0x1;
+const H2_END_HEADERS: u8 = 0x4;
+
+/// `GET /healthz` as an HPACK block: `:method GET`, `:scheme http` (static table entries 2 and
+/// 6), `:path /healthz` (a literal with the name of entry 4).
+fn h2_healthz_block() -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x44, 8];
+    block.extend_from_slice(b"/healthz");
+    block
+}
+
+/// Reads frames until the server sends a HEADERS frame on stream 1 (`true`: the request was
+/// served) or closes the connection (`false`).
+async fn h2_served(stream: &mut TcpStream, limit: Duration) -> bool {
+    let read = async {
+        loop {
+            let mut head = [0u8; 9];
+            if stream.read_exact(&mut head).await.is_err() {
+                return false;
+            }
+            let len =
+                (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
+            let mut payload = vec![0; len];
+            if stream.read_exact(&mut payload).await.is_err() {
+                return false;
+            }
+            let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            if head[3] == H2_HEADERS && id == 1 {
+                return true;
+            }
+        }
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .expect("the server neither answered nor closed")
+}
+
+#[tokio::test]
+async fn an_http2_header_block_must_arrive_within_the_header_timeout() {
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
+        ("OWNID_BRIDGE__SERVER__HEADER_TIMEOUT", "1s"),
+    ])
+    .await;
+    let block = h2_healthz_block();
+    // A header block sent at once is served.
+    let mut quick = TcpStream::connect(addr).await.unwrap();
+    let mut request = H2_PREFACE.to_vec();
+    request.extend(h2_frame(H2_SETTINGS, 0, 0, &[]));
+    request.extend(h2_frame(
+        H2_HEADERS,
+        H2_END_STREAM | H2_END_HEADERS,
+        1,
+        &block,
+    ));
+    quick.write_all(&request).await.unwrap();
+    assert!(h2_served(&mut quick, Duration::from_secs(5)).await);
+
+    // One held back past the header timeout (its CONTINUATION frame comes 2.5 s later) is not.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    let mut start = H2_PREFACE.to_vec();
+    start.extend(h2_frame(H2_SETTINGS, 0, 0, &[]));
+    start.extend(h2_frame(H2_HEADERS, H2_END_STREAM, 1, &block[..2]));
+    slow.write_all(&start).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _ = slow
+        .write_all(&h2_frame(H2_CONTINUATION, H2_END_HEADERS, 1, &block[2..]))
+        .await;
+    assert!(
+        !h2_served(&mut slow, Duration::from_secs(10)).await,
+        "a header block that took 2.5 s was served with a 1 s header timeout"
+    );
 }

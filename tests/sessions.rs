@@ -303,3 +303,115 @@ async fn previous_public_keys_stay_in_the_jwks_during_a_rotation() {
         Some("current")
     );
 }
+
+/// With `users.user_id` configured, `sub` is that column's value. A user whose column is NULL
+/// (here created by `create_missing_users`) gets no token: falling back to the login id would
+/// hand out the subject of whichever user has that id (SPEC §3).
+#[tokio::test]
+async fn a_user_without_a_user_id_gets_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("test.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE accounts (login_id TEXT NOT NULL UNIQUE, ownid_data TEXT, \
+         account_uuid TEXT)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO accounts VALUES ('alice@example.com', NULL, '1001')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let config = test_config(
+        dir.path(),
+        &[
+            ("OWNID_BRIDGE__STORAGE__USERS__TABLE", "accounts"),
+            ("OWNID_BRIDGE__STORAGE__USERS__USER_ID", "account_uuid"),
+            ("OWNID_BRIDGE__OWNID__CREATE_MISSING_USERS", "true"),
+        ],
+    );
+    let store = storage::open(&config.storage, true).await.unwrap();
+    let app = spawn_with_store(config, store, dir);
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    let alice = token_for(&app, json!({ "loginId": "alice@example.com" })).await;
+    assert_eq!(hs256_claims(&alice, &validation)["sub"], "1001");
+
+    // A login id equal to Alice's account_uuid, created without one.
+    app.set_data("1001", "the attacker's device")
+        .await
+        .assert_empty(204);
+    let reply = app.session("1001").await;
+    assert!(!reply.body.contains("token"), "{}", reply.body);
+    reply.assert_error(500, "internal");
+}
+
+/// RSA keys under 2048 bits can be factored for a price; a token signed with one (or verifying
+/// with a published one) proves nothing. EC keys must be on the algorithm's curve.
+#[test]
+fn weak_signing_and_published_keys_are_refused() {
+    let config = |algorithm: &str, key: &str, previous: Option<&str>| {
+        let mut env = vec![
+            (
+                "OWNID_BRIDGE__SESSION__ALGORITHM".to_owned(),
+                algorithm.to_owned(),
+            ),
+            (
+                "OWNID_BRIDGE__SESSION__PRIVATE_KEY_FILE".to_owned(),
+                fixture(key),
+            ),
+        ];
+        let yaml = match previous {
+            Some(file) => format!(
+                "session:\n  previous_public_keys:\n    - {{ file: \"{}\", key_id: old }}\n",
+                fixture(file)
+            ),
+            None => String::new(),
+        };
+        env.sort();
+        Config::from_yaml(&yaml, &env).unwrap().session
+    };
+    for (algorithm, key, previous, expected) in [
+        ("RS256", "rs256-1024-test-only.pem", None, "1024-bit RSA"),
+        (
+            "RS256",
+            "rs256-test-only.pem",
+            Some("rs256-1024-public-test-only.pem"),
+            "1024-bit RSA",
+        ),
+        ("ES256", "es256-secp256k1-test-only.pem", None, "P-256"),
+        (
+            "ES256",
+            "es256-test-only.pem",
+            Some("es256-secp256k1-public-test-only.pem"),
+            "P-256",
+        ),
+        (
+            "ES256",
+            "es256-test-only.pem",
+            Some("es256-p192-public-test-only.pem"),
+            "P-256",
+        ),
+    ] {
+        let err = SessionIssuer::new(&config(algorithm, key, previous), None)
+            .err()
+            .unwrap_or_else(|| panic!("{key} / {previous:?} was accepted"))
+            .to_string();
+        assert!(err.contains(expected), "{key} / {previous:?}: {err}");
+    }
+    // The fixtures in use elsewhere pass.
+    SessionIssuer::new(&config("RS256", "rs256-test-only.pem", None), None).unwrap();
+    SessionIssuer::new(
+        &config(
+            "ES256",
+            "es256-test-only.pem",
+            Some("es256-previous-public-test-only.pem"),
+        ),
+        None,
+    )
+    .unwrap();
+}

@@ -284,3 +284,113 @@ async fn refused_lines_are_reported_by_number_and_a_dry_run_changes_nothing() {
         None
     );
 }
+
+/// An export holds every login id and ownIdData: only its owner may read it.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_export_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(
+        "sqlite",
+        &format!("sqlite://{}", dir.path().join("private.db").display()),
+        "transfer",
+        &[],
+    )
+    .await;
+    app.add_user("alice@example.com").await;
+    app.set_data("alice@example.com", "devices")
+        .await
+        .assert_empty(204);
+    let file = dir.path().join("export.jsonl");
+    export(&app, &file).await;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "export written with mode {mode:o}");
+    // Also when the file was there before, readable by everyone.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    export(&app, &file).await;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "export rewritten with mode {mode:o}");
+}
+
+/// A line no database can store (U+0000, refused by PostgreSQL) is a refused line like any
+/// other: the lines after it are written, and a second run does not stop there either.
+#[tokio::test]
+async fn an_import_line_with_nul_is_refused_and_the_rest_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(
+        "postgres",
+        &required_url("OWNID_TEST_POSTGRES_URL"),
+        "transfer",
+        &[],
+    )
+    .await;
+    app.add_user("alice@example.com").await;
+    app.add_user("bob@example.com").await;
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"loginId": "alice@example.com", "ownIdData": "nul\u0000inside"}"#,
+            r#"{"loginId": "bob@example.com", "ownIdData": "bob's devices"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    for run in 0..2 {
+        let (code, out) = import(&app, &input, &[]).await;
+        assert_eq!(code, 1, "run {run}: {out}");
+        assert!(out.contains("line 1: refused: "), "run {run}: {out}");
+        assert!(out.contains("U+0000"), "run {run}: {out}");
+        assert!(out.contains("1 refused"), "run {run}: {out}");
+    }
+    assert_eq!(
+        app.store.get_ownid_data("bob@example.com").await.unwrap(),
+        Some("bob's devices".into())
+    );
+    assert_eq!(
+        app.store.get_ownid_data("alice@example.com").await.unwrap(),
+        None
+    );
+}
+
+/// A line that is not UTF-8, or longer than any export line can be, is named with its number
+/// and cause and refused; the other lines are written and counted. A long line is not held in
+/// memory whole.
+#[tokio::test]
+async fn unreadable_and_overlong_lines_are_named_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(
+        "sqlite",
+        &format!("sqlite://{}", dir.path().join("lines.db").display()),
+        "transfer",
+        &[],
+    )
+    .await;
+    for user in ["a@example.com", "b@example.com", "c@example.com"] {
+        app.add_user(user).await;
+    }
+    let mut input = Vec::new();
+    input.extend_from_slice(br#"{"loginId": "a@example.com", "ownIdData": "a"}"#);
+    input.extend_from_slice(b"\n{\"loginId\": \"b@example.com\", \"ownIdData\": \"\xff\xfe\"}\n");
+    input.extend_from_slice(br#"{"loginId": "b@example.com", "ownIdData": ""#);
+    input.extend(std::iter::repeat_n(b'x', 8 * 1024 * 1024));
+    input.extend_from_slice(b"\"}\n");
+    input.extend_from_slice(br#"{"loginId": "c@example.com", "ownIdData": "c"}"#);
+    let file = dir.path().join("input.jsonl");
+    std::fs::write(&file, input).unwrap();
+    let (code, out) = import(&app, &file, &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("line 2: refused: "), "{out}");
+    assert!(out.contains("UTF-8"), "{out}");
+    assert!(out.contains("line 3: refused: "), "{out}");
+    assert!(out.contains("longer than"), "{out}");
+    assert!(
+        out.ends_with("2 written (0 of them new users), 0 unchanged, 0 unknown users, 2 refused\n"),
+        "{out}"
+    );
+    assert_eq!(
+        app.store.get_ownid_data("c@example.com").await.unwrap(),
+        Some("c".into())
+    );
+}

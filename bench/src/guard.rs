@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ownid_bridge::signature::{now_ms, ReplayGuard};
+use ownid_bridge::signature::{now_ms, ReplayGuard, SignedOperation};
 
 pub struct GuardOptions {
     pub threads: usize,
@@ -34,7 +34,12 @@ pub fn run(options: GuardOptions) -> Result<(), Box<dyn std::error::Error + Send
     let far = now_ms() + 3_600_000;
     for n in 0..options.live {
         guard
-            .reserve(&mac(u64::MAX, n), far, now_ms())
+            .reserve(
+                &mac(u64::MAX, n),
+                far,
+                now_ms(),
+                SignedOperation::GetSession,
+            )
             .map_err(|err| format!("prefill: {err:?}"))?
             .used();
     }
@@ -50,7 +55,12 @@ pub fn run(options: GuardOptions) -> Result<(), Box<dyn std::error::Error + Send
                 while !stop.load(Ordering::Relaxed) {
                     let now = now_ms();
                     guard
-                        .reserve(&mac(thread, n), now + window, now)
+                        .reserve(
+                            &mac(thread, n),
+                            now + window,
+                            now,
+                            SignedOperation::GetSession,
+                        )
                         .map_err(|err| format!("reserve: {err:?}"))?
                         .used();
                     n += 1;

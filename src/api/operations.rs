@@ -222,6 +222,7 @@ impl ApiState {
                 "ownIdData is longer than {max} characters"
             )));
         }
+        check_ownid_data(&ownid_data).map_err(|err| ApiError::bad_request(err.to_string()))?;
         let result = retrying(&self.retries, "setOwnIDDataByLoginId", || {
             self.store
                 .set_ownid_data(&login_id, &ownid_data, self.create_missing_users)

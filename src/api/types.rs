@@ -6,6 +6,7 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{Example, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{Enum, Object, Union};
 use serde_json::Value;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
 /// The longest login id accepted, in characters, after normalization.
 pub const MAX_LOGIN_ID_CHARS: usize = 320;
@@ -67,19 +68,25 @@ impl From<&str> for JsonString {
     }
 }
 
-/// `loginId` as sent: a JSON string of 1 to 320 characters without control characters. The
-/// checks are written out rather than left to a `pattern` validator, which poem-openapi compiles
-/// into a regex on every request (a fifth of the server's CPU under load); the document still
-/// declares the same `minLength`, `maxLength` and `pattern`.
+/// `loginId` as sent: a JSON string of 1 to 320 characters without control or format
+/// characters. The checks are written out rather than left to a `pattern` validator, which
+/// poem-openapi compiles into a regex on every request (a fifth of the server's CPU under
+/// load); the document still declares the same `minLength`, `maxLength` and `pattern`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginId(pub String);
 
-/// The `pattern` the document declares for `loginId`, which [`LoginId`] enforces by hand.
-const LOGIN_ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+/// The `pattern` the document declares for `loginId`, which [`LoginId`] enforces by hand: no
+/// control characters (Unicode category Cc) and no format characters (Cf) of the Basic
+/// Multilingual Plane. A pattern without ECMAScript's `u` flag cannot name characters beyond
+/// it; the server refuses those format characters (U+110BD, U+1D173–U+1D17A, the tags
+/// U+E0001–U+E007F, ...) too.
+const LOGIN_ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u0600-\\u0605\\u061C\\u06DD\\u070F\\u0890\\u0891\\u08E2\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$";
 
 /// Why a login id is refused (SPEC §1: non-empty, at most 320 characters). Control characters
 /// are refused too: no e-mail address or phone number has them, and they make logs and lookups
-/// ambiguous.
+/// ambiguous. So are format characters (invisible ones such as U+200B ZERO WIDTH SPACE, and
+/// bidirectional controls such as U+202E RIGHT-TO-LEFT OVERRIDE): two ids that differ only by
+/// them look the same in a log or a support tool, where one account could pass for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidLoginId {
     #[error("loginId must not be empty")]
@@ -88,6 +95,8 @@ pub enum InvalidLoginId {
     TooLong,
     #[error("loginId must not contain control characters")]
     ControlCharacter,
+    #[error("loginId must not contain invisible or bidirectional format characters")]
+    FormatCharacter,
 }
 
 /// The one check of a login id: on the value as sent (when the body is parsed) and again after
@@ -99,8 +108,29 @@ pub fn check_login_id(text: &str) -> Result<(), InvalidLoginId> {
     if text.chars().nth(MAX_LOGIN_ID_CHARS).is_some() {
         return Err(InvalidLoginId::TooLong);
     }
-    if text.chars().any(char::is_control) {
-        return Err(InvalidLoginId::ControlCharacter);
+    for c in text.chars() {
+        // ASCII, the usual case, has control characters and no format character.
+        if c.is_control() {
+            return Err(InvalidLoginId::ControlCharacter);
+        }
+        if !c.is_ascii() && c.general_category() == GeneralCategory::Format {
+            return Err(InvalidLoginId::FormatCharacter);
+        }
+    }
+    Ok(())
+}
+
+/// An ownIdData holding U+0000, which not every database can store (PostgreSQL's text types
+/// refuse it): refused on every backend alike, so that a value accepted by one is accepted by
+/// all and an import between them never stops on it (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ownIdData must not contain U+0000 (NUL), which not every database can store")]
+pub struct NulInOwnIdData;
+
+/// The check of an ownIdData's characters, for the endpoint and `import` alike.
+pub fn check_ownid_data(value: &str) -> Result<(), NulInOwnIdData> {
+    if value.contains('\0') {
+        return Err(NulInOwnIdData);
     }
     Ok(())
 }
@@ -302,4 +332,55 @@ pub enum OwnIdDataResult {
 pub enum SessionResult {
     SessionToken(SessionToken),
     LegacyError(LegacyError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ranges of the `[^...]` class of [`LOGIN_ID_PATTERN`].
+    fn pattern_ranges() -> Vec<(u32, u32)> {
+        let class = LOGIN_ID_PATTERN
+            .strip_prefix("^[^")
+            .and_then(|rest| rest.strip_suffix("]*$"))
+            .unwrap();
+        // `str::is_empty`: poem-openapi's `Type` trait, in scope here, has an `is_empty` too.
+        let points: Vec<&str> = class.split("\\u").filter(|p| !str::is_empty(p)).collect();
+        let mut ranges = Vec::new();
+        let mut i = 0;
+        while i < points.len() {
+            let start = u32::from_str_radix(points[i].trim_end_matches('-'), 16).unwrap();
+            if points[i].ends_with('-') {
+                let end = u32::from_str_radix(points[i + 1], 16).unwrap();
+                ranges.push((start, end));
+                i += 2;
+            } else {
+                ranges.push((start, start));
+                i += 1;
+            }
+        }
+        ranges
+    }
+
+    #[test]
+    fn the_declared_pattern_refuses_what_the_check_refuses_in_the_bmp() {
+        let ranges = pattern_ranges();
+        for code in 0..=0xFFFFu32 {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let declared = ranges
+                .iter()
+                .any(|&(start, end)| (start..=end).contains(&code));
+            let refused = check_login_id(&format!("a{c}b")).is_err();
+            assert_eq!(declared, refused, "U+{code:04X}");
+        }
+        for refused in ['\u{110BD}', '\u{1D173}', '\u{E0001}', '\u{E007F}'] {
+            assert_eq!(
+                check_login_id(&format!("a{refused}")),
+                Err(InvalidLoginId::FormatCharacter)
+            );
+        }
+        assert_eq!(check_login_id("zoë😀@exämple.com"), Ok(()));
+    }
 }

@@ -287,9 +287,9 @@ impl OwnIdApp {
             ReplayProtection::Storage => {
                 let ledger = crate::storage::signature_ledger(config, self.store.as_ref())
                     .expect("the store was opened for serving, which requires a replay table");
-                let guard = SharedGuard::new(ledger, config.storage.retries.clone());
                 let skew = config.ownid.max_clock_skew;
-                guard.forget_expired_every(skew, skew);
+                let guard = SharedGuard::new(ledger, config.storage.retries.clone(), skew);
+                guard.forget_expired_every(skew);
                 signature = signature.with_replay_protection(Replays::Shared(guard));
             }
         }
@@ -347,6 +347,9 @@ pub struct Ready {
 /// once, with [`Starting`] until [`Listening::open`] has opened the store.
 pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening, StartError> {
     init_logging(&config.log);
+    for file in config.readable_secret_files() {
+        tracing::warn!("secret file readable by other users: {file}");
+    }
     let keys = resolve_keys(&config, missing)?;
     let server = &config.server;
     let acceptor = bind_server(&server.listen, server.tls.as_ref()).await?;

@@ -378,6 +378,9 @@ fn app_heading(config: &Config, app: &AppConfig) {
 
 async fn check(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
     println!("configuration: ok");
+    for file in config.readable_secret_files() {
+        println!("warn {file}");
+    }
     each_app(
         &config,
         app,
@@ -448,7 +451,10 @@ async fn schema(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
 }
 
 async fn schema_app(config: &Config) -> anyhow::Result<bool> {
-    let store = storage::open(&config.storage, true)
+    // Creating an index on a large table may take minutes.
+    let mut unbounded = config.storage.clone();
+    unbounded.pool.statement_timeout = None;
+    let store = storage::open(&unbounded, true)
         .await
         .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))?;
     let changes = storage::apply_schema(config, store.as_ref(), true).await?;

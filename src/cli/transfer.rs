@@ -51,12 +51,17 @@ fn progress(length: Option<u64>, template: &str) -> ProgressBar {
     bar
 }
 
-pub(super) async fn export(config: Config, output: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub(super) async fn export(
+    mut config: Config,
+    output: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    // One statement (or cursor) streams the whole table: it may run for minutes.
+    config.storage.pool.statement_timeout = None;
     let store = open(&config).await?;
     let out: Box<dyn Write + Send> = match &output {
-        Some(path) => Box::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ),
+        Some(path) => {
+            Box::new(private_file(path).with_context(|| format!("creating {}", path.display()))?)
+        }
         None => Box::new(std::io::stdout()),
     };
     let mut out = std::io::BufWriter::new(out);
@@ -86,6 +91,24 @@ pub(super) async fn export(config: Config, output: Option<PathBuf>) -> anyhow::R
     out.flush().context("writing the export")?;
     eprintln!("exported {exported} users with ownIdData");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `path` created (or emptied) for writing, readable and writable by its owner only: an export
+/// holds every login id and ownIdData. A file that was there keeps its inode, so its mode is set
+/// too, before anything is written.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
 }
 
 /// What happened to one line of an import.
@@ -126,15 +149,31 @@ pub(super) async fn import(
         length,
         "{wide_bar} {binary_bytes}/{binary_total_bytes} ({eta} left)",
     );
-    let mut lines = BufReader::new(bar.wrap_read(reader)).lines();
+    let mut lines = Lines {
+        reader: BufReader::new(bar.wrap_read(reader)),
+        max: max_line_bytes(&config),
+    };
     let config = Arc::new(config);
     let mut counts = Counts::default();
     let mut number = 0_u64;
     loop {
         let mut batch = Vec::with_capacity(BATCH);
-        for line in lines.by_ref().take(BATCH) {
+        while batch.len() < BATCH {
+            let line = match lines.next() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(err) => {
+                    bar.finish_and_clear();
+                    print_counts(&counts, dry_run);
+                    return Err(anyhow!(
+                        "line {}: reading the input: {err}; stopped (the lines before it are \
+                         counted above)",
+                        number + 1
+                    ));
+                }
+            };
             number += 1;
-            batch.push((number, line.context("reading the import")?));
+            batch.push((number, line));
         }
         if batch.is_empty() {
             break;
@@ -143,8 +182,12 @@ pub(super) async fn import(
             .map(|(number, line)| {
                 let (store, config) = (Arc::clone(&store), Arc::clone(&config));
                 async move {
-                    let outcome =
-                        import_line(&store, &config, &line, create_missing_users, dry_run).await;
+                    let outcome = match line {
+                        Ok(line) => {
+                            import_line(&store, &config, &line, create_missing_users, dry_run).await
+                        }
+                        Err(reason) => Ok(Outcome::Refused(reason)),
+                    };
                     (number, outcome)
                 }
             })
@@ -182,6 +225,72 @@ pub(super) async fn import(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The longest line an export can hold for this configuration: both values at their longest,
+/// every character written as a JSON escaped surrogate pair (12 bytes), and room for the keys.
+fn max_line_bytes(config: &Config) -> usize {
+    let chars = config.ownid.max_ownid_data_chars + crate::api::MAX_LOGIN_ID_CHARS;
+    chars.saturating_mul(12).saturating_add(1024)
+}
+
+/// The input's lines, each read into memory only up to `max` bytes: a longer one is skipped to
+/// its end and refused, so that one huge line costs no more memory than a long valid one.
+struct Lines<R> {
+    reader: R,
+    max: usize,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// The next line without its line end, or why it is refused (too long, not UTF-8); `None`
+    /// at the end of the input. An error is the input's own (a read failed).
+    fn next(&mut self) -> std::io::Result<Option<Result<String, String>>> {
+        let mut line = Vec::new();
+        let mut length = 0_usize;
+        let mut ended = false;
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                break;
+            }
+            let (part, used) = match available.iter().position(|&byte| byte == b'\n') {
+                Some(end) => {
+                    ended = true;
+                    (&available[..end], end + 1)
+                }
+                None => (available, available.len()),
+            };
+            length = length.saturating_add(part.len());
+            if length <= self.max {
+                line.extend_from_slice(part);
+            }
+            self.reader.consume(used);
+            if ended {
+                break;
+            }
+        }
+        if !ended && length == 0 {
+            return Ok(None);
+        }
+        if length > self.max {
+            return Ok(Some(Err(format!(
+                "the line is {length} bytes, longer than the {} bytes an export line can take \
+                 under ownid.max_ownid_data_chars; skipped without being held in memory",
+                self.max
+            ))));
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Ok(Some(String::from_utf8(line).map_err(|err| {
+            let at = err.utf8_error().valid_up_to();
+            format!(
+                "not UTF-8: the byte at offset {at} (0x{:02x}) does not start or continue a \
+                 character",
+                err.as_bytes()[at]
+            )
+        })))
+    }
 }
 
 fn print_counts(counts: &Counts, dry_run: bool) {
@@ -239,6 +348,9 @@ async fn import_line(
         return refused(format!(
             "{login_id}: ownIdData is longer than ownid.max_ownid_data_chars ({max})"
         ));
+    }
+    if let Err(err) = crate::api::check_ownid_data(&data) {
+        return refused(format!("{login_id}: {err}"));
     }
     let retries = &config.storage.retries;
     let exists = match retrying(retries, "import", || store.get_ownid_data(&login_id)).await {

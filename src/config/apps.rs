@@ -6,8 +6,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::server::{FIXED_ROUTES, OPERATIONS};
 use super::{read_secret_file, ConfigError};
 use super::{Config, OwnIdConfig, SessionConfig, StorageConfig, UsersConfig};
+use crate::signature::effective_hmac_key;
 
 /// The name of the one application of a configuration without `apps`.
 pub const DEFAULT_APP: &str = "default";
@@ -255,10 +257,16 @@ fn nested(a: &str, b: &str) -> bool {
     under(a, b) || under(b, a)
 }
 
-/// Whether two applications accept a common secret, current or previous (compared as written,
-/// surrounding white space aside).
+/// Whether two applications accept a common secret, current or previous: compared as the keys
+/// HMAC really signs with ([`effective_hmac_key`]), since texts that differ can sign alike
+/// (`K` and `K` followed by a zero byte); as written when one does not decode.
 fn shares_a_secret(a: &OwnIdConfig, b: &OwnIdConfig) -> bool {
-    let secrets = |ownid: &OwnIdConfig| -> Vec<String> {
+    #[derive(PartialEq)]
+    enum Key {
+        Hmac([u8; 64]),
+        Text(String),
+    }
+    let keys = |ownid: &OwnIdConfig| -> Vec<Key> {
         ownid
             .shared_secret
             .iter()
@@ -268,16 +276,104 @@ fn shares_a_secret(a: &OwnIdConfig, b: &OwnIdConfig) -> bool {
                     .iter()
                     .map(|previous| &previous.secret),
             )
-            .map(|secret| secret.expose().trim().to_owned())
+            .map(|secret| match effective_hmac_key(secret) {
+                Some(key) => Key::Hmac(key),
+                None => Key::Text(secret.expose().trim().to_owned()),
+            })
             .collect()
     };
-    let theirs = secrets(b);
-    secrets(a).iter().any(|secret| theirs.contains(secret))
+    let theirs = keys(b);
+    keys(a).iter().any(|key| theirs.contains(key))
 }
 
 fn same_data_column(a: &StorageConfig, b: &StorageConfig) -> bool {
     a.backend == b.backend
-        && a.url.expose() == b.url.expose()
+        && same_database(a, b)
         && a.users.table == b.users.table
         && a.users.ownid_data == b.users.ownid_data
+}
+
+/// Whether two URLs of one backend name the same database: the same text, or on SQLite the
+/// same file however the URLs spell it (`sqlite://./apps.db` and `sqlite:apps.db`).
+fn same_database(a: &StorageConfig, b: &StorageConfig) -> bool {
+    if a.url.expose() == b.url.expose() {
+        return true;
+    }
+    #[cfg(feature = "sqlite")]
+    if a.backend == super::Backend::Sqlite {
+        let file = |storage: &StorageConfig| {
+            ownid_bridge_sqlite::database_file(storage.url.expose()).map(|file| resolved(&file))
+        };
+        return file(a).is_some_and(|file_a| file(b) == Some(file_a));
+    }
+    false
+}
+
+/// `path` from the working directory, with `.` and `..` taken out, and through its symbolic
+/// links when it exists.
+#[cfg(feature = "sqlite")]
+fn resolved(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let absolute = std::env::current_dir().unwrap_or_default().join(path);
+    let mut lexical = std::path::PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    std::fs::canonicalize(&lexical).unwrap_or(lexical)
+}
+
+impl Config {
+    /// A base path or JWKS path on a route the server already has would make the router panic
+    /// at start (two routes on one path), or replace an OwnID operation without a word: each
+    /// application's JWKS path (served with an asymmetric algorithm) must be none of the fixed
+    /// routes and no application's base path or operation path. Base paths are checked against
+    /// the fixed routes where they are read ([`super::server::base_path`]).
+    pub(super) fn validate_routes(&self) -> Result<(), ConfigError> {
+        let apps = self.apps();
+        for (index, app) in apps.iter().enumerate() {
+            let session = &app.config.session;
+            if session.algorithm.is_hmac() {
+                continue;
+            }
+            let key = if self.apps.is_empty() {
+                "session.jwks_path".to_owned()
+            } else {
+                format!("apps[{index}].session.jwks_path")
+            };
+            let jwks = session.jwks_path.trim_end_matches('/');
+            let taken = |what: String| {
+                Err(ConfigError::at(
+                    &key,
+                    format!("{:?} is {what}; choose another path", session.jwks_path),
+                ))
+            };
+            if FIXED_ROUTES.contains(&jwks) {
+                return taken(format!(
+                    "a route of the server ({})",
+                    FIXED_ROUTES.join(", ")
+                ));
+            }
+            for other in &apps {
+                let base = &other.config.server.base_path;
+                if jwks == base {
+                    return taken(format!("the base path of application {:?}", other.name));
+                }
+                for operation in OPERATIONS {
+                    if jwks == format!("{base}/{operation}") {
+                        return taken(format!(
+                            "the path of {operation} of application {:?}",
+                            other.name
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }

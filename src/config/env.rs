@@ -42,14 +42,109 @@ fn lookup<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.as_str())
 }
 
+/// A string of the configuration, cut at its `${...}` references.
+enum Piece<'a> {
+    Text(&'a str),
+    Var(&'a str),
+}
+
 fn expand_string(text: &str, path: &str, env: &[(String, String)]) -> Result<String, ConfigError> {
+    let pieces = pieces(text, path, env)?;
+    let encoded = if is_storage_url(path) {
+        url_parts_to_encode(&pieces)
+    } else {
+        vec![false; pieces.len()]
+    };
     let mut out = String::with_capacity(text.len());
+    for (piece, encode) in pieces.iter().zip(encoded) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Var(value) if encode => {
+                out.extend(percent_encoding::utf8_percent_encode(value, URL_COMPONENT))
+            }
+            Piece::Var(value) => out.push_str(value),
+        }
+    }
+    Ok(out)
+}
+
+/// `storage.url`, or an application's own.
+fn is_storage_url(path: &str) -> bool {
+    path == "storage.url" || (path.starts_with("apps[") && path.ends_with("].storage.url"))
+}
+
+/// What percent-encoding leaves alone in a URL component: RFC 3986's unreserved characters.
+const URL_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Which references of a URL are percent-encoded: those in its user information and its
+/// query, where a password goes. A password with `#`, `/`, `?` or `@` pasted in as it is would
+/// end the user information early, and the driver would read part of it as the host (and print
+/// it in its errors). The host, port and path are taken as they are (`${DB_HOST}:5432`, a list
+/// of hosts), and so is a URL that is one reference as a whole (`${DATABASE_URL}`). Where a
+/// reference is, the literal text around it says.
+fn url_parts_to_encode(pieces: &[Piece<'_>]) -> Vec<bool> {
+    let mut encode = vec![false; pieces.len()];
+    if pieces.len() == 1 {
+        return encode;
+    }
+    // The literal text with one U+E000 (private use) standing for each reference.
+    const REFERENCE: char = '\u{E000}';
+    let mut template = String::new();
+    let mut at = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        match piece {
+            Piece::Text(text) => template.push_str(text),
+            Piece::Var(_) => {
+                at.push((i, template.len()));
+                template.push(REFERENCE);
+            }
+        }
+    }
+    let Some(scheme_end) = template.find("://") else {
+        return encode;
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = template[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(template.len(), |end| authority_start + end);
+    let user_end = template[authority_start..authority_end]
+        .rfind('@')
+        .map(|end| authority_start + end);
+    let query = template[authority_end..]
+        .find('?')
+        .map(|start| authority_end + start)
+        .map(|start| {
+            let end = template[start..]
+                .find('#')
+                .map_or(template.len(), |end| start + end);
+            start..end
+        });
+    for (i, position) in at {
+        let in_user = user_end.is_some_and(|end| (authority_start..end).contains(&position));
+        let in_query = query
+            .as_ref()
+            .is_some_and(|query| query.contains(&position));
+        encode[i] = in_user || in_query;
+    }
+    encode
+}
+
+fn pieces<'a>(
+    text: &'a str,
+    path: &str,
+    env: &'a [(String, String)],
+) -> Result<Vec<Piece<'a>>, ConfigError> {
+    let mut out = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
+        out.push(Piece::Text(&rest[..at]));
         let after = &rest[at + 1..];
         if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
+            out.push(Piece::Text("$"));
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body.find('}').ok_or_else(|| {
@@ -69,8 +164,8 @@ fn expand_string(text: &str, path: &str, env: &[(String, String)]) -> Result<Str
                 ));
             }
             match (lookup(env, name), default) {
-                (Some(value), _) => out.push_str(value),
-                (None, Some(default)) => out.push_str(default),
+                (Some(value), _) => out.push(Piece::Var(value)),
+                (None, Some(default)) => out.push(Piece::Var(default)),
                 (None, None) => {
                     return Err(ConfigError::at(
                         path,
@@ -80,11 +175,12 @@ fn expand_string(text: &str, path: &str, env: &[(String, String)]) -> Result<Str
             }
             rest = &body[end + 1..];
         } else {
-            out.push('$');
+            out.push(Piece::Text("$"));
             rest = after;
         }
     }
-    out.push_str(rest);
+    out.push(Piece::Text(rest));
+    out.retain(|piece| !matches!(piece, Piece::Text("")));
     Ok(out)
 }
 

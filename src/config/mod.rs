@@ -128,8 +128,102 @@ impl Config {
         self.ownid.validate()?;
         self.session.validate()?;
         self.storage.validate()?;
-        self.validate_apps()
+        self.validate_apps()?;
+        self.validate_routes()
     }
+}
+
+/// A secret file that users other than its owner can read: the configuration key naming it, the
+/// file, its permission bits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadableSecretFile {
+    pub key: String,
+    pub path: PathBuf,
+    pub mode: u32,
+}
+
+impl fmt::Display for ReadableSecretFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match (self.mode & 0o040 != 0, self.mode & 0o004 != 0) {
+            (true, true) => "its group and others",
+            (true, false) => "its group",
+            _ => "others",
+        };
+        write!(
+            f,
+            "{}: {} is readable by {who} (mode {:o}); `chmod 600 {}` makes it its owner's only",
+            self.key,
+            self.path.display(),
+            self.mode & 0o777,
+            self.path.display()
+        )
+    }
+}
+
+impl Config {
+    /// The secret files (shared secret, session secret, private keys, the TLS key) that their
+    /// group or everyone can read: warned about at start-up and by `check`, not refused (a
+    /// container may run as a user that only a group grants the file to).
+    pub fn readable_secret_files(&self) -> Vec<ReadableSecretFile> {
+        let mut files: Vec<(String, &Path)> = Vec::new();
+        let several = !self.apps.is_empty();
+        for (index, entry) in self.apps.iter().enumerate() {
+            let key = |name: &str| format!("apps[{index}].{name}");
+            files.extend(
+                [
+                    (
+                        key("ownid.shared_secret_file"),
+                        &entry.ownid.shared_secret_file,
+                    ),
+                    (key("session.secret_file"), &entry.session.secret_file),
+                    (
+                        key("session.private_key_file"),
+                        &entry.session.private_key_file,
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(key, file)| Some((key, file.as_deref()?))),
+            );
+        }
+        if !several {
+            files.extend(
+                [
+                    ("ownid.shared_secret_file", &self.ownid.shared_secret_file),
+                    ("session.secret_file", &self.session.secret_file),
+                    ("session.private_key_file", &self.session.private_key_file),
+                ]
+                .into_iter()
+                .filter_map(|(key, file)| Some((key.to_owned(), file.as_deref()?))),
+            );
+        }
+        if let Some(tls) = &self.server.tls {
+            files.push(("server.tls.key_file".into(), &tls.key_file));
+        }
+        files
+            .into_iter()
+            .filter_map(|(key, path)| {
+                let mode = permission_bits(path)?;
+                (mode & 0o044 != 0).then(|| ReadableSecretFile {
+                    key,
+                    path: path.to_owned(),
+                    mode,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(unix)]
+fn permission_bits(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .ok()
+        .map(|meta| meta.permissions().mode())
+}
+
+#[cfg(not(unix))]
+fn permission_bits(_: &Path) -> Option<u32> {
+    None
 }
 
 /// `path: must be positive` when `zero`.

@@ -29,15 +29,21 @@ pub enum Normalization {
     /// The login id as sent.
     #[default]
     None,
-    /// Lower-cases the login id before validation and lookup; stored ids must be lower-case.
+    /// Lower-cases the ASCII letters of the login id before validation and lookup; stored ids
+    /// must be lower-case. Other characters are left as they are.
     Lowercase,
 }
 
 impl Normalization {
+    /// ASCII only: Unicode lower-casing maps characters onto ASCII letters (U+212A KELVIN SIGN
+    /// becomes `k`), so an id spelt with one would fold onto someone else's.
     pub fn apply<'a>(&self, login_id: &'a str) -> std::borrow::Cow<'a, str> {
         match self {
             Normalization::None => login_id.into(),
-            Normalization::Lowercase => login_id.to_lowercase().into(),
+            Normalization::Lowercase if login_id.bytes().any(|b| b.is_ascii_uppercase()) => {
+                login_id.to_ascii_lowercase().into()
+            }
+            Normalization::Lowercase => login_id.into(),
         }
     }
 }

@@ -104,6 +104,10 @@ pub struct ServerConfig {
     /// Open connections served at once; further connections wait in the listen backlog. The
     /// default (512) stays well below the usual soft file-descriptor limit of 1024.
     pub max_connections: usize,
+    /// Open connections from one client address (an IPv4 address, an IPv6 /64) at once; further
+    /// ones are closed when accepted. `trusted_proxies` are not limited. Default: half of
+    /// `max_connections`, so that one host never holds more than half of the places.
+    pub max_connections_per_address: Option<usize>,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
     #[serde(
         deserialize_with = "networks",
@@ -135,6 +139,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
             max_connections: 512,
+            max_connections_per_address: None,
             trusted_proxies: Vec::new(),
             tls: None,
         }
@@ -168,6 +173,12 @@ impl Default for LogConfig {
 }
 
 impl ServerConfig {
+    /// `max_connections_per_address`, or half of `max_connections` when it is not set.
+    pub fn connections_per_address(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or((self.max_connections / 2).max(1))
+    }
+
     /// `https` with `server.tls`, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() {
@@ -181,11 +192,34 @@ impl ServerConfig {
         self.base_path = base_path(&self.base_path, "server.base_path")?;
         positive("server.max_body_bytes", self.max_body_bytes == 0)?;
         positive("server.header_timeout", self.header_timeout.is_zero())?;
-        positive("server.max_connections", self.max_connections == 0)
+        positive("server.max_connections", self.max_connections == 0)?;
+        positive(
+            "server.max_connections_per_address",
+            self.max_connections_per_address == Some(0),
+        )
     }
 }
 
-/// A base path as configured (`key` names it in the error), without its trailing `/`.
+/// The routes the server has besides the applications' (`app/mod.rs`): no base path or JWKS
+/// path may take one.
+pub const FIXED_ROUTES: [&str; 6] = [
+    "/healthz",
+    "/readyz",
+    "/docs",
+    "/metrics",
+    "/openapi.json",
+    "/openapi.yaml",
+];
+
+/// The OwnID operations' paths under a base path (`api/operations.rs`).
+pub const OPERATIONS: [&str; 3] = [
+    "setOwnIDDataByLoginId",
+    "getOwnIDDataByLoginId",
+    "getSessionByLoginId",
+];
+
+/// A base path as configured (`key` names it in the error), without its trailing `/`; none of
+/// [`FIXED_ROUTES`].
 pub(super) fn base_path(value: &str, key: &str) -> Result<String, ConfigError> {
     let base = value.trim_end_matches('/');
     if !base.starts_with('/')
@@ -196,6 +230,15 @@ pub(super) fn base_path(value: &str, key: &str) -> Result<String, ConfigError> {
         return Err(ConfigError::at(
             key,
             format!("{value:?} must start with '/' and use only letters, digits and -_.~/"),
+        ));
+    }
+    if FIXED_ROUTES.contains(&base) {
+        return Err(ConfigError::at(
+            key,
+            format!(
+                "{base:?} is a route of the server ({}); choose another base path",
+                FIXED_ROUTES.join(", ")
+            ),
         ));
     }
     Ok(base.to_owned())

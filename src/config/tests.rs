@@ -574,3 +574,198 @@ fn app_secrets_are_read_from_files_and_redacted() {
     let debug = format!("{config:?}");
     assert!(!debug.contains(SECRET_B) && !debug.contains(JWT), "{debug}");
 }
+
+#[test]
+fn variables_inside_a_storage_url_are_percent_encoded() {
+    // A password with `#`, `/`, `@` or `:` pasted into the URL's user information or query
+    // would change where the URL ends, and what the driver (and the masking) reads as the host.
+    let vars = env(&[
+        ("DB_PASSWORD", "p#ss/w@rd:x %"),
+        ("DB_HOST", "db.internal"),
+        ("MODE", "verify-full&x=1"),
+        ("DATABASE_URL", "postgres://a:b@h:5432/db"),
+    ]);
+    let url = |value: &str| {
+        Config::from_yaml(
+            &format!("storage: {{ backend: postgres, url: \"{value}\" }}"),
+            &vars,
+        )
+        .unwrap()
+        .storage
+        .url
+        .expose()
+        .to_owned()
+    };
+    assert_eq!(
+        url("postgres://app:${DB_PASSWORD}@${DB_HOST}:5432/users?sslmode=${MODE}"),
+        "postgres://app:p%23ss%2Fw%40rd%3Ax%20%25@db.internal:5432/users?sslmode=verify-full%26x%3D1"
+    );
+    let parsed = url::Url::parse(&url("postgres://app:${DB_PASSWORD}@db/users")).unwrap();
+    let password = percent_encoding::percent_decode_str(parsed.password().unwrap())
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(password, "p#ss/w@rd:x %");
+    assert_eq!(parsed.host_str(), Some("db"));
+    // A whole URL in one variable is taken as it is; so is every other key.
+    assert_eq!(url("${DATABASE_URL}"), "postgres://a:b@h:5432/db");
+    let listen = Config::from_yaml("server: { listen: \"${DB_HOST}:80\" }", &vars).unwrap();
+    assert_eq!(listen.server.listen, "db.internal:80");
+}
+
+#[test]
+fn secrets_equal_as_hmac_keys_are_refused_across_apps() {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    // HMAC pads a key with zero bytes to its block (64 bytes) and hashes a longer key first: K
+    // and K followed by a zero byte, or a long key and its SHA-256, sign alike.
+    let key_a = STANDARD.decode(SECRET_A).unwrap();
+    let padded = STANDARD.encode([key_a.as_slice(), &[0]].concat());
+    let long = vec![7u8; 100];
+    let hashed = STANDARD.encode(sha2::Sha256::digest(&long));
+    let with_secrets = |first: &str, second: &str| {
+        Config::from_yaml(
+            &format!(
+                "apps:\n\
+                 - name: one\n  base_path: /one\n  ownid: {{ shared_secret: \"{first}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: ones }}\n\
+                 - name: two\n  base_path: /two\n  ownid: {{ previous_shared_secrets: [\"{SECRET_C}\"], shared_secret: \"{second}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  users: {{ table: twos }}\n"
+            ),
+            &[],
+        )
+    };
+    for (first, second) in [
+        (SECRET_A.to_owned(), padded.clone()),
+        (STANDARD.encode(&long), hashed.clone()),
+    ] {
+        let err = with_secrets(&first, &second).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "apps[1]: a shared secret (current or previous) in common as apps[0] (\"one\"); each application needs its own"
+        );
+    }
+    assert!(with_secrets(SECRET_A, SECRET_B).is_ok());
+}
+
+#[test]
+fn sqlite_urls_naming_the_same_file_are_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let absolute = cwd.join("apps.db");
+    for (first, second) in [
+        (
+            "sqlite://./apps.db".to_owned(),
+            "sqlite://apps.db".to_owned(),
+        ),
+        (
+            "sqlite:apps.db".to_owned(),
+            "sqlite://apps.db?mode=rwc".to_owned(),
+        ),
+        (
+            format!("sqlite://{}", absolute.display()),
+            "sqlite://./sub/../apps.db".to_owned(),
+        ),
+    ] {
+        let err = error(
+            &format!(
+                "apps:\n\
+                 - name: one\n  base_path: /one\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ url: \"{first}\" }}\n\
+                 - name: two\n  base_path: /two\n  ownid: {{ shared_secret: \"{SECRET_B}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ url: \"{second}\" }}\n"
+            ),
+            &[],
+        );
+        assert_eq!(
+            err,
+            "apps[1]: the same ownIdData column (database, table and column) as apps[0] (\"one\"); each application needs its own",
+            "{first} and {second}"
+        );
+    }
+    // Two files are two databases.
+    let other = dir.path().join("other.db");
+    assert!(Config::from_yaml(
+        &format!(
+            "apps:\n\
+             - name: one\n  base_path: /one\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ url: \"sqlite://apps.db\" }}\n\
+             - name: two\n  base_path: /two\n  ownid: {{ shared_secret: \"{SECRET_B}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ url: \"sqlite://{}\" }}\n",
+            other.display()
+        ),
+        &[],
+    )
+    .is_ok());
+}
+
+#[test]
+fn base_and_jwks_paths_may_not_take_a_route_of_the_server() {
+    for reserved in [
+        "/healthz",
+        "/readyz",
+        "/docs",
+        "/metrics",
+        "/openapi.json",
+        "/openapi.yaml",
+    ] {
+        let err = error(&format!("server: {{ base_path: \"{reserved}/\" }}"), &[]);
+        assert!(
+            err.starts_with(&format!(
+                "server.base_path: {reserved:?} is a route of the server"
+            )),
+            "{err}"
+        );
+        let err = error(
+            &format!("session: {{ algorithm: ES256, jwks_path: \"{reserved}\" }}"),
+            &[],
+        );
+        assert!(
+            err.starts_with(&format!(
+                "session.jwks_path: {reserved:?} is a route of the server"
+            )),
+            "{err}"
+        );
+    }
+    for taken in [
+        "/ownid",
+        "/ownid/getSessionByLoginId",
+        "/ownid/setOwnIDDataByLoginId",
+    ] {
+        let err = error(
+            &format!("session: {{ algorithm: RS256, jwks_path: \"{taken}\" }}"),
+            &[],
+        );
+        assert!(
+            err.starts_with(&format!("session.jwks_path: {taken:?} is")),
+            "{err}"
+        );
+    }
+    // Across applications too: one's JWKS on another's operation.
+    let err = error(
+        &two_apps(&format!(
+            "- name: third\n  base_path: /third\n  ownid: {{ shared_secret: \"{SECRET_C}\" }}\n  session: {{ algorithm: EdDSA, jwks_path: /ownid/admin/getOwnIDDataByLoginId }}\n  users: {{ table: thirds }}\n"
+        )),
+        &[],
+    );
+    assert!(
+        err.starts_with("apps[2].session.jwks_path: \"/ownid/admin/getOwnIDDataByLoginId\" is"),
+        "{err}"
+    );
+    // Beside them, and under another path, is fine; an HMAC algorithm serves no JWKS.
+    for yaml in [
+        "server: { base_path: /docs/ownid }",
+        "session: { algorithm: ES256, jwks_path: /ownid-keys/jwks.json }",
+        "session: { jwks_path: /ownid/getSessionByLoginId }",
+    ] {
+        assert!(Config::from_yaml(yaml, &[]).is_ok(), "{yaml}");
+    }
+}
+
+#[test]
+fn the_operation_paths_are_those_the_api_serves() {
+    let document: serde_json::Value =
+        serde_json::from_str(&crate::cli::openapi_document(crate::cli::SpecFormat::Json)).unwrap();
+    let mut served: Vec<&String> = document["paths"].as_object().unwrap().keys().collect();
+    served.sort();
+    let mut listed: Vec<String> = server::OPERATIONS
+        .iter()
+        .map(|operation| format!("/{operation}"))
+        .collect();
+    listed.sort();
+    assert_eq!(served, listed.iter().collect::<Vec<_>>());
+}

@@ -12,7 +12,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use super::shared::{SharedGuard, SharedRefusal, SharedReservation, HANDLER_DEADLINE};
 use super::{
     now_ms, ReplayGuard, ReplayRefusal, Reservation, SignatureError, SignatureVerifier,
-    SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    SignedOperation, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use crate::error::ApiError;
 
@@ -89,8 +89,6 @@ impl<E: Endpoint> SignatureEndpoint<E> {
     /// Checks the request; on success, the signature's reservation in the replay guard (when
     /// replay protection is on).
     async fn verify(&self, req: &mut Request) -> Result<Option<Held>, Response> {
-        // One clock reading decides both the timestamp window and the replay guard.
-        let now = now_ms();
         let reject = |reason: SignatureError| {
             let mut response = reason.into_api_error().into_response();
             response.set_data(SignatureRejected(reason));
@@ -102,9 +100,10 @@ impl<E: Endpoint> SignatureEndpoint<E> {
             return Err(reject(SignatureError::Missing));
         };
         let (signature, timestamp) = (signature.to_owned(), timestamp.to_owned());
+        // Refused before its body is waited for when already out of the window.
         self.check
             .verifier
-            .check_timestamp(&timestamp, now)
+            .check_timestamp(&timestamp, now_ms())
             .map_err(reject)?;
 
         let declared = header(req, "content-length").and_then(|len| len.parse::<u64>().ok());
@@ -137,48 +136,63 @@ impl<E: Endpoint> SignatureEndpoint<E> {
                 .into_response())
             }
         };
+        // And again once the body is here, which may be `server.body_timeout` later: this one
+        // reading decides the window, the key's expiry and what the replay guard forgets. A copy
+        // whose head came inside the window must not be judged by that earlier time, when the
+        // guard may since have forgotten the signature's first use.
+        let now = now_ms();
+        self.check
+            .verifier
+            .check_timestamp(&timestamp, now)
+            .map_err(reject)?;
         let mac = self
             .check
             .verifier
             .verified_mac(&body, &timestamp, &signature, now)
             .map_err(reject)?;
+        let operation = SignedOperation::of(req.uri().path());
         // Checked only after the signature verifies: forged requests cannot fill the guard or
         // block a genuine one.
         let sent: i128 = timestamp.parse().unwrap_or_default();
         let expires = sent + self.check.verifier.max_skew.as_millis() as i128;
         let reservation = match &self.check.replays {
             None => None,
-            Some(Replays::Memory(replays)) => match replays.reserve(&mac, expires, now) {
-                Ok(reservation) => Some(Held::Memory(reservation)),
-                Err(ReplayRefusal::Replayed) => return Err(reject(SignatureError::Replayed)),
-                Err(ReplayRefusal::Stale) => return Err(reject(SignatureError::Stale)),
-                Err(ReplayRefusal::Full) => {
-                    tracing::warn!(
-                        capacity = replays.capacity,
-                        "the replay guard is full; refusing new signed requests (503) until \
+            Some(Replays::Memory(replays)) => {
+                match replays.reserve(&mac, expires, now, operation) {
+                    Ok(reservation) => Some(Held::Memory(reservation)),
+                    Err(ReplayRefusal::Replayed) => return Err(reject(SignatureError::Replayed)),
+                    Err(ReplayRefusal::Stale) => return Err(reject(SignatureError::Stale)),
+                    Err(ReplayRefusal::Full) => {
+                        tracing::warn!(
+                            capacity = replays.capacity,
+                            "the replay guard is full; refusing new signed requests (503) until \
                          entries expire: see ownid.replay_max_entries"
-                    );
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "replay_capacity",
-                        "too many signed requests inside the clock-skew window; retry shortly",
-                    )
-                    .into_response());
+                        );
+                        return Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "replay_capacity",
+                            "too many signed requests inside the clock-skew window; retry shortly",
+                        )
+                        .into_response());
+                    }
                 }
-            },
-            Some(Replays::Shared(replays)) => match replays.reserve(&mac, expires, now).await {
-                Ok(reservation) => Some(Held::Shared(reservation)),
-                Err(SharedRefusal::Replayed) => return Err(reject(SignatureError::Replayed)),
-                Err(SharedRefusal::InFlight) => {
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "request_in_flight",
-                        "a request with this signature is being answered; retry shortly",
-                    )
-                    .into_response())
+            }
+            Some(Replays::Shared(replays)) => {
+                match replays.reserve(&mac, expires, now, operation).await {
+                    Ok(reservation) => Some(Held::Shared(reservation)),
+                    Err(SharedRefusal::Replayed) => return Err(reject(SignatureError::Replayed)),
+                    Err(SharedRefusal::Stale) => return Err(reject(SignatureError::Stale)),
+                    Err(SharedRefusal::InFlight) => {
+                        return Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "request_in_flight",
+                            "a request with this signature is being answered; retry shortly",
+                        )
+                        .into_response())
+                    }
+                    Err(SharedRefusal::Store(err)) => return Err(replay_store_error(err)),
                 }
-                Err(SharedRefusal::Store(err)) => return Err(replay_store_error(err)),
-            },
+            }
         };
         // A JSON object with a key twice is ambiguous (which one did the signer mean?); refuse it
         // rather than let the parser pick the last.

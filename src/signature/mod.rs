@@ -2,8 +2,9 @@
 //!
 //! `signature = base64(HMAC-SHA256(base64_decode(shared_secret), body_bytes + "." + timestamp))`.
 //! The middleware checks the headers and the clock before reading the body, reads the body once
-//! (bounded by `max_body_bytes`), verifies the MAC over those exact bytes, and hands the same
-//! bytes on to the operation. Nothing is parsed and no database is touched before that.
+//! (bounded by `max_body_bytes`), checks the clock again (the body may have taken up to
+//! `server.body_timeout`), verifies the MAC over those exact bytes, and hands the same bytes on
+//! to the operation. Nothing is parsed and no database is touched before that.
 
 mod middleware;
 mod replay;
@@ -26,6 +27,31 @@ use sha2::Sha256;
 use crate::config::PreviousSecret;
 use crate::error::ApiError;
 use crate::secret::Secret;
+
+/// The OwnID operation a signed request was sent to. OwnID signs the body and the timestamp, not
+/// the path, so the replay guard remembers a signature with the operation it first came to: a
+/// copy sent to another operation is a replay, and a signature released by a 5xx (so that OwnID
+/// may retry it) is accepted again for that operation only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignedOperation {
+    /// A path under the base path that is none of the three (answered 404, or 405).
+    Other = 0,
+    SetOwnIdData = 1,
+    GetOwnIdData = 2,
+    GetSession = 3,
+}
+
+impl SignedOperation {
+    /// The operation of a request path (the last segment decides).
+    pub fn of(path: &str) -> Self {
+        match path.rsplit('/').next() {
+            Some("setOwnIDDataByLoginId") => SignedOperation::SetOwnIdData,
+            Some("getOwnIDDataByLoginId") => SignedOperation::GetOwnIdData,
+            Some("getSessionByLoginId") => SignedOperation::GetSession,
+            _ => SignedOperation::Other,
+        }
+    }
+}
 
 pub const SIGNATURE_HEADER: &str = "ownid-signature";
 pub const TIMESTAMP_HEADER: &str = "ownid-timestamp";
@@ -239,6 +265,27 @@ pub enum SecretError {
          (`ownid-bridge config secret` prints a 32-byte one)"
     )]
     TooShort { key: String, bytes: usize },
+}
+
+/// HMAC-SHA256's block, in bytes.
+const HMAC_BLOCK: usize = 64;
+
+/// The key HMAC-SHA256 really signs with for a shared secret: its base64-decoded bytes (SPEC §2),
+/// hashed with SHA-256 when longer than the 64-byte block, then padded with zero bytes to the
+/// block (RFC 2104). Secrets with the same effective key accept each other's signatures, though
+/// their texts differ: `K` and `K` followed by a zero byte, or a long key and its SHA-256.
+/// `None` when the secret is not base64 (start-up refuses it anyway).
+pub fn effective_hmac_key(secret: &Secret) -> Option<[u8; HMAC_BLOCK]> {
+    use sha2::Digest as _;
+    let bytes = BASE64.decode(secret.expose().trim()).ok()?;
+    let bytes = if bytes.len() > HMAC_BLOCK {
+        Sha256::digest(&bytes).to_vec()
+    } else {
+        bytes
+    };
+    let mut key = [0; HMAC_BLOCK];
+    key[..bytes.len()].copy_from_slice(&bytes);
+    Some(key)
 }
 
 /// Refuses an empty secret and one that is not standard base64: OwnID signs with the decoded

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use super::SignedOperation;
+
 /// The length of an HMAC-SHA256 signature, the replay guard's key.
 pub(super) const MAC_LEN: usize = 32;
 
@@ -24,7 +26,7 @@ pub enum ReplayRefusal {
 /// A signature is reserved when it verifies ("in flight"), marked used when the operation answers
 /// 2xx or 4xx, and released when it answers 5xx or the request is dropped before its answer
 /// (the client went away), so that OwnID may retry it. It is never accepted twice with a 2xx or
-/// 4xx answer in between.
+/// 4xx answer in between, and never for another operation than the one it first came to.
 ///
 /// Bounded: at most `capacity` entries; when full, a new signature is refused (never an entry
 /// inside its window forgotten). Expired entries leave through a min-heap on their expiry, so
@@ -55,6 +57,7 @@ enum EntryState {
 #[derive(Clone, Copy)]
 struct Entry {
     state: EntryState,
+    operation: SignedOperation,
 }
 
 impl std::fmt::Debug for ReplayGuard {
@@ -80,14 +83,16 @@ impl ReplayGuard {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reserves a verified signature that expires at `expires_ms`. `now_ms` is the clock reading
-    /// the request's timestamp was checked against, taken when the request started: every
-    /// request whose own start lies inside the window finds the entry (or is refused as stale).
+    /// Reserves a verified signature that expires at `expires_ms`, sent to `operation`.
+    /// `now_ms` is the clock reading the request's timestamp was last checked against (once its
+    /// body had arrived): every request whose timestamp was inside the window then finds the
+    /// entry (or is refused as stale).
     pub fn reserve(
         self: &Arc<Self>,
         mac: &[u8],
         expires_ms: i128,
         now_ms: i128,
+        operation: SignedOperation,
     ) -> Result<Reservation, ReplayRefusal> {
         let mac: [u8; MAC_LEN] = mac.try_into().map_err(|_| ReplayRefusal::Replayed)?;
         let expires = clamp_ms(expires_ms);
@@ -110,7 +115,7 @@ impl ReplayGuard {
         }
         let full = state.entries.len() >= self.capacity;
         match state.entries.get_mut(&mac) {
-            Some(entry) if entry.state == EntryState::Released => {
+            Some(entry) if entry.state == EntryState::Released && entry.operation == operation => {
                 entry.state = EntryState::InFlight;
             }
             Some(_) => return Err(ReplayRefusal::Replayed),
@@ -120,6 +125,7 @@ impl ReplayGuard {
                     mac,
                     Entry {
                         state: EntryState::InFlight,
+                        operation,
                     },
                 );
                 state.expiries.push(std::cmp::Reverse((expires, mac)));

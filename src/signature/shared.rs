@@ -7,14 +7,21 @@
 //! lease passes only after its request has ended: then another instance may take the signature
 //! over, which is how a request whose instance died (SIGKILL, a lost node) can be answered when
 //! the load balancer or OwnID sends it again. Answered 2xx or 4xx, the signature is marked used
-//! before the answer leaves; answered 5xx, it is released.
+//! before the answer leaves; answered 5xx, it is released. Taken over or released, a signature
+//! passes only to a request for the same operation (see [`SignedOperation`]).
+//!
+//! Rows are forgotten `keep` after their window closed (so that instances whose clocks run
+//! behind still find them). A reservation recorded later than that after its window closed may
+//! have followed the forgetting of an earlier use, so it does not count: the request is refused
+//! as stale.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use ownid_bridge_store::{Claim, Reserve, SignatureLedger, StoreError};
+use ownid_bridge_store::{Claim, Reserve, SignatureLedger, StoreError, OPERATION_BITS};
 
 use super::replay::clamp_ms;
+use super::SignedOperation;
 use crate::config::RetrySettings;
 use crate::retry::retrying;
 
@@ -31,6 +38,9 @@ pub enum SharedRefusal {
     Replayed,
     /// Its request is being answered, here or by another instance (503, retry shortly).
     InFlight,
+    /// The reservation was recorded so long after the window closed that an earlier use of the
+    /// signature may have been forgotten meanwhile (401 `stale_timestamp`).
+    Stale,
     /// The database did not answer (503).
     Store(StoreError),
 }
@@ -39,6 +49,8 @@ pub enum SharedRefusal {
 pub struct SharedGuard {
     ledger: Arc<dyn SignatureLedger>,
     retries: RetrySettings,
+    /// How long after its window closed a signature is kept (`ownid.max_clock_skew`).
+    keep: Duration,
 }
 
 impl std::fmt::Debug for SharedGuard {
@@ -48,20 +60,32 @@ impl std::fmt::Debug for SharedGuard {
 }
 
 impl SharedGuard {
-    pub fn new(ledger: Arc<dyn SignatureLedger>, retries: RetrySettings) -> Arc<Self> {
-        Arc::new(SharedGuard { ledger, retries })
+    /// The guard over `ledger`; signatures are kept `keep` after their window closed.
+    pub fn new(
+        ledger: Arc<dyn SignatureLedger>,
+        retries: RetrySettings,
+        keep: Duration,
+    ) -> Arc<Self> {
+        Arc::new(SharedGuard {
+            ledger,
+            retries,
+            keep,
+        })
     }
 
-    /// Reserves a verified signature whose timestamp leaves the window at `expires_ms`.
-    /// Contention (two instances inserting one signature on Galera) is retried like any write.
+    /// Reserves a verified signature whose timestamp leaves the window at `expires_ms`, sent to
+    /// `operation`. Contention (two instances inserting one signature on Galera) is retried like
+    /// any write.
     pub async fn reserve(
         self: &Arc<Self>,
         mac: &[u8],
         expires_ms: i128,
         now_ms: i128,
+        operation: SignedOperation,
     ) -> Result<SharedReservation, SharedRefusal> {
         let signature = hex(mac);
-        let holder = rand::random::<i64>();
+        // The holder's low bits name the operation (see the ledger's documentation).
+        let holder = (rand::random::<i64>() & !OPERATION_BITS) | operation as i64;
         let now = clamp_ms(now_ms);
         let reserve = Reserve {
             signature: &signature,
@@ -76,12 +100,21 @@ impl SharedGuard {
         .await
         .map_err(SharedRefusal::Store)?;
         match claim {
-            Claim::Reserved => Ok(SharedReservation {
-                guard: Arc::clone(self),
-                signature,
-                holder,
-                done: false,
-            }),
+            Claim::Reserved => {
+                let reservation = SharedReservation {
+                    guard: Arc::clone(self),
+                    signature,
+                    holder,
+                    done: false,
+                };
+                // Forgetting removes a row only `keep` after its window closed, by the clock of
+                // the instance that forgets: up to now, no earlier use of this signature can
+                // have been forgotten. Past that, this row may stand where one was removed.
+                if super::now_ms() > expires_ms + self.keep.as_millis() as i128 {
+                    return Err(SharedRefusal::Stale);
+                }
+                Ok(reservation)
+            }
             Claim::InFlight => Err(SharedRefusal::InFlight),
             Claim::Used => Err(SharedRefusal::Replayed),
         }
@@ -90,7 +123,8 @@ impl SharedGuard {
     /// Forgets, every `every`, the signatures whose window closed more than `keep` ago (the
     /// clock check refuses them anyway; `keep` covers instances whose clocks run behind). Ends
     /// when the guard is dropped.
-    pub fn forget_expired_every(self: &Arc<Self>, every: Duration, keep: Duration) {
+    pub fn forget_expired_every(self: &Arc<Self>, every: Duration) {
+        let keep = self.keep;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

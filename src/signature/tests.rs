@@ -149,23 +149,40 @@ fn mac(i: u32) -> [u8; MAC_LEN] {
 #[test]
 fn the_replay_guard_accepts_a_signature_once() {
     let guard = Arc::new(ReplayGuard::new(100));
-    guard.reserve(&mac(1), 1_000, 0).unwrap().used();
+    guard
+        .reserve(&mac(1), 1_000, 0, SignedOperation::SetOwnIdData)
+        .unwrap()
+        .used();
     assert_eq!(
-        guard.reserve(&mac(1), 1_000, 500).err(),
+        guard
+            .reserve(&mac(1), 1_000, 500, SignedOperation::SetOwnIdData)
+            .err(),
         Some(ReplayRefusal::Replayed)
     );
-    guard.reserve(&mac(2), 1_000, 500).unwrap().used();
+    guard
+        .reserve(&mac(2), 1_000, 500, SignedOperation::SetOwnIdData)
+        .unwrap()
+        .used();
     // While a request is in flight, a duplicate is refused; once it answered 5xx (or was
     // dropped) the signature may be retried.
-    let in_flight = guard.reserve(&mac(3), 1_000, 0).unwrap();
+    let in_flight = guard
+        .reserve(&mac(3), 1_000, 0, SignedOperation::SetOwnIdData)
+        .unwrap();
     assert_eq!(
-        guard.reserve(&mac(3), 1_000, 0).err(),
+        guard
+            .reserve(&mac(3), 1_000, 0, SignedOperation::SetOwnIdData)
+            .err(),
         Some(ReplayRefusal::Replayed)
     );
     drop(in_flight);
-    guard.reserve(&mac(3), 1_000, 0).unwrap().used();
+    guard
+        .reserve(&mac(3), 1_000, 0, SignedOperation::SetOwnIdData)
+        .unwrap()
+        .used();
     assert_eq!(
-        guard.reserve(&mac(3), 1_000, 0).err(),
+        guard
+            .reserve(&mac(3), 1_000, 0, SignedOperation::SetOwnIdData)
+            .err(),
         Some(ReplayRefusal::Replayed)
     );
 }
@@ -173,40 +190,61 @@ fn the_replay_guard_accepts_a_signature_once() {
 #[test]
 fn a_request_that_started_inside_the_window_never_finds_its_signature_forgotten() {
     let guard = Arc::new(ReplayGuard::new(100));
-    guard.reserve(&mac(1), 1_000, 0).unwrap().used();
+    guard
+        .reserve(&mac(1), 1_000, 0, SignedOperation::SetOwnIdData)
+        .unwrap()
+        .used();
     // Another request, started at 2 000, forgets everything that expired before then.
-    guard.reserve(&mac(2), 3_000, 2_000).unwrap().used();
+    guard
+        .reserve(&mac(2), 3_000, 2_000, SignedOperation::SetOwnIdData)
+        .unwrap()
+        .used();
     assert_eq!(guard.len(), 1);
     // A request carrying signature 1 that started at 900 (its timestamp was inside the
     // window then) and whose body arrived only now is refused, not taken for new.
     assert_eq!(
-        guard.reserve(&mac(1), 1_000, 900).err(),
+        guard
+            .reserve(&mac(1), 1_000, 900, SignedOperation::SetOwnIdData)
+            .err(),
         Some(ReplayRefusal::Stale)
     );
     // Signatures expiring later than anything forgotten are judged as usual.
-    guard.reserve(&mac(3), 1_001, 900).unwrap().used();
+    guard
+        .reserve(&mac(3), 1_001, 900, SignedOperation::SetOwnIdData)
+        .unwrap()
+        .used();
 }
 
 #[test]
 fn the_replay_guard_is_bounded_and_refuses_new_signatures_when_full() {
     let guard = Arc::new(ReplayGuard::new(3));
     for i in 0..3 {
-        guard.reserve(&mac(i), 1_000 + i as i128, 0).unwrap().used();
+        guard
+            .reserve(&mac(i), 1_000 + i as i128, 0, SignedOperation::SetOwnIdData)
+            .unwrap()
+            .used();
     }
     assert_eq!(
-        guard.reserve(&mac(9), 5_000, 500).err(),
+        guard
+            .reserve(&mac(9), 5_000, 500, SignedOperation::SetOwnIdData)
+            .err(),
         Some(ReplayRefusal::Full)
     );
     // Nothing inside its window was forgotten to make room.
     assert_eq!(
-        guard.reserve(&mac(0), 1_000, 500).err(),
+        guard
+            .reserve(&mac(0), 1_000, 500, SignedOperation::SetOwnIdData)
+            .err(),
         Some(ReplayRefusal::Replayed)
     );
     // Once entries expire, their room is free again.
-    guard.reserve(&mac(9), 5_000, 1_003).unwrap().used();
+    guard
+        .reserve(&mac(9), 5_000, 1_003, SignedOperation::SetOwnIdData)
+        .unwrap()
+        .used();
     assert_eq!(guard.len(), 1);
     for i in 10..10_000 {
-        let _ = guard.reserve(&mac(i), 20_000, 19_000);
+        let _ = guard.reserve(&mac(i), 20_000, 19_000, SignedOperation::SetOwnIdData);
     }
     assert_eq!(guard.len(), 3);
 }
@@ -259,4 +297,43 @@ fn a_previous_secret_is_refused_past_its_expiry() {
 #[test]
 fn debug_does_not_show_the_key() {
     assert!(!format!("{:?}", verifier()).contains("0123"));
+}
+
+#[test]
+fn a_released_signature_is_reserved_again_for_its_own_operation_only() {
+    let guard = Arc::new(ReplayGuard::new(100));
+    let (set, session) = (SignedOperation::SetOwnIdData, SignedOperation::GetSession);
+    let first = guard.reserve(&mac(1), 1_000, 0, set).unwrap();
+    assert_eq!(
+        guard.reserve(&mac(1), 1_000, 0, session).err(),
+        Some(ReplayRefusal::Replayed)
+    );
+    // Released (the set answered 5xx): OwnID's retry of the set passes, a session does not.
+    drop(first);
+    assert_eq!(
+        guard.reserve(&mac(1), 1_000, 0, session).err(),
+        Some(ReplayRefusal::Replayed)
+    );
+    guard.reserve(&mac(1), 1_000, 0, set).unwrap().used();
+    assert_eq!(
+        guard.reserve(&mac(1), 1_000, 0, set).err(),
+        Some(ReplayRefusal::Replayed)
+    );
+}
+
+#[test]
+fn operations_are_read_from_the_path() {
+    assert_eq!(
+        SignedOperation::of("/setOwnIDDataByLoginId"),
+        SignedOperation::SetOwnIdData
+    );
+    assert_eq!(
+        SignedOperation::of("/ownid/getOwnIDDataByLoginId"),
+        SignedOperation::GetOwnIdData
+    );
+    assert_eq!(
+        SignedOperation::of("/getSessionByLoginId"),
+        SignedOperation::GetSession
+    );
+    assert_eq!(SignedOperation::of("/other"), SignedOperation::Other);
 }

@@ -16,6 +16,8 @@ pub(crate) const DUPLICATE_KEY: i32 = 11000;
 
 /// `WriteConflict`: another operation changed the document first; running again may succeed.
 const WRITE_CONFLICT: i32 = 112;
+/// `MaxTimeMSExpired`: the operation ran out of its `maxTimeMS` (the statement timeout).
+const MAX_TIME_EXPIRED: i32 = 50;
 pub(crate) const COMMAND_NOT_FOUND: i32 = 59;
 
 /// Server codes that mean "try again shortly" (a replica-set election, a shutdown, a network
@@ -38,6 +40,31 @@ pub(crate) fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     server_code(err) == Some(DUPLICATE_KEY)
 }
 
+/// How long past the statement timeout the driver is waited for: the server's own `maxTimeMS`
+/// answer normally comes first.
+const DRIVER_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs a data-path operation within `storage.pool.statement_timeout`. The server cancels reads
+/// at it (`maxTimeMS`); the driver offers no `maxTimeMS` for inserts, updates and deletes, and a
+/// server (or a network) that stops answering is not bounded by the driver either, so the wait
+/// ends here, shortly after, with a 503. Such a write may still be applied by the server later;
+/// every write here is one OwnID repeats or a reservation that expires.
+pub(crate) async fn bounded<T>(
+    timeout: Option<std::time::Duration>,
+    operation: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let Some(timeout) = timeout else {
+        return operation.await;
+    };
+    tokio::time::timeout(timeout + DRIVER_GRACE, operation)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "MongoDB did not answer within storage.pool.statement_timeout ({timeout:?})"
+            )))
+        })
+}
+
 pub(crate) fn map_err(err: mongodb::error::Error) -> StoreError {
     if is_duplicate_key(&err) {
         // Its message quotes the key ("dup key: { login: \"alice@...\" }"), a login id that must
@@ -54,7 +81,9 @@ pub(crate) fn map_err(err: mongodb::error::Error) -> StoreError {
         | ErrorKind::DnsResolve { .. } => StoreError::Unavailable(message),
         _ => match server_code(&err) {
             Some(WRITE_CONFLICT) => StoreError::Contention(message),
-            Some(code) if TRANSIENT_CODES.contains(&code) => StoreError::Unavailable(message),
+            Some(code) if code == MAX_TIME_EXPIRED || TRANSIENT_CODES.contains(&code) => {
+                StoreError::Unavailable(message)
+            }
             Some(code) if TOO_LARGE_CODES.contains(&code) => StoreError::TooLarge {
                 max_chars: MAX_BSON_BYTES,
             },

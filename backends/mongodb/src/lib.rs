@@ -27,7 +27,7 @@ use ownid_bridge_store::{
     SignatureLedger, StoreError, UserStore, UsersMapping,
 };
 
-use error::{is_duplicate_key, map_err, MAX_BSON_BYTES};
+use error::{bounded, is_duplicate_key, map_err, MAX_BSON_BYTES};
 use json::to_json;
 
 #[derive(Clone, Debug)]
@@ -42,6 +42,9 @@ pub struct MongoStore {
     database: Database,
     users: Collection<Document>,
     mapping: UsersMapping,
+    /// `storage.pool.statement_timeout`: `maxTimeMS` of reads, and how long any operation of the
+    /// data path is waited for ([`bounded`]).
+    timeout: Option<Duration>,
 }
 
 impl MongoStore {
@@ -82,10 +85,19 @@ impl MongoStore {
             database,
             users,
             mapping: options.mapping,
+            timeout: options.pool.statement_timeout,
         };
         // The client connects lazily; a round trip now makes a wrong host fail at start-up.
         store.ping().await?;
         Ok(store)
+    }
+
+    /// A lookup's options: `projection`, and the statement timeout as the server's `maxTimeMS`.
+    fn read(&self, projection: Document) -> mongodb::options::FindOneOptions {
+        mongodb::options::FindOneOptions::builder()
+            .projection(projection)
+            .max_time(self.timeout)
+            .build()
     }
 
     /// Creates the user document `fields` (the login id is added), or updates exactly that
@@ -136,23 +148,26 @@ impl UserStore for MongoStore {
     }
 
     async fn get_ownid_data(&self, login_id: &str) -> Result<Option<String>, StoreError> {
-        let field = self.mapping.ownid_data.as_str();
-        let user = self
-            .users
-            .find_one(self.login_filter(login_id))
-            .projection(doc! { field: 1 })
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
-        match user.get(field) {
-            None | Some(Bson::Null) => Ok(None),
-            Some(Bson::String(value)) if value.is_empty() => Ok(None),
-            Some(Bson::String(value)) => Ok(Some(value.clone())),
-            Some(other) => Err(StoreError::Other(format!(
-                "field {field} holds a {:?}, not a string",
-                other.element_type()
-            ))),
-        }
+        bounded(self.timeout, async {
+            let field = self.mapping.ownid_data.as_str();
+            let user = self
+                .users
+                .find_one(self.login_filter(login_id))
+                .with_options(self.read(doc! { field: 1 }))
+                .await
+                .map_err(map_err)?
+                .ok_or(StoreError::NotFound)?;
+            match user.get(field) {
+                None | Some(Bson::Null) => Ok(None),
+                Some(Bson::String(value)) if value.is_empty() => Ok(None),
+                Some(Bson::String(value)) => Ok(Some(value.clone())),
+                Some(other) => Err(StoreError::Other(format!(
+                    "field {field} holds a {:?}, not a string",
+                    other.element_type()
+                ))),
+            }
+        })
+        .await
     }
 
     async fn set_ownid_data(
@@ -161,66 +176,77 @@ impl UserStore for MongoStore {
         ownid_data: &str,
         create_missing: bool,
     ) -> Result<SetOutcome, StoreError> {
-        if ownid_data.len() as u64 > MAX_BSON_BYTES {
-            return Err(StoreError::TooLarge {
-                max_chars: MAX_BSON_BYTES,
-            });
-        }
-        let update = doc! { "$set": { self.mapping.ownid_data.as_str(): ownid_data } };
-        if create_missing {
-            let fields = doc! { self.mapping.ownid_data.as_str(): ownid_data };
-            return self.create_or_update(login_id, fields, update).await;
-        }
-        let result = self
-            .users
-            .update_one(self.login_filter(login_id), update)
-            .await
-            .map_err(map_err)?;
-        if result.matched_count == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(SetOutcome::Updated)
+        bounded(self.timeout, async {
+            if ownid_data.len() as u64 > MAX_BSON_BYTES {
+                return Err(StoreError::TooLarge {
+                    max_chars: MAX_BSON_BYTES,
+                });
+            }
+            let update = doc! { "$set": { self.mapping.ownid_data.as_str(): ownid_data } };
+            if create_missing {
+                let fields = doc! { self.mapping.ownid_data.as_str(): ownid_data };
+                return self.create_or_update(login_id, fields, update).await;
+            }
+            let result = self
+                .users
+                .update_one(self.login_filter(login_id), update)
+                .await
+                .map_err(map_err)?;
+            if result.matched_count == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(SetOutcome::Updated)
+        })
+        .await
     }
 
     async fn get_session_user(&self, login_id: &str) -> Result<SessionUser, StoreError> {
-        let mut projection = Document::new();
-        for field in self.mapping.session_columns() {
-            // A field named twice (a claim on the login id) is one projection entry.
-            projection.insert(field.as_str(), 1);
-        }
-        let user = self
-            .users
-            .find_one(self.login_filter(login_id))
-            .projection(projection)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
-        let mut subject = login_id.to_owned();
-        if let Some(field) = &self.mapping.user_id {
-            match user.get(field.as_str()).cloned().map(to_json) {
-                None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::String(id)) => subject = id,
-                Some(other) => subject = other.to_string(),
+        bounded(self.timeout, async {
+            let mut projection = Document::new();
+            for field in self.mapping.session_columns() {
+                // A field named twice (a claim on the login id) is one projection entry.
+                projection.insert(field.as_str(), 1);
             }
-        }
-        let mut claims = serde_json::Map::new();
-        for (claim, field) in &self.mapping.claims {
-            // Cloned, not removed: two claims may read the same field.
-            let value = user.get(field.as_str()).cloned().map(to_json);
-            if let Some(value) = value.filter(|value| !value.is_null()) {
-                claims.insert(claim.clone(), value);
+            let user = self
+                .users
+                .find_one(self.login_filter(login_id))
+                .with_options(self.read(projection))
+                .await
+                .map_err(map_err)?
+                .ok_or(StoreError::NotFound)?;
+            let mut subject = login_id.to_owned();
+            if let Some(field) = &self.mapping.user_id {
+                match user.get(field.as_str()).cloned().map(to_json) {
+                    None | Some(serde_json::Value::Null) => {
+                        return Err(StoreError::no_user_id(field))
+                    }
+                    Some(serde_json::Value::String(id)) => subject = id,
+                    Some(other) => subject = other.to_string(),
+                }
             }
-        }
-        Ok(SessionUser { subject, claims })
+            let mut claims = serde_json::Map::new();
+            for (claim, field) in &self.mapping.claims {
+                // Cloned, not removed: two claims may read the same field.
+                let value = user.get(field.as_str()).cloned().map(to_json);
+                if let Some(value) = value.filter(|value| !value.is_null()) {
+                    claims.insert(claim.clone(), value);
+                }
+            }
+            Ok(SessionUser { subject, claims })
+        })
+        .await
     }
 
     async fn create_user(&self, login_id: &str) -> Result<bool, StoreError> {
-        // An update that changes nothing: it only tells whether exactly this user exists.
-        let update = doc! { "$setOnInsert": { self.mapping.login_id.as_str(): login_id } };
-        let outcome = self
-            .create_or_update(login_id, Document::new(), update)
-            .await?;
-        Ok(outcome == SetOutcome::Created)
+        bounded(self.timeout, async {
+            // An update that changes nothing: it only tells whether exactly this user exists.
+            let update = doc! { "$setOnInsert": { self.mapping.login_id.as_str(): login_id } };
+            let outcome = self
+                .create_or_update(login_id, Document::new(), update)
+                .await?;
+            Ok(outcome == SetOutcome::Created)
+        })
+        .await
     }
 
     async fn export_ownid_data(
@@ -276,6 +302,7 @@ impl UserStore for MongoStore {
         Some(std::sync::Arc::new(ledger::MongoLedger::new(
             &self.database,
             table,
+            self.timeout,
         )))
     }
 }

@@ -34,6 +34,12 @@ pub struct MySqlOptions {
 /// connection is first needed: the server starts while the database is down. `ownid-bench raw`
 /// measures the database through this same pool. Must be called within a Tokio runtime.
 ///
+/// `settings.statement_timeout` bounds each statement, set when a connection opens: MariaDB's
+/// `max_statement_time` (every statement, waits for locks included; error 1969), or on MySQL,
+/// which has no such bound for writes, `max_execution_time` (reads; error 3024); on both the
+/// row and metadata lock waits (`innodb_lock_wait_timeout`, `lock_wait_timeout`, whole seconds
+/// rounded up; error 1205). Each is a 503 with `Retry-After`.
+///
 /// With `galera_sync_wait`, each new connection asks whether it is on a Galera node
 /// (`@@wsrep_on`; MySQL has no such variable, MariaDB without a cluster answers OFF) and, if so,
 /// sets `wsrep_sync_wait = 1` for the session: Galera replicates writes synchronously but applies
@@ -47,6 +53,7 @@ pub fn open_pool(
     let options = MySqlConnectOptions::from_str(url)
         .map_err(|_| StoreError::Other("invalid MySQL/MariaDB URL".into()))?
         .charset("utf8mb4");
+    let timeout = settings.statement_timeout;
     let connect: ownid_bridge_sql::Connect<MySqlConnection> = Arc::new(move || {
         let options = options.clone();
         Box::pin(async move {
@@ -55,6 +62,9 @@ pub fn open_pool(
                 "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
             )
             .await?;
+            if let Some(timeout) = timeout {
+                bound_statements(&mut conn, timeout).await?;
+            }
             if galera_sync_wait && on_galera(&mut conn).await? {
                 conn.execute("SET SESSION wsrep_sync_wait = 1").await?;
             }
@@ -62,6 +72,33 @@ pub fn open_pool(
         })
     });
     Ok(Pool::new(connect, settings, settings.max_connections))
+}
+
+/// Bounds the session's statements and lock waits to `timeout` (see [`open_pool`]).
+async fn bound_statements(
+    conn: &mut MySqlConnection,
+    timeout: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    let waits = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    let waits = format!("innodb_lock_wait_timeout = {waits}, lock_wait_timeout = {waits}");
+    let mariadb = format!(
+        "SET SESSION max_statement_time = {:.3}, {waits}",
+        timeout.as_secs_f64()
+    );
+    match conn.execute(sqlx::AssertSqlSafe(mariadb)).await {
+        Ok(_) => Ok(()),
+        // 1193 unknown system variable: MySQL.
+        Err(sqlx::Error::Database(err))
+            if ownid_bridge_sql::mysql_number(err.as_ref()) == Some(1193) =>
+        {
+            let mysql = format!(
+                "SET SESSION max_execution_time = {}, {waits}",
+                timeout.as_millis().max(1)
+            );
+            conn.execute(sqlx::AssertSqlSafe(mysql)).await.map(drop)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Whether the connection is to a MariaDB Galera node with replication on.

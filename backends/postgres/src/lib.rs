@@ -36,6 +36,12 @@ pub struct PostgresOptions {
 /// prepared statement is kept (sqlx's statement cache is off, the data path's statements are
 /// unnamed) and every statement runs in a transaction of its own ([`Pool::in_transactions`]),
 /// because the pooler may give the next transaction another server connection.
+///
+/// `settings.statement_timeout` becomes the session's `statement_timeout` (a `SET` when a
+/// connection opens), which bounds the waits for locks too; behind a transaction pooler, where a
+/// session setting would stay on a server connection other clients get, a `SET LOCAL` in each
+/// transaction's `BEGIN` instead, in the same round trip. A statement that runs out is cancelled
+/// by the server (SQLSTATE 57014): 503 with `Retry-After`.
 pub fn open_pool(
     url: &str,
     settings: &PoolSettings,
@@ -68,10 +74,38 @@ pub fn open_pool(
             settings,
         )
     };
-    Ok(if transaction_pooler {
-        Pool::new_in_transactions(connect, &settings, settings.max_connections)
-    } else {
-        Pool::new(connect, &settings, settings.max_connections)
+    let timeout = settings
+        .statement_timeout
+        .map(|timeout| timeout.as_millis().max(1));
+    Ok(match (transaction_pooler, timeout) {
+        (true, timeout) => {
+            let begin = timeout.map(|ms| format!("BEGIN; SET LOCAL statement_timeout = {ms}"));
+            Pool::new_in_transactions(connect, &settings, settings.max_connections, begin)
+        }
+        (false, Some(ms)) => Pool::new(
+            with_statement_timeout(connect, ms),
+            &settings,
+            settings.max_connections,
+        ),
+        (false, None) => Pool::new(connect, &settings, settings.max_connections),
+    })
+}
+
+/// `connect`, then `SET statement_timeout` on the new connection.
+fn with_statement_timeout(
+    connect: ownid_bridge_sql::Connect<PgConnection>,
+    ms: u128,
+) -> ownid_bridge_sql::Connect<PgConnection> {
+    let set: std::sync::Arc<str> = format!("SET statement_timeout = {ms}").into();
+    std::sync::Arc::new(move || {
+        let (connect, set) = (std::sync::Arc::clone(&connect), std::sync::Arc::clone(&set));
+        Box::pin(async move {
+            let mut conn = connect().await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(set))
+                .execute(&mut conn)
+                .await?;
+            Ok(conn)
+        })
     })
 }
 

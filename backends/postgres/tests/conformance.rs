@@ -266,12 +266,14 @@ async fn retryable_sqlstates_are_unavailable() {
     store.apply_schema(true).await.unwrap();
     store.create_user("a@example.com").await.unwrap();
     // What passes is Unavailable; a conflict with another statement is Contention, which the
-    // server retries before answering 503.
+    // server retries before answering 503. A statement cancelled by statement_timeout (57014) is
+    // Unavailable: retrying would multiply the timeout.
     for (sqlstate, retryable) in [
         ("40001", Some(true)),
         ("40P01", Some(true)),
         ("53300", Some(false)),
         ("55P03", Some(true)),
+        ("57014", Some(false)),
         ("57P01", Some(false)),
         ("08006", Some(false)),
         ("22001", None),

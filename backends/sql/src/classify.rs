@@ -9,10 +9,12 @@ use crate::Dialect;
 /// limit for the `TooLarge` message (`u64::MAX` when unknown).
 ///
 /// Conditions that pass become `Unavailable` (503 with `Retry-After`, SPEC §1): the connection
-/// failing, the server shutting down or out of connections. A conflict with another statement
-/// becomes `Contention`, which the server retries before it answers 503: serialization failures,
-/// deadlocks, lock timeouts and, on MariaDB Galera, certification conflicts (reported as
-/// deadlocks), SQLite's busy or locked database.
+/// failing, the server shutting down or out of connections, a statement that ran out of
+/// `storage.pool.statement_timeout` (waiting for a lock, or running). A conflict with another
+/// statement becomes `Contention`, which the server retries before it answers 503:
+/// serialization failures, deadlocks, PostgreSQL's lock_not_available and, on MariaDB Galera,
+/// certification conflicts (reported as deadlocks), SQLite's locked database. A timed-out
+/// statement is not run again: the timeout bounds the request, and retries would multiply it.
 pub fn classify(dialect: Dialect, err: sqlx::Error, capacity: u64) -> StoreError {
     let unavailable = |err: &sqlx::Error| StoreError::Unavailable(err.to_string());
     match &err {
@@ -53,8 +55,10 @@ fn database_condition(dialect: Dialect, db: &dyn sqlx::error::DatabaseError) -> 
     }
     let code = db.code().unwrap_or_default();
     match dialect {
-        // SQLite result codes: SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended or not.
+        // SQLite result codes, extended: plain SQLITE_BUSY (5) is the busy timeout (the statement
+        // timeout) run out; its extended forms and SQLITE_LOCKED (6) are conflicts met at once.
         Dialect::Sqlite => match code.parse::<i32>() {
+            Ok(5) => Condition::Unavailable,
             Ok(number) if matches!(number & 0xff, 5 | 6) => Condition::Contention,
             _ => Condition::Other,
         },
@@ -64,25 +68,27 @@ fn database_condition(dialect: Dialect, db: &dyn sqlx::error::DatabaseError) -> 
 }
 
 /// PostgreSQL SQLSTATEs: class 08 (connection exception), 40001 serialization_failure, 40P01
-/// deadlock_detected, 53300 too_many_connections, 55P03 lock_not_available, 57P0x (admin or crash
-/// shutdown, cannot connect now, database dropped); 22001 string_data_right_truncation.
+/// deadlock_detected, 53300 too_many_connections, 55P03 lock_not_available, 57014
+/// query_canceled (`statement_timeout`), 57P0x (admin or crash shutdown, cannot connect now,
+/// database dropped); 22001 string_data_right_truncation.
 fn postgres_condition(sqlstate: &str) -> Condition {
     match sqlstate {
         "22001" => Condition::TooLong,
         "40001" | "40P01" | "55P03" => Condition::Contention,
-        "53300" => Condition::Unavailable,
+        "53300" | "57014" => Condition::Unavailable,
         c if c.starts_with("08") || c.starts_with("57P0") => Condition::Unavailable,
         _ => Condition::Other,
     }
 }
 
 /// MySQL/MariaDB error numbers, then SQLSTATEs: 1213 deadlock (also Galera's certification
-/// conflict), 1205 lock wait timeout, 1040 too many connections, 2006 server gone away, 2013
-/// connection lost, 1047 (Galera: node not ready for queries); 1406 data too long.
+/// conflict), 1040 too many connections, 2006 server gone away, 2013 connection lost, 1047
+/// (Galera: node not ready for queries), the statement timeout run out (1969 MariaDB
+/// `max_statement_time`, 3024 MySQL `max_execution_time`, 1205 a lock wait); 1406 data too long.
 fn mysql_condition(number: Option<u16>, sqlstate: &str) -> Condition {
     match number {
-        Some(1213 | 1205) => return Condition::Contention,
-        Some(1040 | 2006 | 2013 | 1047) => return Condition::Unavailable,
+        Some(1213) => return Condition::Contention,
+        Some(1040 | 2006 | 2013 | 1047 | 1205 | 1969 | 3024) => return Condition::Unavailable,
         Some(1406) => return Condition::TooLong,
         _ => {}
     }
@@ -119,7 +125,9 @@ mod tests {
         assert_eq!(postgres_condition("57P03"), Condition::Unavailable);
         assert_eq!(postgres_condition("22001"), Condition::TooLong);
         assert_eq!(postgres_condition("00005"), Condition::Other);
-        assert_eq!(mysql_condition(Some(1205), "HY000"), Condition::Contention);
+        assert_eq!(mysql_condition(Some(1205), "HY000"), Condition::Unavailable);
+        assert_eq!(mysql_condition(Some(1969), "70100"), Condition::Unavailable);
+        assert_eq!(postgres_condition("57014"), Condition::Unavailable);
         assert_eq!(mysql_condition(Some(1213), "40001"), Condition::Contention);
         assert_eq!(mysql_condition(Some(2013), "HY000"), Condition::Unavailable);
         assert_eq!(mysql_condition(Some(1406), "22001"), Condition::TooLong);

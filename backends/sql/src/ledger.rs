@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ownid_bridge_store::{
     ledger_check, Claim, Identifier, Reserve, SchemaCheck, SignatureLedger, StoreError,
+    OPERATION_BITS,
 };
 use sqlx::{Database, Row as _};
 
@@ -16,9 +17,10 @@ use crate::{classify, Conn, Dialect, Pool, SqlBackend};
 struct LedgerStatements {
     /// `(signature, expires_at, holder, lease_until)`: inserts unless the signature is there.
     insert: Arc<str>,
-    /// `(holder, lease_until, signature, now)`: takes over a reservation whose lease passed.
+    /// `(holder, lease_until, signature, now, operation)`: takes over a reservation whose lease
+    /// passed, made for the same operation.
     take_over: Arc<str>,
-    /// `(signature)` → `(lease_until)`
+    /// `(signature)` → `(lease_until, holder)`
     state: Arc<str>,
     /// `(signature, holder)`
     used: Arc<str>,
@@ -75,22 +77,29 @@ impl LedgerStatements {
             .into(),
             take_over: format!(
                 "UPDATE {t} SET holder = {}, lease_until = {} \
-                 WHERE signature = {} AND lease_until < {}",
+                 WHERE signature = {} AND lease_until < {} AND (holder & {OPERATION_BITS}) = {}",
                 p(1),
                 p(2),
                 p(3),
-                p(4)
+                p(4),
+                p(5)
             )
             .into(),
-            state: format!("SELECT lease_until FROM {t} WHERE signature = {}", p(1)).into(),
+            state: format!(
+                "SELECT lease_until, holder FROM {t} WHERE signature = {}",
+                p(1)
+            )
+            .into(),
             used: format!(
                 "UPDATE {t} SET lease_until = NULL WHERE signature = {} AND holder = {}",
                 p(1),
                 p(2)
             )
             .into(),
+            // Kept, with a lease that has passed: the row still names the operation.
             release: format!(
-                "DELETE FROM {t} WHERE signature = {} AND holder = {} AND lease_until IS NOT NULL",
+                "UPDATE {t} SET lease_until = 0 \
+                 WHERE signature = {} AND holder = {} AND lease_until IS NOT NULL",
                 p(1),
                 p(2)
             )
@@ -170,8 +179,9 @@ where
         Ok(B::rows_affected(&done))
     }
 
-    /// The row's lease: `None` when there is no row, `Some(None)` when it was used.
-    async fn lease(&self, signature: &str) -> Result<Option<Option<i64>>, StoreError> {
+    /// The row's lease and holder: `None` when there is no row; the lease is `None` when the
+    /// signature was used.
+    async fn state(&self, signature: &str) -> Result<Option<(Option<i64>, i64)>, StoreError> {
         let mut conn = self.writer.acquire().await.map_err(Self::classify)?;
         let row = conn
             .run(async |conn| {
@@ -181,7 +191,7 @@ where
             })
             .await
             .map_err(Self::classify)?;
-        row.map(|row| row.try_get::<Option<i64>, _>(0))
+        row.map(|row| Ok((row.try_get::<Option<i64>, _>(0)?, row.try_get::<i64, _>(1)?)))
             .transpose()
             .map_err(Self::classify)
     }
@@ -223,15 +233,19 @@ where
                         Param::Number(reserve.lease_until_ms),
                         Param::Text(reserve.signature),
                         Param::Number(reserve.now_ms),
+                        Param::Number(reserve.holder & OPERATION_BITS),
                     ],
                 )
                 .await?;
             if taken > 0 {
                 return Ok(Claim::Reserved);
             }
-            match self.lease(reserve.signature).await? {
-                Some(None) => return Ok(Claim::Used),
-                Some(Some(_)) => return Ok(Claim::InFlight),
+            match self.state(reserve.signature).await? {
+                Some((_, holder)) if holder & OPERATION_BITS != reserve.holder & OPERATION_BITS => {
+                    return Ok(Claim::Used)
+                }
+                Some((None, _)) => return Ok(Claim::Used),
+                Some((Some(_), _)) => return Ok(Claim::InFlight),
                 None => continue,
             }
         }

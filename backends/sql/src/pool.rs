@@ -122,6 +122,16 @@ impl<C: sqlx::Connection + 'static> managed::Manager for Manager<C> {
 
 type Deadpool<C> = managed::Pool<Manager<C>>;
 
+/// How a pool's statements run.
+#[derive(Clone)]
+enum Mode {
+    /// On the connection as they are.
+    Direct,
+    /// Each in a transaction of its own (see [`Pool::new_in_transactions`]), opened with `begin`
+    /// (`BEGIN` and settings for the transaction), or sqlx's own `BEGIN` when `None`.
+    InTransactions { begin: Option<Arc<str>> },
+}
+
 /// A pool of connections of type `C` (`PgConnection`, `MySqlConnection`, `SqliteConnection`).
 pub struct Pool<C: sqlx::Connection + 'static> {
     shared: Arc<Shared<C>>,
@@ -137,8 +147,7 @@ impl<C: sqlx::Connection + 'static> Clone for Pool<C> {
 
 struct Shared<C: sqlx::Connection + 'static> {
     pool: Deadpool<C>,
-    /// Each statement runs in a transaction of its own (see [`Pool::new_in_transactions`]).
-    in_transactions: bool,
+    mode: Mode,
     min: u32,
     acquire_timeout: Duration,
     idle_timeout: Option<Duration>,
@@ -159,15 +168,10 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
     /// minimum kept open and the timeouts. Must be called within a Tokio runtime: a task keeps
     /// the minimum open and closes idle connections, until the last clone of the pool is dropped.
     pub fn new(connect: Connect<C>, settings: &PoolSettings, max: u32) -> Self {
-        Self::build(connect, settings, max, false)
+        Self::build(connect, settings, max, Mode::Direct)
     }
 
-    fn build(
-        connect: Connect<C>,
-        settings: &PoolSettings,
-        max: u32,
-        in_transactions: bool,
-    ) -> Self {
+    fn build(connect: Connect<C>, settings: &PoolSettings, max: u32, mode: Mode) -> Self {
         let max = max.max(1);
         let manager = Manager {
             connect,
@@ -180,7 +184,7 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
             .expect("a pool without deadpool's own timeouts needs no runtime");
         let shared = Arc::new(Shared {
             pool,
-            in_transactions,
+            mode,
             min: settings.min_connections.min(max),
             acquire_timeout: settings.acquire_timeout,
             idle_timeout: settings.idle_timeout,
@@ -194,13 +198,27 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
     /// (PgBouncer's `pool_mode = transaction`, Supavisor, PgCat, RDS Proxy): it hands each
     /// transaction to whichever server connection is free, so a statement prepared and then
     /// executed in two round trips outside a transaction may meet a server that never saw it.
-    pub fn new_in_transactions(connect: Connect<C>, settings: &PoolSettings, max: u32) -> Self {
-        Self::build(connect, settings, max, true)
+    /// `begin` opens each transaction when given (`BEGIN; SET LOCAL ...`: session settings would
+    /// stay on a server connection the pooler hands to others), in the same round trip.
+    pub fn new_in_transactions(
+        connect: Connect<C>,
+        settings: &PoolSettings,
+        max: u32,
+        begin: Option<String>,
+    ) -> Self {
+        Self::build(
+            connect,
+            settings,
+            max,
+            Mode::InTransactions {
+                begin: begin.map(Arc::from),
+            },
+        )
     }
 
     /// Whether statements run in transactions of their own ([`Pool::new_in_transactions`]).
     pub fn runs_in_transactions(&self) -> bool {
-        self.shared.in_transactions
+        matches!(self.shared.mode, Mode::InTransactions { .. })
     }
 
     /// A connection, within the acquire timeout: an idle one (pinged first if it sat idle for
@@ -218,7 +236,7 @@ impl<C: sqlx::Connection + 'static> Pool<C> {
         Ok(Pooled {
             object: Some(object),
             reusable: false,
-            in_transactions: self.shared.in_transactions,
+            mode: self.shared.mode.clone(),
         })
     }
 
@@ -306,7 +324,7 @@ fn spawn_upkeep<C: sqlx::Connection + 'static>(shared: Weak<Shared<C>>) {
 pub struct Pooled<C: sqlx::Connection + 'static> {
     object: Option<Object<Manager<C>>>,
     reusable: bool,
-    in_transactions: bool,
+    mode: Mode,
 }
 
 impl<C: sqlx::Connection + 'static> Pooled<C> {
@@ -322,27 +340,35 @@ impl<C: sqlx::Connection + 'static> Pooled<C> {
     {
         self.reusable = false;
         let object = self.object.as_mut().expect("a pooled connection");
-        let result = if self.in_transactions {
-            in_transaction(object.raw(), statement).await
-        } else {
-            statement(object.raw()).await
+        let result = match &self.mode {
+            Mode::InTransactions { begin } => {
+                in_transaction(object.raw(), begin.as_ref(), statement).await
+            }
+            Mode::Direct => statement(object.raw()).await,
         };
         self.reusable = reusable_after(&result);
         result
     }
 }
 
-/// `statement` between BEGIN and COMMIT (ROLLBACK when it failed; a failed rollback is the
-/// error then, so that the connection is not reused).
+/// `statement` between BEGIN (or `begin`) and COMMIT (ROLLBACK when it failed; a failed rollback
+/// is the error then, so that the connection is not reused).
 async fn in_transaction<C, T>(
     conn: &mut C,
+    begin: Option<&Arc<str>>,
     statement: impl AsyncFnOnce(&mut C) -> Result<T, sqlx::Error>,
 ) -> Result<T, sqlx::Error>
 where
     C: sqlx::Connection,
     C::Database: sqlx::Database<Connection = C>,
 {
-    let mut transaction = conn.begin().await?;
+    let mut transaction = match begin {
+        Some(begin) => {
+            conn.begin_with(sqlx::AssertSqlSafe(Arc::clone(begin)))
+                .await?
+        }
+        None => conn.begin().await?,
+    };
     match statement(&mut *transaction).await {
         Ok(value) => {
             transaction.commit().await?;

@@ -314,7 +314,7 @@ where
         if let Some(column) = &self.mapping.user_id {
             match Self::json_value(&row, index).map_err(|err| unreadable(column, err))? {
                 serde_json::Value::String(id) => subject = id,
-                serde_json::Value::Null => {}
+                serde_json::Value::Null => return Err(StoreError::no_user_id(column)),
                 other => subject = other.to_string(),
             }
             index += 1;

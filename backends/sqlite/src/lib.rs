@@ -69,7 +69,12 @@ pub async fn open_pools(
         .map_err(|err| StoreError::Other(format!("invalid SQLite URL: {err}")))?
         .create_if_missing(create_if_missing)
         .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(pool.acquire_timeout.max(Duration::from_secs(1)));
+        // How long a statement waits for another process's write lock: SQLite's statement
+        // timeout (its statements are lookups by an index; waiting is all that takes long).
+        .busy_timeout(
+            pool.statement_timeout
+                .unwrap_or(pool.acquire_timeout.max(Duration::from_secs(1))),
+        );
     let classify = |err| ownid_bridge_sql::classify(Dialect::Sqlite, err, u64::MAX);
     // FULL: each commit is synced to the WAL before the set is acknowledged. With NORMAL, the
     // last acknowledged sets could roll back after a power loss (a removed passkey would come
@@ -93,6 +98,14 @@ pub async fn open_pools(
     );
     reader.ping().await.map_err(classify)?;
     Ok((reader, writer))
+}
+
+/// The file a SQLite URL names, as sqlx reads the URL (`sqlite://x.db`, `sqlite:x.db`,
+/// `sqlite:///abs/x.db`, with or without `?mode=...`): `None` when the URL does not parse.
+pub fn database_file(url: &str) -> Option<std::path::PathBuf> {
+    SqliteConnectOptions::from_str(url)
+        .ok()
+        .map(|options| options.get_filename().to_owned())
 }
 
 /// The SQLite backend of [`SqlStore`].

@@ -43,6 +43,17 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 impl StoreError {
+    /// A user whose user-id column (`users.user_id`) is NULL: no session token can name it
+    /// (SPEC §3), since falling back to the login id could name another user (a login id `1001`
+    /// beside a user whose id is `1001`). A 500 whose log line says what to fix.
+    pub fn no_user_id(column: impl fmt::Display) -> StoreError {
+        StoreError::Other(format!(
+            "the user's {column} (users.user_id) is NULL: no session token is issued, since \
+             `sub` never falls back to the login id; give the user an id (or a default for the \
+             column, for users created by create_missing_users)"
+        ))
+    }
+
     /// Whether running the same operation again may succeed: [`StoreError::Contention`].
     pub fn is_contention(&self) -> bool {
         matches!(self, StoreError::Contention(_))

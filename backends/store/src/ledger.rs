@@ -6,7 +6,14 @@
 //! `holder` (a random number naming the reservation) and `lease_until` (Unix ms; NULL once the
 //! request was answered). A row with a lease is *in flight*: its request is being answered, and
 //! when the instance answering it died, another may take the signature over once the lease has
-//! passed. A row without a lease is *used*: that signature is never accepted again.
+//! passed. A row without a lease is *used*: that signature is never accepted again. A released
+//! row (the request answered 5xx) keeps a lease that has passed (0), so that it may be taken over
+//! at once, by a request for the same operation only.
+//!
+//! OwnID signs the body, not the path, so a signature is bound to the operation it was first sent
+//! to: the two lowest bits of a holder ([`OPERATION_BITS`]) name that operation, and a row is
+//! taken over only by a holder with the same two bits. For any other operation the signature is
+//! [`Claim::Used`], a replay.
 
 use async_trait::async_trait;
 
@@ -14,6 +21,10 @@ use crate::{SchemaCheck, StoreError};
 
 /// The default name of the table (or collection).
 pub const DEFAULT_LEDGER_TABLE: &str = "ownid_replay_guard";
+
+/// The bits of a holder that name the operation its request was sent to (see the module's
+/// documentation).
+pub const OPERATION_BITS: i64 = 0b11;
 
 /// The name of the ledger's line in `check`.
 pub const LEDGER_CHECK: &str = "replay guard table";
@@ -37,7 +48,8 @@ pub enum Claim {
     Reserved,
     /// Another request with this signature is being answered (its lease has not passed).
     InFlight,
-    /// A request with this signature was answered: a replay.
+    /// A request with this signature was answered, or the signature was sent to another
+    /// operation: a replay.
     Used,
 }
 
@@ -53,7 +65,7 @@ pub trait SignatureLedger: Send + Sync + 'static {
     async fn mark_used(&self, signature: &str, holder: i64) -> Result<bool, StoreError>;
 
     /// Gives up `holder`'s reservation (the request answered 5xx or was dropped), so that the
-    /// signature may be reserved again at once.
+    /// signature may be reserved again at once, for the same operation only.
     async fn release(&self, signature: &str, holder: i64) -> Result<(), StoreError>;
 
     /// Forgets the signatures that expired before `before_ms`; how many.

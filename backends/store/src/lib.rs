@@ -19,6 +19,7 @@ pub mod outage;
 pub use error::StoreError;
 pub use ledger::{
     ledger_check, Claim, Reserve, SignatureLedger, DEFAULT_LEDGER_TABLE, LEDGER_CHECK,
+    OPERATION_BITS,
 };
 pub use mapping::{Identifier, IdentifierError, UsersMapping};
 pub use schema::{checks, SchemaCheck, SchemaReport, MIN_OWNID_DATA_CHARS};
@@ -28,7 +29,10 @@ use async_trait::async_trait;
 /// What a session token needs to know about a user.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SessionUser {
-    /// The configured user-id column's value, or the login id when none is configured.
+    /// The configured user-id column's value, or the login id when none is configured. With a
+    /// user-id column, a user whose column is NULL (or absent) has no subject:
+    /// [`UserStore::get_session_user`] refuses it ([`StoreError::no_user_id`]) rather than fall
+    /// back to the login id, which may be another user's id.
     pub subject: String,
     /// Extra claims copied from configured columns; a NULL column is left out.
     pub claims: serde_json::Map<String, serde_json::Value>,
@@ -206,6 +210,22 @@ pub struct PoolSettings {
         schemars(schema_with = "duration::schema_optional")
     )]
     pub idle_timeout: Option<std::time::Duration>,
+    /// How long one statement (or MongoDB operation) may run, waiting for locks included; then
+    /// it is cancelled by the database and the request is answered 503 with `Retry-After`.
+    /// Each backend sets it when it connects: PostgreSQL `statement_timeout`, MariaDB
+    /// `max_statement_time` (MySQL `max_execution_time`, which bounds reads only) with the lock
+    /// waits, SQLite's busy timeout, MongoDB `maxTimeMS` (and a bound on the driver's wait).
+    /// `None`: no bound (the command line's `export` and `schema`, whose statements may take
+    /// long).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "duration::optional",
+            serialize_with = "duration::serialize_optional"
+        ),
+        schemars(schema_with = "duration::schema_optional")
+    )]
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 impl Default for PoolSettings {
@@ -216,6 +236,7 @@ impl Default for PoolSettings {
             connect_timeout: std::time::Duration::from_secs(5),
             acquire_timeout: std::time::Duration::from_secs(3),
             idle_timeout: Some(std::time::Duration::from_secs(600)),
+            statement_timeout: Some(std::time::Duration::from_secs(5)),
         }
     }
 }
