@@ -39,6 +39,7 @@ if ((${#missing[@]})); then
 fi
 
 suite() {
+  set -euo pipefail # a function run by `bash -c` does not inherit the options
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
   echo "== cargo clippy"

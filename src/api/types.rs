@@ -18,10 +18,24 @@ const EXAMPLE_OWNID_DATA: &str = "eyJkZXZpY2VzIjpbeyJpZCI6ImFiYyIsInB1YmxpY0tleS
 /// A JSON string, and only a string. poem-openapi's `String` also accepts numbers and booleans
 /// (turning `42` into `"42"`); OwnID's fields are strings, and ownIdData must be stored exactly
 /// as sent, so anything else is a 400.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonString(pub String);
+fn json_string<T: Type>(value: Option<Value>) -> Result<String, ParseError<T>> {
+    match value {
+        Some(Value::String(text)) => Ok(text),
+        other => Err(ParseError::expected_type(other.unwrap_or_default())),
+    }
+}
 
-impl Type for JsonString {
+/// The `pattern` the document declares for `ownIdData`: anything but U+0000, which
+/// [`check_ownid_data`] refuses (400) on every backend.
+const OWNID_DATA_PATTERN: &str = "^[^\\u0000]*$";
+
+/// `ownIdData` as sent: a JSON string (see [`json_string`]). U+0000 is refused by
+/// [`check_ownid_data`] when the operation runs, with its own message; the document declares it
+/// with a `pattern`, so that a client generated from it does not send what the server refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnIdDataText(pub String);
+
+impl Type for OwnIdDataText {
     const IS_REQUIRED: bool = true;
     type RawValueType = String;
     type RawElementValueType = String;
@@ -31,7 +45,9 @@ impl Type for JsonString {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+        let mut schema = MetaSchema::new("string");
+        schema.pattern = Some(OWNID_DATA_PATTERN.into());
+        MetaSchemaRef::Inline(Box::new(schema))
     }
 
     fn as_raw_value(&self) -> Option<&String> {
@@ -47,24 +63,21 @@ impl Type for JsonString {
     }
 }
 
-impl ParseFromJSON for JsonString {
+impl ParseFromJSON for OwnIdDataText {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value {
-            Some(Value::String(text)) => Ok(JsonString(text)),
-            other => Err(ParseError::expected_type(other.unwrap_or_default())),
-        }
+        json_string(value).map(OwnIdDataText)
     }
 }
 
-impl ToJSON for JsonString {
+impl ToJSON for OwnIdDataText {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.clone()))
     }
 }
 
-impl From<&str> for JsonString {
+impl From<&str> for OwnIdDataText {
     fn from(text: &str) -> Self {
-        JsonString(text.to_owned())
+        OwnIdDataText(text.to_owned())
     }
 }
 
@@ -163,7 +176,7 @@ impl Type for LoginId {
 
 impl ParseFromJSON for LoginId {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        let JsonString(text) = JsonString::parse_from_json(value).map_err(ParseError::propagate)?;
+        let text = json_string(value)?;
         check_login_id(&text).map_err(|err| ParseError::custom(err.to_string()))?;
         Ok(LoginId(text))
     }
@@ -191,7 +204,7 @@ pub struct SetOwnIdDataRequest {
     /// OwnID's opaque record of the user's enrolled devices (about 1–5 KB). Stored byte for
     /// byte; a later set overwrites it.
     #[oai(rename = "ownIdData")]
-    pub ownid_data: JsonString,
+    pub ownid_data: OwnIdDataText,
 }
 
 impl Example for SetOwnIdDataRequest {
