@@ -96,7 +96,7 @@ def main() -> None:
         # without a signature) were never exercised.
         print(
             "summary: WARNING: no 2xx response: no generated login id exists in the database. "
-            "Add the spec's example user (ownid-bridge users add user@example.com) to the "
+            "Add the spec's example user (ownid-bridge users add alice@example.com) to the "
             "server's database before the run to exercise the 200/204 responses and "
             "schemathesis' ignored_auth check."
         )

@@ -28,7 +28,7 @@ secret=$("$bridge" config secret)
 single=(OWNID_BRIDGE__OWNID__SHARED_SECRET="$secret" OWNID_BRIDGE__SESSION__SECRET="$("$bridge" config secret)"
   OWNID_BRIDGE__SERVER__LISTEN=127.0.0.1:0 OWNID_BRIDGE__STORAGE__URL="sqlite://$tmp/bridge.db")
 env -u OWNID_BRIDGE_CONFIG "${single[@]}" "$bridge" users add typescript-client@example.com \
-  python-client@example.com hey-api-client@example.com user@example.com \
+  python-client@example.com hey-api-client@example.com user@example.com alice@example.com \
   openapi-generator-ts@example.com openapi-generator-py@example.com \
   swagger-typescript-api@example.com datamodel-code-generator@example.com
 serve bridge "${single[@]}"
