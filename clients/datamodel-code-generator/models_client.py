@@ -78,10 +78,14 @@ def main():
     assert status == 200, (status, body)
     assert parsed(models.OwnIdData, body).own_id_data == data
 
-    browser = models.GetSessionRequest(login_id=USER, session_type=models.SessionTypeParam.browser)
+    # sessionType is a nullable enum that lists null: a root model over the enum or None.
+    browser = models.GetSessionRequest(
+        login_id=USER, session_type=models.SessionTypeParam(models.SessionTypeParamEnum.browser)
+    )
     unset = models.GetSessionRequest(login_id=USER)
     sent = json.loads(unset.model_dump_json(by_alias=True))
     assert sent == {"loginId": USER, "sessionType": None}, sent
+    assert json.loads(browser.model_dump_json(by_alias=True))["sessionType"] == "browser"
     for request in (browser, unset):
         status, body = call("getSessionByLoginId", request)
         assert status == 200, (status, body)

@@ -80,9 +80,13 @@ def main() -> int:
         GetSessionRequest,
         OwnIdData,
         SessionToken,
-        SessionTypeParam,
         SetOwnIdDataRequest,
     )
+
+    # `sessionType` is a nullable enum that lists null (OpenAPI 3.0.3); openapi-python-client
+    # 0.29 renders it as a union of enum classes named after the schema's parts, the first of
+    # which holds the values.
+    from ownid_bridge_client.models import SessionTypeParamType1 as SessionTypeParam
 
     ownid_signing.self_test()
     base_url = os.environ["OWNID_BRIDGE_URL"].rstrip("/") + "/ownid"

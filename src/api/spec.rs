@@ -139,12 +139,21 @@ fn several_apps(apps: &[Described]) -> Value {
 ///   standard-mode success as the legacy body;
 /// - integers have standard formats (`int32`, `int64`) with their bounds, instead of the
 ///   derive's `uint16`/`uint32`/`uint64`, which generators do not understand;
-/// - each error status has an example of its own body.
+/// - each error status has an example of its own body;
+/// - `SessionTypeParam` is `nullable` and lists `null`: the server reads `"sessionType": null` as absent (clients
+///   built on pydantic and the like send unset fields as null), so the document says it may be.
 pub fn document(service: &OpenApiService<OwnIdApi, ()>, responses: ResponseMode) -> Value {
     let mut document: Value =
         serde_json::from_str(&service.spec()).expect("poem-openapi produces valid JSON");
     rename_media_types(&mut document);
     standard_integers(&mut document);
+    if let Some(session_type) = document.pointer_mut("/components/schemas/SessionTypeParam") {
+        // OpenAPI 3.0.3: an enum admits null only when it lists it, `nullable` or not.
+        session_type["nullable"] = Value::Bool(true);
+        if let Some(values) = session_type["enum"].as_array_mut() {
+            values.push(Value::Null);
+        }
+    }
     match responses {
         ResponseMode::Standard => standard_mode(&mut document),
         ResponseMode::Legacy => legacy_mode(&mut document),
