@@ -143,7 +143,8 @@ fn set_data(login_id: &str, data: &str) -> SetOwnIdDataRequest {
 fn get_session(login_id: &str) -> GetSessionRequest {
     GetSessionRequest {
         login_id: login_id.into(),
-        session_type: Some(SessionTypeParam::Browser),
+        // Optional and nullable: absent (None), null (Some(None)) or a value.
+        session_type: Some(Some(SessionTypeParam::Browser)),
     }
 }
 
