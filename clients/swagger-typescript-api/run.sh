@@ -41,20 +41,22 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 
-# 1. A clean run prints exactly these lines (its info and success lines start with ℹ and ✔);
+# 1. A clean run prints exactly these lines (its info and success lines start with ℹ and ✔ on a
+#    terminal, with [info] and [success] elsewhere, as under CI);
 #    its warnings (⚠ ...) and errors, or a line this list does not know, fail the step.
 rm -rf generated
 log=$out/swagger-typescript-api.log
 literal() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; } # a path as an extended regex
+info='(ℹ|\[info\])' success='(✔|\[success\])'
 status=0
 node_modules/.bin/swagger-typescript-api generate --path "$root/openapi/openapi.json" \
   --output "$here/generated" --name ownid-bridge.ts --module-name-first-tag >"$log" 2>"$log.stderr" || status=$?
 sed 's/^/   /' "$log" "$log.stderr"
 if ((status != 0)) || [ -s "$log.stderr" ] || grep -v -x -E \
-  -e 'ℹ Code generator will use the default template for "(api|routetypes)"' \
-  -e "ℹ try to get swagger by path \"$(literal "$root/openapi/openapi.json")\"" \
-  -e 'ℹ start generating your typescript api' \
-  -e "✔ api file \"ownid-bridge\.ts\" created in $(literal "$here/generated")" \
+  -e "$info"' Code generator will use the default template for "(api|routetypes)"' \
+  -e "$info try to get swagger by path \"$(literal "$root/openapi/openapi.json")\"" \
+  -e "$info start generating your typescript api" \
+  -e "$success api file \"ownid-bridge\.ts\" created in $(literal "$here/generated")" \
   -e '[[:space:]]*' "$log" >&2; then
   echo "== run.sh: swagger-typescript-api exited $status, warned or printed an error (above; the log: $log)" >&2
   exit 1
