@@ -49,5 +49,7 @@ line=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$name" "$seconds" "$cpu" "$l
   "$(stat -c %s "$binary")" "$(stat -c %s "$dir/compressed")" "$(stat -c %s "$dir/stripped")" \
   "${settings:-(Cargo.toml as it is)} ${args[*]}")
 echo "$line" | tee -a "$out/results.tsv"
-# A cold release build's target directory takes gigabytes: only the binaries stay.
+# A cold release build's target directory takes gigabytes: only the binaries (and --timings's
+# report, when asked for) stay.
+[[ -d $dir/target/cargo-timings ]] && mv "$dir/target/cargo-timings" "$dir/"
 rm -rf "$dir/target" "$dir/src" "$dir/compressed" "$dir/stripped"
