@@ -137,6 +137,11 @@ unit=/lib/systemd/system/ownid-bridge.service
 [[ -f $unit ]] || unit=/usr/lib/systemd/system/ownid-bridge.service
 [[ -f $unit ]] || die "the unit is not installed"
 /usr/bin/ownid-bridge --version >/dev/null
+# The README's links to docs/ pages resolve in the installed documentation too.
+doc=/usr/share/doc/ownid-bridge
+for page in $(grep -o '](docs/[a-z-]*\.md' README.md | cut -c3- | sort -u); do
+  [[ -f $doc/$page ]] || die "the README links $page, which the package does not install in $doc"
+done
 echo "   installed: /usr/bin/ownid-bridge, $unit, /etc/ownid-bridge/{config.yaml,environment}, user ownid-bridge"
 
 if command -v systemd-analyze >/dev/null; then

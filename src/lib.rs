@@ -16,3 +16,7 @@ pub mod secret;
 pub mod session;
 pub mod signature;
 pub mod storage;
+
+/// The README's and docs/'s relative links and anchors resolve (a test only).
+#[cfg(test)]
+mod docs_links;

@@ -4,7 +4,7 @@
 //! (`assertion failed: response_types.len() <= 1` in `progenitor-impl/src/method.rs`) because it
 //! needs every success response, and every error response, of an operation to share one body
 //! type, while OwnID's protocol answers an empty 204 next to a JSON 200 and an empty 404 next to
-//! JSON errors. See README.md.
+//! JSON errors. See docs/api.md, "Generate a client".
 //!
 //! The document is used exactly as committed. The generator's output files start with inner
 //! attributes (`//!`, `#![allow(..)]`), which `include!` does not accept, so they are parsed

@@ -211,7 +211,7 @@ pub(super) fn string_list<'de, D: Deserializer<'de>>(
 }
 
 /// A figment error as `path.to.key: message`. figment words some errors its own way ("unknown
-/// field: found `x`, expected `one of ...`"); these keep serde's wording, which the README quotes.
+/// field: found `x`, expected `one of ...`"); these keep serde's wording, which docs/configuration.md quotes.
 pub(super) fn config_error(err: figment::Error) -> ConfigError {
     let message = match &err.kind {
         Kind::UnknownField(field, expected) => {

@@ -21,7 +21,7 @@ pub enum ReplayRefusal {
 
 /// Signatures of correctly signed requests, each remembered until its timestamp leaves the
 /// clock-skew window (`ownid-timestamp + max_clock_skew`; after that the clock check refuses the
-/// signature anyway). Per process: see the README for several instances.
+/// signature anyway). Per process: see docs/operating.md ("Several instances").
 ///
 /// A signature is reserved when it verifies ("in flight"), marked used when the operation answers
 /// 2xx or 4xx, and released when it answers 5xx or the request is dropped before its answer
