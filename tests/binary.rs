@@ -867,6 +867,19 @@ async fn colliding_routes_are_a_configuration_error() {
             format!("{es256}  jwks_path: /metrics\n"),
             "session.jwks_path",
         ),
+        // Red team, round 3 (R4): routes the fixed list misses, and a path poem normalises.
+        (
+            "server:\n  base_path: /docs/favicon.svg\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            "server:\n  base_path: //healthz\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            format!("{es256}  jwks_path: /docs/favicon.svg\n"),
+            "session.jwks_path",
+        ),
     ] {
         let path = dir.path().join("routes.yaml");
         std::fs::write(

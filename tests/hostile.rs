@@ -503,6 +503,36 @@ async fn silent_connections_from_one_address_do_not_lock_out_another() {
 }
 
 #[tokio::test]
+async fn two_addresses_do_not_lock_out_a_third() {
+    // Red team, round 3 (R1): the per-address default is half of max_connections, so two hosts
+    // holding keep-alive connections (an unauthenticated GET /healthz now and then) take every
+    // place, for as long as they like.
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS", "8"),
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
+        ("OWNID_BRIDGE__SERVER__HEADER_TIMEOUT", "30s"),
+    ])
+    .await;
+    let mut held = Vec::new();
+    for source in ["127.0.0.1", "127.0.0.2"] {
+        for _ in 0..4 {
+            let mut stream = connect_from(source, addr).await;
+            let reply = healthz_on(&mut stream, Duration::from_secs(3)).await;
+            assert!(reply.is_some_and(|r| r.starts_with("HTTP/1.1 200")));
+            held.push(stream);
+        }
+    }
+    let mut other = connect_from("127.0.0.3", addr).await;
+    let reply = healthz_on(&mut other, Duration::from_secs(3)).await;
+    assert!(
+        reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200")),
+        "two addresses locked a third out: {reply:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_connection_that_never_sends_a_request_is_closed_at_the_header_timeout() {
     let (addr, _dir) = tcp_server_with(&[
         ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
