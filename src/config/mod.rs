@@ -28,6 +28,12 @@ use env::{expand_vars, Overrides};
 pub use apps::{AppConfig, AppEntry, DEFAULT_APP};
 pub use ownid::{Normalization, OwnIdConfig, PreviousSecret, ReplayProtection, ResponseMode};
 pub use schema::{json_schema, json_schema_text};
+/// The paths of the server's own routes, which `app` mounts and `validate` keeps free.
+pub mod fixed_routes {
+    pub use super::server::{
+        DOCS, DOCS_FAVICON, FIXED_ROUTES, HEALTHZ, METRICS, OPENAPI_JSON, OPENAPI_YAML, READYZ,
+    };
+}
 pub use server::{DocsConfig, LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
 pub use session::{JwtAlgorithm, PublicKeyConfig, SessionConfig, SessionTtls};
 pub use storage::{Backend, Claim, Column, Pooler, RetrySettings, StorageConfig, UsersConfig};

@@ -200,16 +200,49 @@ impl ServerConfig {
     }
 }
 
-/// The routes the server has besides the applications' (`app/mod.rs`): no base path or JWKS
-/// path may take one.
-pub const FIXED_ROUTES: [&str; 6] = [
-    "/healthz",
-    "/readyz",
-    "/docs",
-    "/metrics",
-    "/openapi.json",
-    "/openapi.yaml",
+/// `GET /healthz` (`app/mod.rs` mounts each fixed route by these names, so that the refused set
+/// below is the set the router has).
+pub const HEALTHZ: &str = "/healthz";
+/// `GET /readyz`.
+pub const READYZ: &str = "/readyz";
+/// `GET /docs`, the Swagger UI.
+pub const DOCS: &str = "/docs";
+/// The Swagger UI's icon, served beside it.
+pub const DOCS_FAVICON: &str = "/docs/favicon.svg";
+/// `GET /metrics` on the main port.
+pub const METRICS: &str = "/metrics";
+/// The OpenAPI document as JSON.
+pub const OPENAPI_JSON: &str = "/openapi.json";
+/// The OpenAPI document as YAML.
+pub const OPENAPI_YAML: &str = "/openapi.yaml";
+
+/// The routes the server has besides the applications' (`app/mod.rs`, which mounts exactly
+/// these, by the names above): no base path or JWKS path may take one. A route mounted only when
+/// a feature is on (`/docs`, `/metrics`) is refused whether it is on or not.
+pub const FIXED_ROUTES: [&str; 7] = [
+    HEALTHZ,
+    READYZ,
+    DOCS,
+    DOCS_FAVICON,
+    METRICS,
+    OPENAPI_JSON,
+    OPENAPI_YAML,
 ];
+
+/// A path the router would not mount as written: poem merges `//` into `/` (so `//healthz` is
+/// `/healthz`, a panic at start on a duplicate route), and a `.` or `..` segment names another
+/// path than it reads as. `None` when `path` is a plain absolute path.
+pub(super) fn unplain_path(path: &str) -> Option<&'static str> {
+    let inner = path.strip_prefix('/')?.trim_end_matches('/');
+    if inner.is_empty() {
+        return None;
+    }
+    inner.split('/').find_map(|segment| match segment {
+        "" => Some("an empty segment (//)"),
+        "." | ".." => Some("a . or .. segment"),
+        _ => None,
+    })
+}
 
 /// The OwnID operations' paths under a base path (`api/operations.rs`).
 pub const OPERATIONS: [&str; 3] = [
@@ -230,6 +263,12 @@ pub(super) fn base_path(value: &str, key: &str) -> Result<String, ConfigError> {
         return Err(ConfigError::at(
             key,
             format!("{value:?} must start with '/' and use only letters, digits and -_.~/"),
+        ));
+    }
+    if let Some(what) = unplain_path(base) {
+        return Err(ConfigError::at(
+            key,
+            format!("{value:?} has {what}; write the path the router serves"),
         ));
     }
     if FIXED_ROUTES.contains(&base) {
