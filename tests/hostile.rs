@@ -395,6 +395,16 @@ async fn format_characters_in_login_ids_are_400() {
         "al\u{00AD}ice@example.com",
         "alice\u{2066}@example.com",
         "alice@example.com\u{E0041}",
+        // Red team, round 3 (R7): invisible characters that are not category Cf
+        // (Default_Ignorable_Code_Point: a variation selector, the combining grapheme joiner, the
+        // Hangul filler), line and paragraph separators, and spaces other than U+0020.
+        "alice@example.com\u{FE0F}",
+        "alice@exa\u{034F}mple.com",
+        "alice@example.com\u{3164}",
+        "alice@example.com\u{00A0}",
+        "alice@example.com\u{2028}",
+        "alice\u{2029}@example.com",
+        "alice@example.com\u{3000}",
     ] {
         let body = serde_json::json!({ "loginId": login_id }).to_string();
         for operation in [GET, "getSessionByLoginId"] {
