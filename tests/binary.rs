@@ -801,7 +801,7 @@ async fn database_passwords_are_never_printed() {
     }
 }
 
-/// A secret file others can read is warned about, by `check` and at start-up.
+/// A secret file others can read or write is warned about, by `check` and at start-up.
 #[cfg(unix)]
 #[tokio::test]
 async fn secret_files_readable_by_others_are_warned_about() {
@@ -826,10 +826,39 @@ async fn secret_files_readable_by_others_are_warned_about() {
     assert!(logs.contains("session.secret_file"), "{logs}");
     assert!(logs.contains("readable by its group and others"), "{logs}");
 
+    // Red team, round 3 (R9): a file others can write is worse than one they can read (they
+    // replace the secret and mint tokens after the next restart).
+    for (mode, whom) in [
+        (0o602, "writable by others"),
+        (0o620, "writable by its group"),
+        (
+            0o664,
+            "readable by its group and others and writable by its group",
+        ),
+    ] {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (code, out, err) = run(&config, &["check"]).await;
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains(&format!(
+                "warn session.secret_file: {} is {whom}",
+                secret.display()
+            )),
+            "mode {mode:o}: {out}"
+        );
+    }
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o602)).unwrap();
+    let (child, _) = start(&config).await;
+    let logs = stop(child).await;
+    assert!(logs.contains("writable by others"), "{logs}");
+
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, out, _) = run(&config, &["check"]).await;
     assert_eq!(code, 0, "{out}");
-    assert!(!out.contains("readable by"), "{out}");
+    assert!(
+        !out.contains("readable by") && !out.contains("writable by"),
+        "{out}"
+    );
 }
 
 /// A base path or JWKS path on a route the server already has would panic at start (exit 101)

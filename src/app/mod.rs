@@ -350,8 +350,8 @@ pub struct Ready {
 /// once, with [`Starting`] until [`Listening::open`] has opened the store.
 pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening, StartError> {
     init_logging(&config.log);
-    for file in config.readable_secret_files() {
-        tracing::warn!("secret file readable by other users: {file}");
+    for file in config.exposed_secret_files() {
+        tracing::warn!("secret file open to other users: {file}");
     }
     let keys = resolve_keys(&config, missing)?;
     let server = &config.server;
