@@ -422,6 +422,56 @@ async fn format_characters_in_login_ids_are_400() {
 }
 
 #[tokio::test]
+async fn signature_headers_sent_twice_are_refused() {
+    // Red team, round 3 (R10): with two `ownid-signature` (or `ownid-timestamp`) lines the first
+    // counted; a proxy that reads the last one sees another request than the server. Either
+    // order, and a second line equal to the first, is `401 invalid_signature`.
+    let app = spawn(&[]).await;
+    app.add_user("alice@example.com").await;
+    let body = serde_json::json!({ "loginId": "alice@example.com" }).to_string();
+    let timestamp = fresh_timestamp();
+    let good = sign(&body, &timestamp);
+    let bad = sign("{}", &timestamp);
+    let json = ("content-type", "application/json");
+    for headers in [
+        vec![
+            json,
+            ("ownid-timestamp", timestamp.as_str()),
+            ("ownid-signature", good.as_str()),
+            ("ownid-signature", bad.as_str()),
+        ],
+        vec![
+            json,
+            ("ownid-timestamp", timestamp.as_str()),
+            ("ownid-signature", good.as_str()),
+            ("ownid-signature", good.as_str()),
+        ],
+        vec![
+            json,
+            ("ownid-timestamp", timestamp.as_str()),
+            ("ownid-timestamp", timestamp.as_str()),
+            ("ownid-signature", good.as_str()),
+        ],
+    ] {
+        app.post(GET, &body, &headers)
+            .await
+            .assert_error(401, "invalid_signature");
+    }
+    // The same request with each header once is answered.
+    app.post(
+        GET,
+        &body,
+        &[
+            json,
+            ("ownid-timestamp", &timestamp),
+            ("ownid-signature", &good),
+        ],
+    )
+    .await
+    .assert_empty(204);
+}
+
+#[tokio::test]
 async fn lowercase_normalization_never_folds_unicode_onto_ascii() {
     // U+212A KELVIN SIGN lower-cases to an ASCII `k` under Unicode rules: "Karl" spelt with it
     // would be Karl once folded, and overwrite his data and get his session.
