@@ -573,14 +573,20 @@ async fn two_addresses_do_not_lock_out_a_third() {
         ("OWNID_BRIDGE__SERVER__HEADER_TIMEOUT", "30s"),
     ])
     .await;
+    // Each address tries to hold half the places; what it is given (its share) is held, the
+    // connections over its share are closed on accept (no answer).
     let mut held = Vec::new();
     for source in ["127.0.0.1", "127.0.0.2"] {
+        let mut answered = 0;
         for _ in 0..4 {
             let mut stream = connect_from(source, addr).await;
             let reply = healthz_on(&mut stream, Duration::from_secs(3)).await;
-            assert!(reply.is_some_and(|r| r.starts_with("HTTP/1.1 200")));
-            held.push(stream);
+            if reply.is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+                answered += 1;
+                held.push(stream);
+            }
         }
+        assert!(answered >= 1, "{source} was not served at all");
     }
     let mut other = connect_from("127.0.0.3", addr).await;
     let reply = healthz_on(&mut other, Duration::from_secs(3)).await;

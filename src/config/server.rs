@@ -105,8 +105,9 @@ pub struct ServerConfig {
     /// default (512) stays well below the usual soft file-descriptor limit of 1024.
     pub max_connections: usize,
     /// Open connections from one client address (an IPv4 address, an IPv6 /64) at once; further
-    /// ones are closed when accepted. `trusted_proxies` are not limited. Default: half of
-    /// `max_connections`, so that one host never holds more than half of the places.
+    /// ones are closed when accepted. `trusted_proxies` are not limited. Default: an eighth of
+    /// `max_connections` (64 of 512), at least 4 or a quarter of it, whichever is fewer: two or
+    /// three hosts (addresses are cheap) cannot hold every place, it takes more than eight.
     pub max_connections_per_address: Option<usize>,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
     #[serde(
@@ -173,10 +174,13 @@ impl Default for LogConfig {
 }
 
 impl ServerConfig {
-    /// `max_connections_per_address`, or half of `max_connections` when it is not set.
+    /// `max_connections_per_address`, or when it is not set an eighth of `max_connections`, at
+    /// least 4 or a quarter of it (whichever is fewer), at least 1. Half (the former default)
+    /// let two addresses take every place with keep-alive connections that never authenticate.
     pub fn connections_per_address(&self) -> usize {
+        let total = self.max_connections;
         self.max_connections_per_address
-            .unwrap_or((self.max_connections / 2).max(1))
+            .unwrap_or((total / 8).max((total / 4).min(4)).max(1))
     }
 
     /// `https` with `server.tls`, else `http`.
