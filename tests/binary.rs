@@ -799,6 +799,50 @@ async fn database_passwords_are_never_printed() {
         assert!(err.contains("postgres://app"), "{err}");
         assert!(!leaked(&out) && !leaked(&err), "{url}: {out}{err}");
     }
+    // Red team, round 3 (R5): a libpq key/value string (not a URL: refused, and it was quoted
+    // whole in the refusal) and a URL with one slash after its scheme (not masked).
+    for url in [
+        "host=127.0.0.1 port=9 user=bob password=S3cretPW dbname=db",
+        "host=127.0.0.1 port=9 user=bob password='S3cret PW' dbname=db",
+        "postgres:/bob:S3cretPW@127.0.0.1:9/db",
+        "postgresql:bob:S3cretPW@127.0.0.1:9/db",
+        // sqlx warns about a parameter it does not know, with its value.
+        "postgres://bob@127.0.0.1:9/db?sslpassword=S3cretPW",
+        "mysql://bob@127.0.0.1:9/db?sslpassword=S3cretPW",
+    ] {
+        let config = dir.path().join("postgres.yaml");
+        let backend = if url.starts_with("mysql") {
+            "mysql"
+        } else {
+            "postgres"
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "server:\n  listen: 127.0.0.1:0\nownid:\n  shared_secret: \"{SECRET}\"\n\
+                 session:\n  secret: \"{JWT_SECRET}\"\n\
+                 storage:\n  backend: {backend}\n  startup_wait: 1s\n  url: \"{url}\"\n"
+            ),
+        )
+        .unwrap();
+        let (code, out, err) = run(&config, &["check"]).await;
+        assert_ne!(code, 0, "{url}: {out}{err}");
+        assert!(
+            !format!("{out}{err}").contains("S3cret"),
+            "{url}: {out}{err}"
+        );
+        let (code, out, err) = run(&config, &["config", "show"]).await;
+        assert!(
+            !format!("{out}{err}").contains("S3cret"),
+            "{url}: exit {code}: {out}{err}"
+        );
+        let (code, out, err) = exits(command(&config)).await;
+        assert_ne!(code, 0, "{url}: {out}{err}");
+        assert!(
+            !format!("{out}{err}").contains("S3cret"),
+            "{url}: {out}{err}"
+        );
+    }
 }
 
 /// A secret file others can read or write is warned about, by `check` and at start-up.

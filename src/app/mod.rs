@@ -532,6 +532,14 @@ pub fn init_logging(log: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // sqlx logs a connection parameter it does not know with its value, at WARN: a `?sslpassword=`
+    // in the URL would be printed in clear. Those targets say nothing else; they stay off
+    // whatever the level.
+    let filter = ["sqlx_postgres::options", "sqlx_mysql::options"]
+        .into_iter()
+        .fold(filter, |filter, target| {
+            filter.add_directive(format!("{target}=off").parse().expect("a valid directive"))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
