@@ -381,6 +381,13 @@ async fn a_created_user_never_shares_another_users_subject() {
         ],
     );
     let store = storage::open(&config.storage, true).await.unwrap();
+    // `check` fails the constant default (and `serve` warns about it).
+    let report = store.inspect().await.unwrap();
+    let default = report.check("user_id default").expect("checked");
+    assert!(
+        !default.ok && default.detail.contains("constant"),
+        "{report}"
+    );
     let app = spawn_with_store(config, store, dir);
     app.set_data("mallory@example.com", "the attacker's device")
         .await
