@@ -15,6 +15,9 @@ server_config() {
   cat <<YAML
 server:
   listen: "127.0.0.1:$port"
+  # wrk and the raw client connect from one address (loopback), up to 256 connections at once;
+  # the default share of one address is an eighth of max_connections.
+  max_connections_per_address: 512
 ownid:
   shared_secret: "$secret"
   # The requests are signed before the run and replayed during it: a long window, and replay

@@ -82,22 +82,43 @@ impl DatabaseUrl {
     ///
     /// Read as text, not parsed: a password written without percent-encoding (`#`, `/`, `?`, `@`
     /// in it) makes a URL unparseable, or parse into another host, port or fragment, with the
-    /// password in plain view. So the query's credential parameters are masked up to the next
-    /// `&` wherever they are, and everything between `://` and the last `@` after a `:` is the
-    /// password.
+    /// password in plain view. So credential parameters are masked wherever they are: after `?`
+    /// or `&` up to the next `&`, and as libpq `key=value` words (`host=db password=...`, a
+    /// value in single quotes included) at the start or after white space; and everything
+    /// between `scheme:` (with any number of slashes: `postgres:/` is a typo seen in the wild)
+    /// and the last `@` after a `:` is the password.
     pub fn masked(&self) -> String {
         let text = mask_parameters(&self.0);
-        let Some((scheme, rest)) = text.split_once("://") else {
+        let Some((scheme, rest)) = text.split_once(':') else {
             return text;
         };
-        match rest.rfind('@') {
-            Some(at) => match rest[..at].split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        if !is_scheme(scheme) {
+            return text;
+        }
+        let authority = rest.trim_start_matches('/');
+        let slashes = &rest[..rest.len() - authority.len()];
+        match authority.rfind('@') {
+            Some(at) => match authority[..at].split_once(':') {
+                Some((user, _)) => format!("{scheme}:{slashes}{user}:***{}", &authority[at..]),
                 None => text,
             },
             None => text,
         }
     }
+
+    /// The scheme the value starts with (`postgres`, `mysql`, ...), lower-cased, or `None` when it
+    /// does not start with one; for messages that must not quote the rest.
+    pub fn scheme(&self) -> Option<String> {
+        let (scheme, _) = self.0.split_once(':')?;
+        is_scheme(scheme).then(|| scheme.to_ascii_lowercase())
+    }
+}
+
+/// A URL scheme as RFC 3986 spells it: a letter, then letters, digits, `+`, `-` or `.`.
+fn is_scheme(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
 }
 
 /// Serialized masked, as it prints.
@@ -121,30 +142,63 @@ impl schemars::JsonSchema for DatabaseUrl {
     }
 }
 
-/// `text` with the value of every `name=value` after a `?` or `&` whose name is one of
-/// [`SECRET_PARAMETERS`] replaced by `***`.
+/// `text` with the value of every `name=value` whose name is one of [`SECRET_PARAMETERS`]
+/// replaced by `***`: after a `?` or `&` (a URL's query: the value ends at the next `&`), and at
+/// the start or after white space (a libpq key/value string: the value ends at white space, or
+/// is a single-quoted string with backslash escapes).
 fn mask_parameters(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(['?', '&']) {
-        out.push_str(&rest[..=at]);
-        rest = &rest[at + 1..];
-        let Some((name, value)) = rest.split_once('=') else {
-            continue;
-        };
-        if name.contains(['?', '&']) {
-            continue;
+    let mut copied = 0;
+    let mut at = 0;
+    while at < text.len() {
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let in_query = matches!(before, Some(b'?' | b'&'));
+        let starts = in_query || before.is_none_or(|b| b.is_ascii_whitespace());
+        if starts {
+            let rest = &text[at..];
+            let name_len = rest
+                .find(|c: char| c == '=' || c == '&' || c == '?' || c.is_whitespace())
+                .unwrap_or(rest.len());
+            let lower = rest[..name_len].to_ascii_lowercase();
+            if name_len > 0
+                && rest[name_len..].starts_with('=')
+                && SECRET_PARAMETERS.iter().any(|part| lower.contains(part))
+            {
+                let value_at = at + name_len + 1;
+                out.push_str(&text[copied..value_at]);
+                out.push_str("***");
+                at = value_at + value_len(&text[value_at..], in_query);
+                copied = at;
+                continue;
+            }
         }
-        let lower = name.to_ascii_lowercase();
-        if !SECRET_PARAMETERS.iter().any(|part| lower.contains(part)) {
-            continue;
-        }
-        out.push_str(name);
-        out.push_str("=***");
-        rest = &value[value.find('&').unwrap_or(value.len())..];
+        at += text[at..].chars().next().map_or(1, char::len_utf8);
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
     out
+}
+
+/// The length of a parameter's value at the start of `text`: up to the next `&` in a URL's
+/// query; in a libpq key/value string, up to white space, or a single-quoted string (to its
+/// closing quote, the whole rest when there is none).
+fn value_len(text: &str, in_query: bool) -> usize {
+    if in_query {
+        return text.find('&').unwrap_or(text.len());
+    }
+    if let Some(quoted) = text.strip_prefix('\'') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '\'' => return i + 2,
+                _ => {}
+            }
+        }
+        return text.len();
+    }
+    text.find(|c: char| c.is_whitespace()).unwrap_or(text.len())
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -217,6 +271,30 @@ mod tests {
                 "mysql://app:***@db:3306/users",
             ),
             ("postgres://app:@db/users", "postgres://app:***@db/users"),
+        ] {
+            assert_eq!(DatabaseUrl::new(raw).to_string(), shown, "{raw}");
+        }
+        // Red team, round 3 (R5): one slash (or none) after the scheme, and libpq key/value
+        // strings, quoted values included.
+        for (raw, shown) in [
+            (
+                "postgres:/bob:S3cret@127.0.0.1:1/db",
+                "postgres:/bob:***@127.0.0.1:1/db",
+            ),
+            (
+                "postgresql:bob:S3cret@db/users",
+                "postgresql:bob:***@db/users",
+            ),
+            (
+                "host=127.0.0.1 port=1 user=bob password=S3cret dbname=db",
+                "host=127.0.0.1 port=1 user=bob password=*** dbname=db",
+            ),
+            ("password='S3 \\'cret' host=db", "password=*** host=db"),
+            ("host=db\tPassword='S3cret", "host=db\tPassword=***"),
+            (
+                "postgres://app@db/users?sslpassword=S3cret&sslmode=require",
+                "postgres://app@db/users?sslpassword=***&sslmode=require",
+            ),
         ] {
             assert_eq!(DatabaseUrl::new(raw).to_string(), shown, "{raw}");
         }

@@ -799,9 +799,53 @@ async fn database_passwords_are_never_printed() {
         assert!(err.contains("postgres://app"), "{err}");
         assert!(!leaked(&out) && !leaked(&err), "{url}: {out}{err}");
     }
+    // Red team, round 3 (R5): a libpq key/value string (not a URL: refused, and it was quoted
+    // whole in the refusal) and a URL with one slash after its scheme (not masked).
+    for url in [
+        "host=127.0.0.1 port=9 user=bob password=S3cretPW dbname=db",
+        "host=127.0.0.1 port=9 user=bob password='S3cret PW' dbname=db",
+        "postgres:/bob:S3cretPW@127.0.0.1:9/db",
+        "postgresql:bob:S3cretPW@127.0.0.1:9/db",
+        // sqlx warns about a parameter it does not know, with its value.
+        "postgres://bob@127.0.0.1:9/db?sslpassword=S3cretPW",
+        "mysql://bob@127.0.0.1:9/db?sslpassword=S3cretPW",
+    ] {
+        let config = dir.path().join("postgres.yaml");
+        let backend = if url.starts_with("mysql") {
+            "mysql"
+        } else {
+            "postgres"
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "server:\n  listen: 127.0.0.1:0\nownid:\n  shared_secret: \"{SECRET}\"\n\
+                 session:\n  secret: \"{JWT_SECRET}\"\n\
+                 storage:\n  backend: {backend}\n  startup_wait: 1s\n  url: \"{url}\"\n"
+            ),
+        )
+        .unwrap();
+        let (code, out, err) = run(&config, &["check"]).await;
+        assert_ne!(code, 0, "{url}: {out}{err}");
+        assert!(
+            !format!("{out}{err}").contains("S3cret"),
+            "{url}: {out}{err}"
+        );
+        let (code, out, err) = run(&config, &["config", "show"]).await;
+        assert!(
+            !format!("{out}{err}").contains("S3cret"),
+            "{url}: exit {code}: {out}{err}"
+        );
+        let (code, out, err) = exits(command(&config)).await;
+        assert_ne!(code, 0, "{url}: {out}{err}");
+        assert!(
+            !format!("{out}{err}").contains("S3cret"),
+            "{url}: {out}{err}"
+        );
+    }
 }
 
-/// A secret file others can read is warned about, by `check` and at start-up.
+/// A secret file others can read or write is warned about, by `check` and at start-up.
 #[cfg(unix)]
 #[tokio::test]
 async fn secret_files_readable_by_others_are_warned_about() {
@@ -826,10 +870,39 @@ async fn secret_files_readable_by_others_are_warned_about() {
     assert!(logs.contains("session.secret_file"), "{logs}");
     assert!(logs.contains("readable by its group and others"), "{logs}");
 
+    // Red team, round 3 (R9): a file others can write is worse than one they can read (they
+    // replace the secret and mint tokens after the next restart).
+    for (mode, whom) in [
+        (0o602, "writable by others"),
+        (0o620, "writable by its group"),
+        (
+            0o664,
+            "readable by its group and others and writable by its group",
+        ),
+    ] {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (code, out, err) = run(&config, &["check"]).await;
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains(&format!(
+                "warn session.secret_file: {} is {whom}",
+                secret.display()
+            )),
+            "mode {mode:o}: {out}"
+        );
+    }
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o602)).unwrap();
+    let (child, _) = start(&config).await;
+    let logs = stop(child).await;
+    assert!(logs.contains("writable by others"), "{logs}");
+
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, out, _) = run(&config, &["check"]).await;
     assert_eq!(code, 0, "{out}");
-    assert!(!out.contains("readable by"), "{out}");
+    assert!(
+        !out.contains("readable by") && !out.contains("writable by"),
+        "{out}"
+    );
 }
 
 /// A base path or JWKS path on a route the server already has would panic at start (exit 101)
@@ -865,6 +938,19 @@ async fn colliding_routes_are_a_configuration_error() {
         ),
         (
             format!("{es256}  jwks_path: /metrics\n"),
+            "session.jwks_path",
+        ),
+        // Red team, round 3 (R4): routes the fixed list misses, and a path poem normalises.
+        (
+            "server:\n  base_path: /docs/favicon.svg\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            "server:\n  base_path: //healthz\n".to_owned(),
+            "server.base_path",
+        ),
+        (
+            format!("{es256}  jwks_path: /docs/favicon.svg\n"),
             "session.jwks_path",
         ),
     ] {

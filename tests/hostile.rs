@@ -395,6 +395,16 @@ async fn format_characters_in_login_ids_are_400() {
         "al\u{00AD}ice@example.com",
         "alice\u{2066}@example.com",
         "alice@example.com\u{E0041}",
+        // Red team, round 3 (R7): invisible characters that are not category Cf
+        // (Default_Ignorable_Code_Point: a variation selector, the combining grapheme joiner, the
+        // Hangul filler), line and paragraph separators, and spaces other than U+0020.
+        "alice@example.com\u{FE0F}",
+        "alice@exa\u{034F}mple.com",
+        "alice@example.com\u{3164}",
+        "alice@example.com\u{00A0}",
+        "alice@example.com\u{2028}",
+        "alice\u{2029}@example.com",
+        "alice@example.com\u{3000}",
     ] {
         let body = serde_json::json!({ "loginId": login_id }).to_string();
         for operation in [GET, "getSessionByLoginId"] {
@@ -409,6 +419,56 @@ async fn format_characters_in_login_ids_are_400() {
     // Letters of other scripts, combining marks and emoji are not format characters.
     app.add_user("zoë😀@exämple.com").await;
     app.get_data("zoë😀@exämple.com").await.assert_empty(204);
+}
+
+#[tokio::test]
+async fn signature_headers_sent_twice_are_refused() {
+    // Red team, round 3 (R10): with two `ownid-signature` (or `ownid-timestamp`) lines the first
+    // counted; a proxy that reads the last one sees another request than the server. Either
+    // order, and a second line equal to the first, is `401 invalid_signature`.
+    let app = spawn(&[]).await;
+    app.add_user("alice@example.com").await;
+    let body = serde_json::json!({ "loginId": "alice@example.com" }).to_string();
+    let timestamp = fresh_timestamp();
+    let good = sign(&body, &timestamp);
+    let bad = sign("{}", &timestamp);
+    let json = ("content-type", "application/json");
+    for headers in [
+        vec![
+            json,
+            ("ownid-timestamp", timestamp.as_str()),
+            ("ownid-signature", good.as_str()),
+            ("ownid-signature", bad.as_str()),
+        ],
+        vec![
+            json,
+            ("ownid-timestamp", timestamp.as_str()),
+            ("ownid-signature", good.as_str()),
+            ("ownid-signature", good.as_str()),
+        ],
+        vec![
+            json,
+            ("ownid-timestamp", timestamp.as_str()),
+            ("ownid-timestamp", timestamp.as_str()),
+            ("ownid-signature", good.as_str()),
+        ],
+    ] {
+        app.post(GET, &body, &headers)
+            .await
+            .assert_error(401, "invalid_signature");
+    }
+    // The same request with each header once is answered.
+    app.post(
+        GET,
+        &body,
+        &[
+            json,
+            ("ownid-timestamp", &timestamp),
+            ("ownid-signature", &good),
+        ],
+    )
+    .await
+    .assert_empty(204);
 }
 
 #[tokio::test]
@@ -500,6 +560,42 @@ async fn silent_connections_from_one_address_do_not_lock_out_another() {
         let reply = healthz_on(stream, Duration::from_secs(3)).await;
         assert!(reply.unwrap().starts_with("HTTP/1.1 200"));
     }
+}
+
+#[tokio::test]
+async fn two_addresses_do_not_lock_out_a_third() {
+    // Red team, round 3 (R1): the per-address default is half of max_connections, so two hosts
+    // holding keep-alive connections (an unauthenticated GET /healthz now and then) take every
+    // place, for as long as they like.
+    let (addr, _dir) = tcp_server_with(&[
+        ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS", "8"),
+        ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "30s"),
+        ("OWNID_BRIDGE__SERVER__HEADER_TIMEOUT", "30s"),
+    ])
+    .await;
+    // Each address tries to hold half the places; what it is given (its share) is held, the
+    // connections over its share are closed on accept (no answer).
+    let mut held = Vec::new();
+    for source in ["127.0.0.1", "127.0.0.2"] {
+        let mut answered = 0;
+        for _ in 0..4 {
+            let mut stream = connect_from(source, addr).await;
+            let reply = healthz_on(&mut stream, Duration::from_secs(3)).await;
+            if reply.is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+                answered += 1;
+                held.push(stream);
+            }
+        }
+        assert!(answered >= 1, "{source} was not served at all");
+    }
+    let mut other = connect_from("127.0.0.3", addr).await;
+    let reply = healthz_on(&mut other, Duration::from_secs(3)).await;
+    assert!(
+        reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200")),
+        "two addresses locked a third out: {reply:?}"
+    );
 }
 
 #[tokio::test]

@@ -33,7 +33,12 @@ async fn ten_thousand_sets_over_256_connections_on_postgres() {
         "postgres",
         &url,
         "load",
-        &[("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0")],
+        &[
+            ("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+            // All 256 connections come from one address (loopback), as from one OwnID host; the
+            // default share of one address is an eighth of max_connections (64).
+            ("OWNID_BRIDGE__SERVER__MAX_CONNECTIONS_PER_ADDRESS", "256"),
+        ],
     );
     let table = config.storage.users.table.clone();
     let pool = config.storage.pool.clone();

@@ -350,6 +350,58 @@ async fn a_user_without_a_user_id_gets_no_token() {
     reply.assert_error(500, "internal");
 }
 
+/// Red team, round 3 (R2): a user-id column with a constant default (the configuration example
+/// advises "give the column a default when create_missing_users is on") gives every created user
+/// the same `sub`; an empty one is no subject either.
+#[tokio::test]
+async fn a_created_user_never_shares_another_users_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("test.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE accounts (login_id TEXT NOT NULL UNIQUE, ownid_data TEXT, \
+         account_uuid TEXT NOT NULL DEFAULT '')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO accounts VALUES ('alice@example.com', NULL, '')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let config = test_config(
+        dir.path(),
+        &[
+            ("OWNID_BRIDGE__STORAGE__USERS__TABLE", "accounts"),
+            ("OWNID_BRIDGE__STORAGE__USERS__USER_ID", "account_uuid"),
+            ("OWNID_BRIDGE__OWNID__CREATE_MISSING_USERS", "true"),
+        ],
+    );
+    let store = storage::open(&config.storage, true).await.unwrap();
+    // `check` fails the constant default (and `serve` warns about it).
+    let report = store.inspect().await.unwrap();
+    let default = report.check("user_id default").expect("checked");
+    assert!(
+        !default.ok && default.detail.contains("constant"),
+        "{report}"
+    );
+    let app = spawn_with_store(config, store, dir);
+    app.set_data("mallory@example.com", "the attacker's device")
+        .await
+        .assert_empty(204);
+    for login_id in ["alice@example.com", "mallory@example.com"] {
+        let reply = app.session(login_id).await;
+        assert!(
+            !reply.body.contains("token"),
+            "{login_id} got a token with an empty sub: {}",
+            reply.body
+        );
+    }
+}
+
 /// RSA keys under 2048 bits can be factored for a price; a token signed with one (or verifying
 /// with a published one) proves nothing. EC keys must be on the algorithm's curve.
 #[test]

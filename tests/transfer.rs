@@ -313,6 +313,42 @@ async fn an_export_file_is_readable_by_its_owner_only() {
     assert_eq!(mode, 0o600, "export rewritten with mode {mode:o}");
 }
 
+/// Red team, round 3 (R10): `export --output` onto a symbolic link (in a shared directory such as
+/// /tmp, planted by another user) must not write through it, nor `chmod 0600` its target.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_export_does_not_follow_a_symbolic_link() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_on(
+        "sqlite",
+        &format!("sqlite://{}", dir.path().join("private.db").display()),
+        "transfer",
+        &[],
+    )
+    .await;
+    app.add_user("alice@example.com").await;
+    app.set_data("alice@example.com", "devices")
+        .await
+        .assert_empty(204);
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "the victim's text\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let (code, out, err) = app
+        .cli(&["export", "--output", link.to_str().unwrap()], "", &[])
+        .await;
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "the victim's text\n"
+    );
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the link's target was chmod-ed to {mode:o}");
+}
+
 /// A line no database can store (U+0000, refused by PostgreSQL) is a refused line like any
 /// other: the lines after it are written, and a second run does not stop there either.
 #[tokio::test]

@@ -62,9 +62,10 @@ impl IntoResponse for ErrorJson {
 #[derive(ApiResponse, Debug)]
 pub enum ErrorResponse {
     /// Malformed JSON, a key repeated in one object, a missing or invalid field
-    /// (`loginId` empty, longer than 320 characters, or holding control or format
-    /// characters; `ownIdData` holding U+0000; an unknown `sessionType`), or a content type
-    /// other than JSON. Error code `invalid_request`.
+    /// (`loginId` empty, longer than 320 characters, or holding control characters, invisible
+    /// characters (format characters, other default-ignorable code points, line and paragraph
+    /// separators) or spaces other than U+0020; `ownIdData` holding U+0000; an unknown
+    /// `sessionType`), or a content type other than JSON. Error code `invalid_request`.
     #[oai(status = 400)]
     BadRequest(ErrorJson),
     /// The signature headers are missing (`missing_signature`), the timestamp is outside

@@ -81,7 +81,7 @@ impl From<&str> for OwnIdDataText {
     }
 }
 
-/// `loginId` as sent: a JSON string of 1 to 320 characters without control or format
+/// `loginId` as sent: a JSON string of 1 to 320 characters without control or invisible
 /// characters. The checks are written out rather than left to a `pattern` validator, which
 /// poem-openapi compiles into a regex on every request (a fifth of the server's CPU under
 /// load); the document still declares the same `minLength`, `maxLength` and `pattern`.
@@ -89,17 +89,24 @@ impl From<&str> for OwnIdDataText {
 pub struct LoginId(pub String);
 
 /// The `pattern` the document declares for `loginId`, which [`LoginId`] enforces by hand: no
-/// control characters (Unicode category Cc) and no format characters (Cf) of the Basic
-/// Multilingual Plane. A pattern without ECMAScript's `u` flag cannot name characters beyond
-/// it; the server refuses those format characters (U+110BD, U+1D173–U+1D17A, the tags
-/// U+E0001–U+E007F, ...) too.
-const LOGIN_ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u0600-\\u0605\\u061C\\u06DD\\u070F\\u0890\\u0891\\u08E2\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$";
+/// control characters (Unicode category Cc) and none of the invisible characters of
+/// [`InvalidLoginId::InvisibleCharacter`] (format characters, other default-ignorable code
+/// points, line and paragraph separators, spaces but U+0020) of the Basic Multilingual Plane. A
+/// pattern without ECMAScript's `u` flag cannot name characters beyond it; the server refuses
+/// those (U+110BD, U+1D173–U+1D17A, the tags U+E0001–U+E007F, the variation selectors
+/// U+E0100–U+E01EF, ...) too. `the_declared_pattern_refuses_what_the_check_refuses_in_the_bmp`
+/// compares the two for every character of the plane.
+const LOGIN_ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u00A0\\u00AD\\u034F\\u0600-\\u0605\\u061C\\u06DD\\u070F\\u0890-\\u0891\\u08E2\\u115F-\\u1160\\u1680\\u17B4-\\u17B5\\u180B-\\u180F\\u2000-\\u200F\\u2028-\\u202F\\u205F-\\u206F\\u3000\\u3164\\uFE00-\\uFE0F\\uFEFF\\uFFA0\\uFFF0-\\uFFFB]*$";
 
 /// Why a login id is refused (SPEC §1: non-empty, at most 320 characters). Control characters
 /// are refused too: no e-mail address or phone number has them, and they make logs and lookups
-/// ambiguous. So are format characters (invisible ones such as U+200B ZERO WIDTH SPACE, and
-/// bidirectional controls such as U+202E RIGHT-TO-LEFT OVERRIDE): two ids that differ only by
-/// them look the same in a log or a support tool, where one account could pass for another.
+/// ambiguous. So are invisible characters: format characters (category Cf: U+200B ZERO WIDTH
+/// SPACE, bidirectional controls such as U+202E RIGHT-TO-LEFT OVERRIDE), every other
+/// `Default_Ignorable_Code_Point` (variation selectors U+FE00–U+FE0F, U+034F COMBINING GRAPHEME
+/// JOINER, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, ...), the line and paragraph
+/// separators U+2028 and U+2029, and every space but U+0020 (U+00A0 NO-BREAK SPACE, U+2000–U+200A,
+/// U+202F, U+3000, ...: they print as a space or as nothing). Two ids that differ only by them
+/// look the same in a log or a support tool, where one account could pass for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidLoginId {
     #[error("loginId must not be empty")]
@@ -108,8 +115,46 @@ pub enum InvalidLoginId {
     TooLong,
     #[error("loginId must not contain control characters")]
     ControlCharacter,
-    #[error("loginId must not contain invisible or bidirectional format characters")]
-    FormatCharacter,
+    #[error(
+        "loginId must not contain invisible or bidirectional characters, nor spaces other than U+0020"
+    )]
+    InvisibleCharacter,
+}
+
+/// Unicode 16.0's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt): characters a
+/// renderer shows as nothing when it has no glyph for them. Most are category Cf, refused as such;
+/// the others (Mn, Lo, unassigned) are refused by this list.
+const DEFAULT_IGNORABLE: [(char, char); 17] = [
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// A non-ASCII character a login id may not hold (see [`InvalidLoginId::InvisibleCharacter`]).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::SpaceSeparator
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    ) || DEFAULT_IGNORABLE
+        .iter()
+        .any(|&(start, end)| (start..=end).contains(&c))
 }
 
 /// The one check of a login id: on the value as sent (when the body is parsed) and again after
@@ -122,12 +167,13 @@ pub fn check_login_id(text: &str) -> Result<(), InvalidLoginId> {
         return Err(InvalidLoginId::TooLong);
     }
     for c in text.chars() {
-        // ASCII, the usual case, has control characters and no format character.
+        // ASCII, the usual case, has control characters and nothing invisible (U+0020 is the
+        // one space allowed): the Unicode tables are read for other characters only.
         if c.is_control() {
             return Err(InvalidLoginId::ControlCharacter);
         }
-        if !c.is_ascii() && c.general_category() == GeneralCategory::Format {
-            return Err(InvalidLoginId::FormatCharacter);
+        if !c.is_ascii() && is_invisible(c) {
+            return Err(InvalidLoginId::InvisibleCharacter);
         }
     }
     Ok(())
@@ -391,9 +437,31 @@ mod tests {
         for refused in ['\u{110BD}', '\u{1D173}', '\u{E0001}', '\u{E007F}'] {
             assert_eq!(
                 check_login_id(&format!("a{refused}")),
-                Err(InvalidLoginId::FormatCharacter)
+                Err(InvalidLoginId::InvisibleCharacter)
+            );
+        }
+        // Red team, round 3 (R7): invisible characters of other categories, and spaces.
+        for refused in [
+            '\u{FE0F}',
+            '\u{034F}',
+            '\u{3164}',
+            '\u{115F}',
+            '\u{FFA0}',
+            '\u{E0100}',
+            '\u{00A0}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{3000}',
+            '\u{202F}',
+        ] {
+            assert_eq!(
+                check_login_id(&format!("alice@example.com{refused}")),
+                Err(InvalidLoginId::InvisibleCharacter),
+                "U+{:04X}",
+                refused as u32
             );
         }
         assert_eq!(check_login_id("zoë😀@exämple.com"), Ok(()));
+        assert_eq!(check_login_id("+1 555 0100"), Ok(()));
     }
 }

@@ -13,6 +13,9 @@ use poem::{get, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, S
 
 use crate::api::spec;
 use crate::api::{ApiState, OwnIdApi};
+use crate::config::fixed_routes::{
+    DOCS, DOCS_FAVICON, HEALTHZ, METRICS, OPENAPI_JSON, OPENAPI_YAML, READYZ,
+};
 use crate::config::{Config, LogConfig, LogFormat, ReplayProtection};
 use crate::error::ApiError;
 pub use crate::keys::{GeneratedSecrets, KeyError, Keys, MissingSecrets};
@@ -173,10 +176,10 @@ impl App {
             .map(|app| (app.name, app.store.clone()))
             .collect();
         let mut route = route
-            .at("/openapi.json", get(static_body(json, "application/json")))
-            .at("/openapi.yaml", get(static_body(yaml, "application/yaml")))
-            .at("/healthz", get(healthz))
-            .at("/readyz", get(readyz.data(Readiness(stores))));
+            .at(OPENAPI_JSON, get(static_body(json, "application/json")))
+            .at(OPENAPI_YAML, get(static_body(yaml, "application/yaml")))
+            .at(HEALTHZ, get(healthz))
+            .at(READYZ, get(readyz.data(Readiness(stores))));
         if config.docs.enabled {
             let csp: Arc<str> = spec::swagger_ui_csp(&docs_html).into();
             let policy = Arc::new(NetworkPolicy {
@@ -185,7 +188,7 @@ impl App {
             });
             route = route
                 .at(
-                    "/docs",
+                    DOCS,
                     get(docs_page(
                         docs_html,
                         "text/html; charset=utf-8",
@@ -194,7 +197,7 @@ impl App {
                     )),
                 )
                 .at(
-                    "/docs/favicon.svg",
+                    DOCS_FAVICON,
                     get(docs_page(
                         spec::FAVICON_SVG.to_owned(),
                         "image/svg+xml",
@@ -204,7 +207,7 @@ impl App {
                 );
         }
         if config.metrics.enabled && config.metrics.listen.is_none() {
-            route = route.at("/metrics", self.metrics_endpoint());
+            route = route.at(METRICS, self.metrics_endpoint());
         }
         let paths = Arc::new(LoggedPaths {
             jwks: self
@@ -347,8 +350,8 @@ pub struct Ready {
 /// once, with [`Starting`] until [`Listening::open`] has opened the store.
 pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening, StartError> {
     init_logging(&config.log);
-    for file in config.readable_secret_files() {
-        tracing::warn!("secret file readable by other users: {file}");
+    for file in config.exposed_secret_files() {
+        tracing::warn!("secret file open to other users: {file}");
     }
     let keys = resolve_keys(&config, missing)?;
     let server = &config.server;
@@ -529,6 +532,14 @@ pub fn init_logging(log: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // sqlx logs a connection parameter it does not know with its value, at WARN: a `?sslpassword=`
+    // in the URL would be printed in clear. Those targets say nothing else; they stay off
+    // whatever the level.
+    let filter = ["sqlx_postgres::options", "sqlx_mysql::options"]
+        .into_iter()
+        .fold(filter, |filter, target| {
+            filter.add_directive(format!("{target}=off").parse().expect("a valid directive"))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

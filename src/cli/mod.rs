@@ -378,7 +378,7 @@ fn app_heading(config: &Config, app: &AppConfig) {
 
 async fn check(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
     println!("configuration: ok");
-    for file in config.readable_secret_files() {
+    for file in config.exposed_secret_files() {
         println!("warn {file}");
     }
     each_app(

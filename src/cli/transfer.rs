@@ -60,7 +60,10 @@ pub(super) async fn export(
     let store = open(&config).await?;
     let out: Box<dyn Write + Send> = match &output {
         Some(path) => {
-            Box::new(private_file(path).with_context(|| format!("creating {}", path.display()))?)
+            // The cause is in the message: only the outermost one is printed.
+            Box::new(
+                private_file(path).map_err(|err| anyhow!("creating {}: {err}", path.display()))?,
+            )
         }
         None => Box::new(std::io::stdout()),
     };
@@ -95,15 +98,26 @@ pub(super) async fn export(
 
 /// `path` created (or emptied) for writing, readable and writable by its owner only: an export
 /// holds every login id and ownIdData. A file that was there keeps its inode, so its mode is set
-/// too, before anything is written.
+/// too, before anything is written. A symbolic link is not followed (`O_NOFOLLOW`): in a shared
+/// directory such as /tmp, another user's link would have the export written into, and
+/// `chmod 0600`-ed, a file of its choosing.
 fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        options.mode(0o600);
-        let file = options.open(path)?;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        let file = options.open(path).map_err(|err| {
+            if err.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(
+                    "it is a symbolic link, which export does not write through; give the \
+                     file's own path",
+                )
+            } else {
+                err
+            }
+        })?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         Ok(file)
     }

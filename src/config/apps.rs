@@ -353,6 +353,15 @@ impl Config {
                     format!("{:?} is {what}; choose another path", session.jwks_path),
                 ))
             };
+            if let Some(what) = super::server::unplain_path(&session.jwks_path) {
+                return Err(ConfigError::at(
+                    &key,
+                    format!(
+                        "{:?} has {what}; write the path the router serves",
+                        session.jwks_path
+                    ),
+                ));
+            }
             if FIXED_ROUTES.contains(&jwks) {
                 return taken(format!(
                     "a route of the server ({})",

@@ -28,6 +28,12 @@ use env::{expand_vars, Overrides};
 pub use apps::{AppConfig, AppEntry, DEFAULT_APP};
 pub use ownid::{Normalization, OwnIdConfig, PreviousSecret, ReplayProtection, ResponseMode};
 pub use schema::{json_schema, json_schema_text};
+/// The paths of the server's own routes, which `app` mounts and `validate` keeps free.
+pub mod fixed_routes {
+    pub use super::server::{
+        DOCS, DOCS_FAVICON, FIXED_ROUTES, HEALTHZ, METRICS, OPENAPI_JSON, OPENAPI_YAML, READYZ,
+    };
+}
 pub use server::{DocsConfig, LogConfig, LogFormat, MetricsConfig, ServerConfig, TlsConfig};
 pub use session::{JwtAlgorithm, PublicKeyConfig, SessionConfig, SessionTtls};
 pub use storage::{Backend, Claim, Column, Pooler, RetrySettings, StorageConfig, UsersConfig};
@@ -133,28 +139,43 @@ impl Config {
     }
 }
 
-/// A secret file that users other than its owner can read: the configuration key naming it, the
-/// file, its permission bits.
+/// A secret file that users other than its owner can read or write (whoever can write it
+/// replaces the secret or key, and mints tokens after the next restart): the configuration key
+/// naming it, the file, its permission bits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadableSecretFile {
+pub struct ExposedSecretFile {
     pub key: String,
     pub path: PathBuf,
     pub mode: u32,
 }
 
-impl fmt::Display for ReadableSecretFile {
+/// "its group and others", "its group" or "others", from the group and other bits of one kind.
+fn whom(group: bool, other: bool) -> Option<&'static str> {
+    match (group, other) {
+        (true, true) => Some("its group and others"),
+        (true, false) => Some("its group"),
+        (false, true) => Some("others"),
+        (false, false) => None,
+    }
+}
+
+impl fmt::Display for ExposedSecretFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = match (self.mode & 0o040 != 0, self.mode & 0o004 != 0) {
-            (true, true) => "its group and others",
-            (true, false) => "its group",
-            _ => "others",
+        let mode = self.mode;
+        let readers = whom(mode & 0o040 != 0, mode & 0o004 != 0);
+        let writers = whom(mode & 0o020 != 0, mode & 0o002 != 0);
+        let what = match (readers, writers) {
+            (Some(r), Some(w)) => format!("readable by {r} and writable by {w}"),
+            (Some(r), None) => format!("readable by {r}"),
+            (None, Some(w)) => format!("writable by {w} (who can replace the secret)"),
+            (None, None) => "private".to_owned(),
         };
         write!(
             f,
-            "{}: {} is readable by {who} (mode {:o}); `chmod 600 {}` makes it its owner's only",
+            "{}: {} is {what} (mode {:o}); `chmod 600 {}` makes it its owner's only",
             self.key,
             self.path.display(),
-            self.mode & 0o777,
+            mode & 0o777,
             self.path.display()
         )
     }
@@ -162,9 +183,9 @@ impl fmt::Display for ReadableSecretFile {
 
 impl Config {
     /// The secret files (shared secret, session secret, private keys, the TLS key) that their
-    /// group or everyone can read: warned about at start-up and by `check`, not refused (a
-    /// container may run as a user that only a group grants the file to).
-    pub fn readable_secret_files(&self) -> Vec<ReadableSecretFile> {
+    /// group or everyone can read or write: warned about at start-up and by `check`, not refused
+    /// (a container may run as a user that only a group grants the file to).
+    pub fn exposed_secret_files(&self) -> Vec<ExposedSecretFile> {
         let mut files: Vec<(String, &Path)> = Vec::new();
         let several = !self.apps.is_empty();
         for (index, entry) in self.apps.iter().enumerate() {
@@ -203,7 +224,7 @@ impl Config {
             .into_iter()
             .filter_map(|(key, path)| {
                 let mode = permission_bits(path)?;
-                (mode & 0o044 != 0).then(|| ReadableSecretFile {
+                (mode & 0o066 != 0).then(|| ExposedSecretFile {
                     key,
                     path: path.to_owned(),
                     mode,

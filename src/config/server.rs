@@ -105,8 +105,9 @@ pub struct ServerConfig {
     /// default (512) stays well below the usual soft file-descriptor limit of 1024.
     pub max_connections: usize,
     /// Open connections from one client address (an IPv4 address, an IPv6 /64) at once; further
-    /// ones are closed when accepted. `trusted_proxies` are not limited. Default: half of
-    /// `max_connections`, so that one host never holds more than half of the places.
+    /// ones are closed when accepted. `trusted_proxies` are not limited. Default: an eighth of
+    /// `max_connections` (64 of 512), at least 4 or a quarter of it, whichever is fewer: two or
+    /// three hosts (addresses are cheap) cannot hold every place, it takes more than eight.
     pub max_connections_per_address: Option<usize>,
     /// Proxies whose `X-Forwarded-For` header is believed (CIDRs or addresses).
     #[serde(
@@ -173,10 +174,13 @@ impl Default for LogConfig {
 }
 
 impl ServerConfig {
-    /// `max_connections_per_address`, or half of `max_connections` when it is not set.
+    /// `max_connections_per_address`, or when it is not set an eighth of `max_connections`, at
+    /// least 4 or a quarter of it (whichever is fewer), at least 1. Half (the former default)
+    /// let two addresses take every place with keep-alive connections that never authenticate.
     pub fn connections_per_address(&self) -> usize {
+        let total = self.max_connections;
         self.max_connections_per_address
-            .unwrap_or((self.max_connections / 2).max(1))
+            .unwrap_or((total / 8).max((total / 4).min(4)).max(1))
     }
 
     /// `https` with `server.tls`, else `http`.
@@ -200,16 +204,49 @@ impl ServerConfig {
     }
 }
 
-/// The routes the server has besides the applications' (`app/mod.rs`): no base path or JWKS
-/// path may take one.
-pub const FIXED_ROUTES: [&str; 6] = [
-    "/healthz",
-    "/readyz",
-    "/docs",
-    "/metrics",
-    "/openapi.json",
-    "/openapi.yaml",
+/// `GET /healthz` (`app/mod.rs` mounts each fixed route by these names, so that the refused set
+/// below is the set the router has).
+pub const HEALTHZ: &str = "/healthz";
+/// `GET /readyz`.
+pub const READYZ: &str = "/readyz";
+/// `GET /docs`, the Swagger UI.
+pub const DOCS: &str = "/docs";
+/// The Swagger UI's icon, served beside it.
+pub const DOCS_FAVICON: &str = "/docs/favicon.svg";
+/// `GET /metrics` on the main port.
+pub const METRICS: &str = "/metrics";
+/// The OpenAPI document as JSON.
+pub const OPENAPI_JSON: &str = "/openapi.json";
+/// The OpenAPI document as YAML.
+pub const OPENAPI_YAML: &str = "/openapi.yaml";
+
+/// The routes the server has besides the applications' (`app/mod.rs`, which mounts exactly
+/// these, by the names above): no base path or JWKS path may take one. A route mounted only when
+/// a feature is on (`/docs`, `/metrics`) is refused whether it is on or not.
+pub const FIXED_ROUTES: [&str; 7] = [
+    HEALTHZ,
+    READYZ,
+    DOCS,
+    DOCS_FAVICON,
+    METRICS,
+    OPENAPI_JSON,
+    OPENAPI_YAML,
 ];
+
+/// A path the router would not mount as written: poem merges `//` into `/` (so `//healthz` is
+/// `/healthz`, a panic at start on a duplicate route), and a `.` or `..` segment names another
+/// path than it reads as. `None` when `path` is a plain absolute path.
+pub(super) fn unplain_path(path: &str) -> Option<&'static str> {
+    let inner = path.strip_prefix('/')?.trim_end_matches('/');
+    if inner.is_empty() {
+        return None;
+    }
+    inner.split('/').find_map(|segment| match segment {
+        "" => Some("an empty segment (//)"),
+        "." | ".." => Some("a . or .. segment"),
+        _ => None,
+    })
+}
 
 /// The OwnID operations' paths under a base path (`api/operations.rs`).
 pub const OPERATIONS: [&str; 3] = [
@@ -230,6 +267,12 @@ pub(super) fn base_path(value: &str, key: &str) -> Result<String, ConfigError> {
         return Err(ConfigError::at(
             key,
             format!("{value:?} must start with '/' and use only letters, digits and -_.~/"),
+        ));
+    }
+    if let Some(what) = unplain_path(base) {
+        return Err(ConfigError::at(
+            key,
+            format!("{value:?} has {what}; write the path the router serves"),
         ));
     }
     if FIXED_ROUTES.contains(&base) {

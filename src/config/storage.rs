@@ -335,21 +335,26 @@ impl StorageConfig {
                 ),
             ));
         }
-        let scheme = self
-            .url
-            .expose()
-            .split_once(':')
-            .map(|(scheme, _)| scheme.to_ascii_lowercase())
-            .unwrap_or_default();
+        // Only the scheme is quoted: a value that is not a URL (a libpq `host=... password=...`
+        // string) may hold a password where masking does not look for one.
+        let scheme = self.url.scheme();
         let schemes = self.backend.schemes();
-        if !schemes.contains(&scheme.as_str()) {
+        if !scheme
+            .as_deref()
+            .is_some_and(|scheme| schemes.contains(&scheme))
+        {
+            let got = match &scheme {
+                Some(scheme) => format!("got the scheme {scheme}:"),
+                None => "got a value that does not start with a scheme; a libpq key/value \
+                         string is not accepted"
+                    .to_owned(),
+            };
             return Err(ConfigError::at(
                 "storage.url",
                 format!(
-                    "storage.backend {} expects a URL starting with {}: (got {})",
+                    "storage.backend {} expects a URL starting with {}: ({got})",
                     self.backend.feature(),
                     schemes.join(": or "),
-                    self.url
                 ),
             ));
         }

@@ -699,6 +699,7 @@ fn base_and_jwks_paths_may_not_take_a_route_of_the_server() {
         "/healthz",
         "/readyz",
         "/docs",
+        "/docs/favicon.svg",
         "/metrics",
         "/openapi.json",
         "/openapi.yaml",
@@ -746,6 +747,23 @@ fn base_and_jwks_paths_may_not_take_a_route_of_the_server() {
         err.starts_with("apps[2].session.jwks_path: \"/ownid/admin/getOwnIDDataByLoginId\" is"),
         "{err}"
     );
+    // Red team, round 3 (R4): poem merges `//` (so `//healthz` is `/healthz`); `.` and `..` name
+    // another path than they read as.
+    for crooked in ["//healthz", "/ownid//x", "/a/../healthz", "/./docs", "/x/."] {
+        let err = error(&format!("server: {{ base_path: \"{crooked}\" }}"), &[]);
+        assert!(
+            err.starts_with(&format!("server.base_path: {crooked:?} has ")),
+            "{err}"
+        );
+        let err = error(
+            &format!("session: {{ algorithm: ES256, jwks_path: \"{crooked}\" }}"),
+            &[],
+        );
+        assert!(
+            err.starts_with(&format!("session.jwks_path: {crooked:?} has ")),
+            "{err}"
+        );
+    }
     // Beside them, and under another path, is fine; an HMAC algorithm serves no JWKS.
     for yaml in [
         "server: { base_path: /docs/ownid }",

@@ -99,6 +99,14 @@ impl<E: Endpoint> SignatureEndpoint<E> {
         else {
             return Err(reject(SignatureError::Missing));
         };
+        // A header sent twice: the first line would count here, and a proxy or log that reads
+        // the last one would see another request than the one verified.
+        if [SIGNATURE_HEADER, TIMESTAMP_HEADER]
+            .iter()
+            .any(|name| req.headers().get_all(*name).iter().nth(1).is_some())
+        {
+            return Err(reject(SignatureError::Invalid));
+        }
         let (signature, timestamp) = (signature.to_owned(), timestamp.to_owned());
         // Refused before its body is waited for when already out of the window.
         self.check

@@ -220,6 +220,10 @@ impl UserStore for MongoStore {
                     None | Some(serde_json::Value::Null) => {
                         return Err(StoreError::no_user_id(field))
                     }
+                    // An empty id is no subject either: every user with it would share one `sub`.
+                    Some(serde_json::Value::String(id)) if id.trim().is_empty() => {
+                        return Err(StoreError::no_user_id(field))
+                    }
                     Some(serde_json::Value::String(id)) => subject = id,
                     Some(other) => subject = other.to_string(),
                 }

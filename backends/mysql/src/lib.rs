@@ -161,7 +161,8 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
                 "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
          CAST(DATA_TYPE AS CHAR), CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED), \
          CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR), \
-         CAST(CHARACTER_OCTET_LENGTH AS SIGNED) \
+         CAST(CHARACTER_OCTET_LENGTH AS SIGNED), CAST(COLUMN_DEFAULT AS CHAR), \
+         CAST(EXTRA AS CHAR) \
          FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             )
@@ -180,6 +181,7 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
         let max: Option<i64> = row.try_get(3).map_err(|err| store.classify(err))?;
         let octets: Option<i64> = row.try_get(6).map_err(|err| store.classify(err))?;
         let collation: Option<String> = row.try_get(5).map_err(|err| store.classify(err))?;
+        let extra: Option<String> = row.try_get(8).map_err(|err| store.classify(err))?;
         // (VAR)CHAR limits count characters; the TEXT types' limits count bytes.
         let counts_characters =
             matches!(data_type.to_ascii_lowercase().as_str(), "varchar" | "char");
@@ -193,6 +195,11 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
                 .as_deref()
                 .is_some_and(|c| c.ends_with("_ci") || c.ends_with("_ai")),
             collation,
+            default: row.try_get(7).map_err(|err| store.classify(err))?,
+            default_is_expression: extra.is_some_and(|extra| {
+                let extra = extra.to_ascii_uppercase();
+                extra.contains("DEFAULT_GENERATED") || extra.contains("AUTO_INCREMENT")
+            }),
         });
     }
     // A unique index on exactly the login-id column, over its full length (no prefix).

@@ -235,6 +235,46 @@ async fn quoted_keyword_and_mixed_case_names_with_claims() {
     assert_eq!(user.claims["score"], 2.5);
 }
 
+/// Red team, round 3 (R2): a constant default on the user-id column would give every created
+/// user one `sub`: `check` fails it; generated defaults pass.
+#[tokio::test]
+async fn a_constant_user_id_default_fails_the_check() {
+    let store_url = fresh_database(&required_url(URL_VARIABLE)).await;
+    let setup = sqlx::MySqlPool::connect(&store_url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE users (id BIGINT AUTO_INCREMENT PRIMARY KEY, \
+         login_id VARCHAR(320) NOT NULL UNIQUE, ownid_data TEXT, \
+         blank VARCHAR(40) NOT NULL DEFAULT '', zero INT DEFAULT 0, named VARCHAR(20) DEFAULT 'n/a', \
+         uid VARCHAR(36) DEFAULT (uuid()), plain VARCHAR(40)) CHARSET utf8mb4 COLLATE utf8mb4_bin",
+    )
+    .execute(&setup)
+    .await
+    .unwrap();
+    setup.close().await;
+    for (column, constant) in [
+        ("blank", true),
+        ("zero", true),
+        ("named", true),
+        ("id", false),
+        ("uid", false),
+        ("plain", false),
+    ] {
+        let mut mapping = UsersMapping::demo();
+        mapping.user_id = Some(Identifier::new(column).unwrap());
+        let store = MySqlStore::connect(MySqlOptions {
+            url: store_url.clone(),
+            mapping,
+            pool: PoolSettings::default(),
+            galera_sync_wait: true,
+        })
+        .await
+        .unwrap();
+        let report = store.inspect().await.unwrap();
+        let check = report.check("user_id default").expect("checked");
+        assert_eq!(check.ok, !constant, "{column}: {report}");
+    }
+}
+
 /// A users table whose login-id column has `collation` (with a unique index), holding Alice with
 /// `id` 7 and `role` admin.
 async fn look_alike_store(collation: &str) -> (MySqlStore, String) {

@@ -316,10 +316,12 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
               THEN (a.atttypmod - 4)::int8 END, \
          CASE WHEN t.typname = 'citext' THEN 'citext' \
               WHEN NOT co.collisdeterministic \
-              THEN co.collname::text || ' (nondeterministic)' END \
+              THEN co.collname::text || ' (nondeterministic)' END, \
+         CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END \
          FROM pg_catalog.pg_attribute a \
          JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+         LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
             )
             .persistent(false)
@@ -339,6 +341,7 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
             max_chars: max_chars.map(|n| n as u64),
             loose: loose.is_some(),
             collation: loose,
+            default: row.try_get(4).map_err(|err| store.classify(err))?,
             ..Column::default()
         });
     }

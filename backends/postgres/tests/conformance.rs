@@ -150,6 +150,47 @@ async fn an_existing_table_gets_its_column_and_index_from_schema() {
     assert_eq!(user.claims["plan"], "pro");
 }
 
+/// Red team, round 3 (R2): a constant default on the user-id column would give every created
+/// user one `sub`: `check` fails it; generated defaults pass.
+#[tokio::test]
+async fn a_constant_user_id_default_fails_the_check() {
+    let url = fresh_schema(&required_url(URL_VARIABLE)).await;
+    let setup = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE users (login_id TEXT NOT NULL UNIQUE, ownid_data TEXT, \
+         blank TEXT NOT NULL DEFAULT '', zero BIGINT DEFAULT 0, named VARCHAR(20) DEFAULT 'n/a', \
+         serial_id BIGSERIAL, uid UUID DEFAULT gen_random_uuid(), \
+         ident BIGINT GENERATED ALWAYS AS IDENTITY, plain TEXT)",
+    )
+    .execute(&setup)
+    .await
+    .unwrap();
+    setup.close().await;
+    for (column, constant) in [
+        ("blank", true),
+        ("zero", true),
+        ("named", true),
+        ("serial_id", false),
+        ("uid", false),
+        ("ident", false),
+        ("plain", false),
+    ] {
+        let mut mapping = UsersMapping::demo();
+        mapping.user_id = Some(ownid_bridge_store::Identifier::new(column).unwrap());
+        let store = PostgresStore::connect(PostgresOptions {
+            url: url.clone(),
+            mapping,
+            pool: PoolSettings::default(),
+            transaction_pooler: false,
+        })
+        .await
+        .unwrap();
+        let report = store.inspect().await.unwrap();
+        let check = report.check("user_id default").expect("checked");
+        assert_eq!(check.ok, !constant, "{column}: {report}");
+    }
+}
+
 /// A fresh schema as the search path, with `public` after it (where citext is installed).
 async fn fresh_schema_with_public(base: &str) -> String {
     let url = fresh_schema(base).await;

@@ -66,6 +66,11 @@ pub struct Column {
     pub collation: Option<String>,
     /// Whether values that differ in case, accents or trailing spaces compare equal.
     pub loose: bool,
+    /// The column's default as the catalogue spells it (`''`, `''::text`, `nextval(...)`,
+    /// `uuid()`), when it has one.
+    pub default: Option<String>,
+    /// MySQL only: the default is an expression (`DEFAULT_GENERATED`), whatever its spelling.
+    pub default_is_expression: bool,
 }
 
 /// The shape of the users table, read from the database's catalogue.

@@ -35,6 +35,29 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
         let state = if found { "present" } else { "missing" };
         report.essential(what, found, format!("{name} {state}"));
     }
+    if let Some((name, column)) = mapping
+        .user_id
+        .as_ref()
+        .and_then(|name| Some((name, facts.column(dialect, name)?)))
+    {
+        let constant = column
+            .default
+            .as_deref()
+            .filter(|default| !column.default_is_expression && is_constant(dialect, default));
+        report.advisory(
+            checks::USER_ID_DEFAULT,
+            constant.is_none(),
+            match constant {
+                Some(default) => format!(
+                    "{name} defaults to the constant {default}: every user created without an \
+                     id (as create_missing_users creates them) would get the same one, and so \
+                     the same `sub` (an empty one gets no token); use a generated default (an \
+                     identity, a sequence, a UUID) or none"
+                ),
+                None => format!("{name} has no constant default"),
+            },
+        );
+    }
     match facts.column(dialect, &mapping.ownid_data) {
         None => report.essential(
             checks::OWNID_DATA_COLUMN,
@@ -115,6 +138,65 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
     report
 }
 
+/// Whether a column default, as the catalogue spells it, is one value for every row: a string or
+/// number literal (PostgreSQL adds a cast: `''::text`, `0::bigint`; SQLite keeps parentheses),
+/// or on MySQL a bare value (MySQL 8 shows a literal unquoted, and marks an expression
+/// `DEFAULT_GENERATED`, read separately). NULL and expressions (`nextval(...)`,
+/// `gen_random_uuid()`, `uuid()`, `CURRENT_TIMESTAMP`) are not constants.
+pub(crate) fn is_constant(dialect: Dialect, default: &str) -> bool {
+    let mut text = default.trim();
+    while let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        text = inner.trim();
+    }
+    if let Some(quoted) = text.strip_prefix('\'') {
+        // The end of the string literal ('' is a quote inside it), then nothing or a cast.
+        let mut chars = quoted.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            if c == '\'' {
+                if chars.peek().is_some_and(|&(_, next)| next == '\'') {
+                    chars.next();
+                    continue;
+                }
+                let rest = quoted[at + 1..].trim();
+                return rest.is_empty() || rest.strip_prefix("::").is_some_and(is_type_name);
+            }
+        }
+        return false;
+    }
+    let (value, cast) = text.split_once("::").unwrap_or((text, "text"));
+    if !is_type_name(cast) {
+        return false;
+    }
+    let value = value.trim();
+    let value = value
+        .strip_prefix('(')
+        .and_then(|v| v.strip_suffix(')'))
+        .unwrap_or(value);
+    let number = value.strip_prefix(['-', '+']).unwrap_or(value);
+    if !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return true;
+    }
+    if ["true", "false"]
+        .iter()
+        .any(|b| value.eq_ignore_ascii_case(b))
+    {
+        return true;
+    }
+    dialect == Dialect::MySql
+        && !value.eq_ignore_ascii_case("null")
+        && !value.contains('(')
+        && !value.eq_ignore_ascii_case("current_timestamp")
+}
+
+/// A PostgreSQL type name after `::` (`text`, `character varying(10)`, `"char"`, `integer[]`),
+/// not an expression going on.
+fn is_type_name(text: &str) -> bool {
+    !text.trim().is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " _\"(),[]".contains(c))
+}
+
 /// The statements `schema` runs to make the table usable; empty when nothing is missing.
 pub fn plan(
     dialect: Dialect,
@@ -158,6 +240,7 @@ fn index_name(mapping: &UsersMapping) -> Identifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Column;
 
     #[test]
     fn a_missing_table_plans_the_demo_table_and_its_index() {
@@ -170,5 +253,77 @@ mod tests {
             "CREATE UNIQUE INDEX \"users_login_id_key\" ON \"users\" (\"login_id\")"
         );
         assert!(super::plan(Dialect::Postgres, &mapping, &TableFacts::default(), false).is_err());
+    }
+
+    /// Red team, round 3 (R2): a constant default on the user-id column gives every created user
+    /// one `sub`; generated defaults do not.
+    #[test]
+    fn constant_defaults_are_told_from_generated_ones() {
+        use Dialect::*;
+        for (dialect, default) in [
+            (Sqlite, "''"),
+            (Sqlite, "'unknown'"),
+            (Sqlite, "0"),
+            (Sqlite, "(-1)"),
+            (Sqlite, "'it''s'"),
+            (Postgres, "''::text"),
+            (Postgres, "'x'::character varying"),
+            (Postgres, "0"),
+            (Postgres, "'-1'::integer"),
+            (Postgres, "(-1)"),
+            (Postgres, "true"),
+            (MySql, "''"),
+            (MySql, "'abc'"),
+            (MySql, "0"),
+            (MySql, "abc"),
+            (MySql, ""),
+        ] {
+            assert!(is_constant(dialect, default), "{dialect:?} {default:?}");
+        }
+        for (dialect, default) in [
+            (Sqlite, "NULL"),
+            (Sqlite, "(lower(hex(randomblob(16))))"),
+            (Sqlite, "CURRENT_TIMESTAMP"),
+            (Postgres, "nextval('users_id_seq'::regclass)"),
+            (Postgres, "gen_random_uuid()"),
+            (Postgres, "NULL::text"),
+            (Postgres, "'a'::text || random()::text"),
+            (MySql, "NULL"),
+            (MySql, "uuid()"),
+            (MySql, "current_timestamp()"),
+        ] {
+            assert!(!is_constant(dialect, default), "{dialect:?} {default:?}");
+        }
+    }
+
+    #[test]
+    fn a_constant_user_id_default_fails_the_check() {
+        let mut mapping = UsersMapping::demo();
+        mapping.user_id = Some(Identifier::new("account_uuid").unwrap());
+        let column = |default: Option<&str>| TableFacts {
+            exists: true,
+            columns: ["login_id", "ownid_data", "account_uuid"]
+                .into_iter()
+                .map(|name| Column {
+                    name: name.into(),
+                    default: (name == "account_uuid")
+                        .then(|| default.map(str::to_owned))
+                        .flatten(),
+                    ..Column::default()
+                })
+                .collect(),
+            login_id_unique: true,
+        };
+        let report = super::report(Dialect::Sqlite, &mapping, &column(Some("''")));
+        let check = report.check(checks::USER_ID_DEFAULT).unwrap();
+        assert!(!check.ok && !check.essential, "{report}");
+        assert!(report.is_usable());
+        for fine in [None, Some("(lower(hex(randomblob(16))))")] {
+            let report = super::report(Dialect::Sqlite, &mapping, &column(fine));
+            assert!(
+                report.check(checks::USER_ID_DEFAULT).unwrap().ok,
+                "{report}"
+            );
+        }
     }
 }

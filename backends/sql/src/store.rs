@@ -313,6 +313,10 @@ where
         let mut subject = login_id.to_owned();
         if let Some(column) = &self.mapping.user_id {
             match Self::json_value(&row, index).map_err(|err| unreadable(column, err))? {
+                // An empty id is no subject either: every user with it would share one `sub`.
+                serde_json::Value::String(id) if id.trim().is_empty() => {
+                    return Err(StoreError::no_user_id(column))
+                }
                 serde_json::Value::String(id) => subject = id,
                 serde_json::Value::Null => return Err(StoreError::no_user_id(column)),
                 other => subject = other.to_string(),

@@ -162,7 +162,7 @@ async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
     }
     let rows = conn
         .run(async |conn| {
-            sqlx::query("SELECT name, type FROM pragma_table_info(?1)")
+            sqlx::query("SELECT name, type, dflt_value FROM pragma_table_info(?1)")
                 .bind(table)
                 .fetch_all(conn)
                 .await
@@ -176,6 +176,7 @@ async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
             name: row.try_get(0).map_err(classify)?,
             max_chars: declared_width(&declared),
             declared,
+            default: row.try_get(2).map_err(classify)?,
             ..Column::default()
         });
     }

@@ -48,9 +48,10 @@ impl StoreError {
     /// beside a user whose id is `1001`). A 500 whose log line says what to fix.
     pub fn no_user_id(column: impl fmt::Display) -> StoreError {
         StoreError::Other(format!(
-            "the user's {column} (users.user_id) is NULL: no session token is issued, since \
-             `sub` never falls back to the login id; give the user an id (or a default for the \
-             column, for users created by create_missing_users)"
+            "the user's {column} (users.user_id) is NULL or empty: no session token is issued, \
+             since `sub` never falls back to the login id and an empty `sub` would be every such \
+             user's; give the user a unique id (or a generated default for the column, such as \
+             an identity, a sequence or a UUID, for users created by create_missing_users)"
         ))
     }
 

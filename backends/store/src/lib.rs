@@ -30,7 +30,8 @@ use async_trait::async_trait;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SessionUser {
     /// The configured user-id column's value, or the login id when none is configured. With a
-    /// user-id column, a user whose column is NULL (or absent) has no subject:
+    /// user-id column, a user whose column is NULL, absent or an empty (or blank) string has no
+    /// subject:
     /// [`UserStore::get_session_user`] refuses it ([`StoreError::no_user_id`]) rather than fall
     /// back to the login id, which may be another user's id.
     pub subject: String,

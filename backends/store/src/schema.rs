@@ -9,6 +9,9 @@ pub mod checks {
     pub const LOGIN_ID_COLUMN: &str = "login_id column";
     pub const OWNID_DATA_COLUMN: &str = "ownid_data column";
     pub const USER_ID_COLUMN: &str = "user_id column";
+    /// The user-id column's default is one value for every row (`''`, `0`): every user created
+    /// without an id would share it as `sub`.
+    pub const USER_ID_DEFAULT: &str = "user_id default";
     pub const CLAIM_COLUMN: &str = "claim column";
     pub const OWNID_DATA_WIDTH: &str = "ownid_data width";
     pub const LOGIN_ID_UNIQUE: &str = "login_id unique index";
