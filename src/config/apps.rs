@@ -287,10 +287,23 @@ fn shares_a_secret(a: &OwnIdConfig, b: &OwnIdConfig) -> bool {
 }
 
 fn same_data_column(a: &StorageConfig, b: &StorageConfig) -> bool {
+    // SQLite's names ignore ASCII case, quoted or not; so do MySQL's column names (and its table
+    // names where `lower_case_table_names` is set: counted as one, on the side of refusing).
+    // PostgreSQL's quoted names and MongoDB's are case-sensitive.
+    let same_name: fn(&str, &str) -> bool = match a.backend {
+        super::Backend::Sqlite | super::Backend::Mysql => |x, y| x.eq_ignore_ascii_case(y),
+        super::Backend::Postgres | super::Backend::Mongodb => |x, y| x == y,
+    };
     a.backend == b.backend
         && same_database(a, b)
-        && a.users.table == b.users.table
-        && a.users.ownid_data == b.users.ownid_data
+        && same_name(
+            a.users.table.identifier().as_str(),
+            b.users.table.identifier().as_str(),
+        )
+        && same_name(
+            a.users.ownid_data.identifier().as_str(),
+            b.users.ownid_data.identifier().as_str(),
+        )
 }
 
 /// Whether two URLs of one backend name the same database: the same text, or on SQLite the

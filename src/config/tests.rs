@@ -693,6 +693,39 @@ fn sqlite_urls_naming_the_same_file_are_one_database() {
     .is_ok());
 }
 
+/// Red team, round 3 (R3): SQLite's names (and MySQL's column names) ignore ASCII case, so
+/// `users`/`OWNID_DATA` and `USERS`/`ownid_data` on one file are one column.
+#[test]
+fn names_spelt_in_another_case_are_one_column_where_the_database_ignores_case() {
+    let apps = |backend: &str, url: &str, table: &str, column: &str| {
+        format!(
+            "apps:\n\
+             - name: one\n  base_path: /one\n  ownid: {{ shared_secret: \"{SECRET_A}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ backend: {backend}, url: \"{url}\" }}\n\
+             - name: two\n  base_path: /two\n  ownid: {{ shared_secret: \"{SECRET_B}\" }}\n  session: {{ secret: \"{JWT}\" }}\n  storage: {{ backend: {backend}, url: \"{url}\", users: {{ table: {table}, ownid_data: {column} }} }}\n"
+        )
+    };
+    for (backend, url) in [
+        ("sqlite", "sqlite://apps.db"),
+        ("mysql", "mysql://db.example.com/app"),
+    ] {
+        assert_eq!(
+            error(&apps(backend, url, "USERS", "OWNID_DATA"), &[]),
+            "apps[1]: the same ownIdData column (database, table and column) as apps[0] (\"one\"); each application needs its own",
+            "{backend}"
+        );
+    }
+    // PostgreSQL's quoted names and MongoDB's are case-sensitive: two columns.
+    for (backend, url) in [
+        ("postgres", "postgres://db.example.com/app"),
+        ("mongodb", "mongodb://db.example.com/app"),
+    ] {
+        assert!(
+            Config::from_yaml(&apps(backend, url, "USERS", "OWNID_DATA"), &[]).is_ok(),
+            "{backend}"
+        );
+    }
+}
+
 #[test]
 fn base_and_jwks_paths_may_not_take_a_route_of_the_server() {
     for reserved in [
