@@ -1,118 +1,19 @@
 //! `ownid-bridge users show` and `users reset`, the support tools, through the real binary on
 //! every backend: what show prints (never the data without --reveal), that reset clears only
 //! the named users' ownIdData after confirmation, reports each one, and exits 1 for an unknown
-//! user; the exact login-id match and the normalization of the endpoints.
+//! user; the exact login-id match and the normalization of the endpoints. On SQLite here; on the
+//! server backends: tests/users_on_servers.rs.
 
 mod common;
 
+use common::users::*;
 use common::*;
-use ownid_bridge_store::outage::required_url;
-
-const DATA: &str = "dévice-ключ 😀";
-
-/// Runs `ownid-bridge users ARGS` on the app's storage, with `stdin` as its standard input.
-async fn users(app: &TestApp, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut all = vec!["users"];
-    all.extend_from_slice(args);
-    app.cli(&all, stdin, &[]).await
-}
-
-async fn support_tools_work(backend: &str, url: &str) {
-    let app = app_on(backend, url, "support", &[]).await;
-    app.add_user("alice@example.com").await;
-    app.add_user("bob@example.com").await;
-    app.set_data("alice@example.com", DATA)
-        .await
-        .assert_empty(204);
-
-    let (code, out, err) = users(&app, &["show", "alice@example.com"], "").await;
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(
-        out,
-        "alice@example.com: exists; ownIdData present (13 characters, 21 bytes)\n"
-    );
-    let (code, out, _) = users(&app, &["show", "--reveal", "alice@example.com"], "").await;
-    assert_eq!(code, 0);
-    assert!(out.ends_with(&format!("\n{DATA}\n")), "{out}");
-    let (code, out, _) = users(&app, &["show", "bob@example.com"], "").await;
-    assert_eq!(
-        (code, out.as_str()),
-        (
-            0,
-            "bob@example.com: exists; no ownIdData (the next OwnID login enrols)\n"
-        )
-    );
-    // Exact match, as the endpoints: another case is another (here: no) user.
-    let (code, out, _) = users(&app, &["show", "Alice@example.com"], "").await;
-    assert_eq!(
-        (code, out.as_str()),
-        (1, "Alice@example.com: no such user\n")
-    );
-    // A login id the endpoints would refuse is an error (exit 2), not a lookup.
-    let (code, _, err) = users(&app, &["show", "bad\u{1}id"], "").await;
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("control"), "{err}");
-
-    // Without --yes it asks; anything but y changes nothing.
-    let targets = [
-        "reset",
-        "alice@example.com",
-        "bob@example.com",
-        "nobody@example.com",
-    ];
-    for answer in ["n\n", ""] {
-        let (code, out, err) = users(&app, &targets, answer).await;
-        assert_eq!((code, out.as_str()), (1, "nothing changed\n"), "{err}");
-        assert!(
-            err.contains("Clear the ownIdData of alice@example.com"),
-            "{err}"
-        );
-    }
-    assert_eq!(app.get_data("alice@example.com").await.status, 200);
-
-    let (code, out, _) = users(&app, &targets, "y\n").await;
-    assert_eq!(code, 1, "an unknown user makes reset exit 1: {out}");
-    assert_eq!(
-        out,
-        "alice@example.com: ownIdData cleared (was 13 characters, 21 bytes)\n\
-         bob@example.com: had no ownIdData; unchanged\n\
-         nobody@example.com: no such user\n"
-    );
-    // The next OwnID login finds no data and enrols afresh.
-    app.get_data("alice@example.com").await.assert_empty(204);
-    app.set_data("alice@example.com", "new device")
-        .await
-        .assert_empty(204);
-    let (code, out, _) = users(&app, &["reset", "--yes", "alice@example.com"], "").await;
-    assert_eq!(code, 0, "{out}");
-    assert!(
-        out.starts_with("alice@example.com: ownIdData cleared"),
-        "{out}"
-    );
-}
 
 #[tokio::test]
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("support.db").display());
     support_tools_work("sqlite", &url).await;
-}
-
-#[tokio::test]
-async fn postgres() {
-    support_tools_work("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
-}
-
-#[tokio::test]
-async fn mysql() {
-    let url = mysql_test_database("ownid_bridge_users_test").await;
-    support_tools_work("mariadb", &url).await;
-}
-
-#[tokio::test]
-async fn mongodb() {
-    let url = mongodb_test_database("ownid_bridge_users_test");
-    support_tools_work("mongodb", &url).await;
 }
 
 /// With `ownid.login_id_normalization: lowercase`, the tools find the user the endpoints find.

@@ -3,6 +3,11 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod apps;
+pub mod replay;
+pub mod transfer;
+pub mod users;
+
 use std::sync::Arc;
 
 use ownid_bridge::app::App;
@@ -750,4 +755,24 @@ impl ServerControl {
             self.script, self.dir
         );
     }
+}
+
+/// Overrides that bound every statement to one second.
+pub const STATEMENT_TIMEOUT: [(&str, &str); 1] =
+    [("OWNID_BRIDGE__STORAGE__POOL__STATEMENT_TIMEOUT", "1s")];
+
+/// `send` while another session holds the table: answered 503 with `Retry-After` once the
+/// statement timeout (1 s) runs out, not after the lock is released.
+pub async fn held_up_by_a_lock_is_503(app: &TestApp, send: impl AsyncFn(&TestApp) -> Reply) {
+    let started = std::time::Instant::now();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), send(app))
+        .await
+        .expect("still waiting for the lock after 10 s");
+    reply.assert_error(503, "storage_unavailable");
+    assert!(reply.headers.get("retry-after").is_some());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "answered after {:?}",
+        started.elapsed()
+    );
 }
