@@ -2,10 +2,8 @@
 //! two applications, one on PostgreSQL, and the commands that take `--app`; two applications
 //! over one database of each server backend.
 
-mod common;
-
-use common::apps::{sign_with, Apps, ADMIN_SECRET};
-use common::{fresh_timestamp, JWT_SECRET, SECRET};
+use crate::common::apps::{sign_with, Apps, ADMIN_SECRET};
+use crate::common::{fresh_timestamp, JWT_SECRET, SECRET};
 use ownid_bridge::config::Config;
 use ownid_bridge_store::outage::required_url;
 use serde_json::{json, Value};
@@ -14,6 +12,7 @@ use serde_json::{json, Value};
 /// `serve` prints and logs, requests over TCP, and the commands that take `--app`.
 #[tokio::test]
 async fn the_binary_serves_two_applications_and_its_commands_take_app() {
+    let _group = crate::common::exclusive("backends").await;
     let postgres = required_url("OWNID_TEST_POSTGRES_URL");
     let dir = tempfile::tempdir().unwrap();
     let partners = format!("partners_{}", uuid::Uuid::new_v4().simple());
@@ -97,7 +96,7 @@ async fn the_binary_serves_two_applications_and_its_commands_take_app() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let (base, printed) = common::read_banner(&mut child).await;
+    let (base, printed) = crate::common::read_banner(&mut child).await;
     assert!(
         printed.contains(&format!(
             "  customer:\n    OwnID endpoints: {base}/customer/{{setOwnIDDataByLoginId"
@@ -229,17 +228,20 @@ async fn two_apps_over_one_database(backend: &str, url: &str) {
 
 #[tokio::test]
 async fn two_apps_over_one_postgres_database() {
+    let _group = crate::common::exclusive("backends").await;
     two_apps_over_one_database("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
 }
 
 #[tokio::test]
 async fn two_apps_over_one_mysql_database() {
-    let url = common::mysql_test_database("ownid_bridge_apps_test").await;
+    let _group = crate::common::exclusive("backends").await;
+    let url = crate::common::mysql_test_database("ownid_bridge_apps_test").await;
     two_apps_over_one_database("mysql", &url).await;
 }
 
 #[tokio::test]
 async fn two_apps_over_one_mongodb_database() {
-    let url = common::mongodb_test_database("ownid_bridge_apps_test");
+    let _group = crate::common::exclusive("backends").await;
+    let url = crate::common::mongodb_test_database("ownid_bridge_apps_test");
     two_apps_over_one_database("mongodb", &url).await;
 }

@@ -1,21 +1,21 @@
-//! `ownid.replay_protection: storage` on the server backends (see tests/replay.rs): two instances
+//! `ownid.replay_protection: storage` on the server backends (see tests/inproc/replay.rs): two instances
 //! over one PostgreSQL (directly and through PgBouncer), MariaDB and MongoDB database refuse a
 //! replay and accept racing copies once; `serve` needs the replay table.
 
-mod common;
-
-use common::replay::{both_cases, pair};
-use common::*;
+use crate::common::replay::{both_cases, pair};
+use crate::common::*;
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
+    let _group = crate::common::exclusive("backends").await;
     both_cases("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_through_pgbouncer() {
+    let _group = crate::common::exclusive("backends").await;
     let url = required_url("OWNID_TEST_PGBOUNCER_URL");
     let pooler = [("OWNID_BRIDGE__STORAGE__POOLER", "transaction")];
     let [a, b] = pair("postgres", &url, "storage", &pooler).await;
@@ -27,12 +27,14 @@ async fn postgres_through_pgbouncer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql() {
+    let _group = crate::common::exclusive("backends").await;
     let url = mysql_test_database("ownid_bridge_replay_test").await;
     both_cases("mariadb", &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb() {
+    let _group = crate::common::exclusive("backends").await;
     let url = mongodb_test_database("ownid_bridge_replay_test");
     both_cases("mongodb", &url).await;
 }
@@ -41,6 +43,7 @@ async fn mongodb() {
 /// and `storage::inspect` names it.
 #[tokio::test]
 async fn serving_needs_the_replay_table() {
+    let _group = crate::common::exclusive("backends").await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let config = backend_config(
         "postgres",

@@ -1,9 +1,7 @@
 //! The same server on every networked backend: only `storage.backend` and `storage.url` change.
 //! Each run uses a table (collection) of its own, created as the demo table.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 use serde_json::json;
@@ -48,6 +46,7 @@ async fn the_contract_holds(app: &TestApp) {
 
 #[tokio::test]
 async fn postgres() {
+    let _group = crate::common::exclusive("backends").await;
     let app = app_on("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
     the_contract_holds(&app).await;
 }
@@ -56,6 +55,7 @@ async fn postgres() {
 /// `ignore_startup_parameters`) and `storage.pooler: transaction`.
 #[tokio::test]
 async fn postgres_through_pgbouncer() {
+    let _group = crate::common::exclusive("backends").await;
     let url = required_url("OWNID_TEST_PGBOUNCER_URL");
     let app = app_with(
         "postgres",
@@ -68,6 +68,7 @@ async fn postgres_through_pgbouncer() {
 
 #[tokio::test]
 async fn mysql() {
+    let _group = crate::common::exclusive("backends").await;
     let url = mysql_test_database("ownid_bridge_app_test").await;
     let app = app_on("mariadb", &url).await;
     the_contract_holds(&app).await;
@@ -75,6 +76,7 @@ async fn mysql() {
 
 #[tokio::test]
 async fn mongodb() {
+    let _group = crate::common::exclusive("backends").await;
     let url = mongodb_test_database("ownid_bridge_app_test");
     let app = app_on("mongodb", &url).await;
     the_contract_holds(&app).await;
@@ -108,6 +110,7 @@ async fn conflicts_are_retried(
 
 #[tokio::test]
 async fn postgres_serialization_failures_are_retried() {
+    let _group = crate::common::exclusive("backends").await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let app = app_on("postgres", &url).await;
     let table = app.config.storage.users.mapping().table.to_string();
@@ -141,6 +144,7 @@ async fn postgres_serialization_failures_are_retried() {
 
 #[tokio::test]
 async fn mysql_deadlocks_and_certification_conflicts_are_retried() {
+    let _group = crate::common::exclusive("backends").await;
     let url = mysql_test_database("ownid_bridge_app_test").await;
     let app = app_on("mariadb", &url).await;
     let table = app.config.storage.users.mapping().table.to_string();
@@ -169,6 +173,7 @@ async fn mysql_deadlocks_and_certification_conflicts_are_retried() {
 
 #[tokio::test]
 async fn postgres_statements_waiting_on_a_lock_time_out() {
+    let _group = crate::common::exclusive("backends").await;
     use sqlx::Connection as _;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let app = app_with("postgres", &url, &STATEMENT_TIMEOUT).await;
@@ -195,6 +200,7 @@ async fn postgres_statements_waiting_on_a_lock_time_out() {
 
 #[tokio::test]
 async fn postgres_through_pgbouncer_statements_waiting_on_a_lock_time_out() {
+    let _group = crate::common::exclusive("backends").await;
     use sqlx::Connection as _;
     let direct = required_url("OWNID_TEST_POSTGRES_URL");
     let url = required_url("OWNID_TEST_PGBOUNCER_URL");
@@ -218,6 +224,7 @@ async fn postgres_through_pgbouncer_statements_waiting_on_a_lock_time_out() {
 
 #[tokio::test]
 async fn mysql_statements_waiting_on_a_lock_time_out() {
+    let _group = crate::common::exclusive("backends").await;
     use sqlx::{Connection as _, Executor as _};
     let url = mysql_test_database("ownid_bridge_app_test").await;
     let app = app_with("mariadb", &url, &STATEMENT_TIMEOUT).await;
@@ -285,6 +292,7 @@ async fn stalling_proxy(
 
 #[tokio::test]
 async fn mongodb_operations_that_do_not_answer_time_out() {
+    let _group = crate::common::exclusive("backends").await;
     use ownid_bridge_store::outage::{server_addr, with_server};
     let url = mongodb_test_database("ownid_bridge_app_test");
     let (proxy, stalled) = stalling_proxy(server_addr(&url).await).await;

@@ -5,16 +5,15 @@
 //! - an import killed with SIGKILL halfway, run again, ends identical to its input;
 //! - a line PostgreSQL cannot store (U+0000) is refused and the rest written.
 
-mod common;
-
 use std::time::Duration;
 
-use common::transfer::*;
-use common::*;
+use crate::common::transfer::*;
+use crate::common::*;
 use ownid_bridge_store::outage::required_url;
 
 #[tokio::test]
 async fn a_round_trip_through_every_backend_keeps_every_byte() {
+    let _group = crate::common::exclusive("backends").await;
     let dir = tempfile::tempdir().unwrap();
     let source = app_on(
         "sqlite",
@@ -80,6 +79,7 @@ async fn a_round_trip_through_every_backend_keeps_every_byte() {
 
 #[tokio::test]
 async fn an_import_killed_halfway_and_run_again_ends_identical() {
+    let _group = crate::common::exclusive("backends").await;
     let target = app_on(
         "postgres",
         &required_url("OWNID_TEST_POSTGRES_URL"),
@@ -162,6 +162,7 @@ async fn an_import_killed_halfway_and_run_again_ends_identical() {
 /// other: the lines after it are written, and a second run does not stop there either.
 #[tokio::test]
 async fn an_import_line_with_nul_is_refused_and_the_rest_written() {
+    let _group = crate::common::exclusive("backends").await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_on(
         "postgres",

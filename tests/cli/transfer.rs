@@ -1,11 +1,9 @@
 //! `ownid-bridge export` and `import` through the real binary, on SQLite: what a line can be
 //! refused for, each reported with its line number, and --dry-run; the export file's mode. On
-//! the server backends: tests/transfer_on_servers.rs.
+//! the server backends: tests/backends/transfer.rs.
 
-mod common;
-
-use common::transfer::*;
-use common::*;
+use crate::common::transfer::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn refused_lines_are_reported_by_number_and_a_dry_run_changes_nothing() {

@@ -2,12 +2,10 @@
 //! every backend: what show prints (never the data without --reveal), that reset clears only
 //! the named users' ownIdData after confirmation, reports each one, and exits 1 for an unknown
 //! user; the exact login-id match and the normalization of the endpoints. On SQLite here; on the
-//! server backends: tests/users_on_servers.rs.
+//! server backends: tests/backends/users.rs.
 
-mod common;
-
-use common::users::*;
-use common::*;
+use crate::common::users::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn sqlite() {

@@ -25,14 +25,12 @@
 //!
 //! The three backends share one lock so that they run one after another.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     backend_config, fresh_timestamp, mongodb_test_database, mysql_test_database, serve_tcp, sign,
     ServerControl,
 };
@@ -64,6 +62,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_killed_under_load() {
+    let _group = crate::common::exclusive("faults").await;
     let _serial = SERIAL.lock().await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let server = ServerControl::from_env("postgres.sh", "OWNID_TEST_POSTGRES_DIR");
@@ -72,6 +71,7 @@ async fn postgres_killed_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_killed_under_load() {
+    let _group = crate::common::exclusive("faults").await;
     let _serial = SERIAL.lock().await;
     let server = ServerControl::from_env("mariadb.sh", "OWNID_TEST_MYSQL_DIR");
     let url = mysql_test_database("ownid_bridge_faults_test").await;
@@ -80,6 +80,7 @@ async fn mysql_killed_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mongodb_killed_under_load() {
+    let _group = crate::common::exclusive("faults").await;
     let _serial = SERIAL.lock().await;
     let server = ServerControl::from_env("jongodb.sh", "OWNID_TEST_MONGODB_DIR");
     let url = mongodb_test_database("ownid_bridge_faults_test");

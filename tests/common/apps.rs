@@ -1,5 +1,5 @@
-//! Several applications in one server (`apps`), in process: tests/apps.rs and
-//! tests/apps_on_servers.rs.
+//! Several applications in one server (`apps`), in process: tests/inproc/apps.rs and
+//! tests/backends/apps.rs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,7 @@ pub struct Apps {
 impl Apps {
     pub async fn start(mut config: Config) -> Apps {
         // The in-process client has no address, which the default for /docs (loopback) refuses;
-        // who gets the page: tests/network.rs.
+        // who gets the page: tests/inproc/network.rs.
         config.docs.allowed_networks.clear();
         let mut stores = Vec::new();
         for app in config.apps() {

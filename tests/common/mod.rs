@@ -776,3 +776,48 @@ pub async fn held_up_by_a_lock_is_503(app: &TestApp, send: impl AsyncFn(&TestApp
         started.elapsed()
     );
 }
+
+/// Tests of one `group` run together, never alongside another group's: each binary holds tests
+/// that used to be binaries of their own (run one after the other by cargo), and some must not
+/// overlap (Galera nodes killed under another test's writes, 256 connections to PostgreSQL,
+/// time limits measured under load). Hold the guard for the whole test.
+pub async fn exclusive(group: &'static str) -> Exclusive {
+    loop {
+        {
+            let mut running = EXCLUSIVE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *running {
+                None => {
+                    *running = Some((group, 1));
+                    return Exclusive;
+                }
+                Some((current, ref mut count)) if current == group => {
+                    *count += 1;
+                    return Exclusive;
+                }
+                Some(_) => {}
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+static EXCLUSIVE: std::sync::Mutex<Option<(&'static str, usize)>> = std::sync::Mutex::new(None);
+
+/// Held by a test of the group [`exclusive`] let in.
+pub struct Exclusive;
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        let mut running = EXCLUSIVE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, count)) = running.as_mut() {
+            *count -= 1;
+            if *count == 0 {
+                *running = None;
+            }
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! Two instances sharing one replay guard: tests/replay.rs (SQLite) and
-//! tests/replay_on_servers.rs.
+//! Two instances sharing one replay guard: tests/inproc/replay.rs (SQLite) and
+//! tests/backends/replay.rs.
 
 use ownid_bridge::storage;
 

@@ -1,4 +1,4 @@
-//! `export` and `import` through the binary: tests/transfer.rs and tests/transfer_on_servers.rs.
+//! `export` and `import` through the binary: tests/cli/transfer.rs and tests/backends/transfer.rs.
 
 use std::collections::BTreeSet;
 use std::path::Path;

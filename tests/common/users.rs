@@ -1,5 +1,5 @@
-//! The support tools through the binary on a backend: tests/users.rs and
-//! tests/users_on_servers.rs.
+//! The support tools through the binary on a backend: tests/cli/users.rs and
+//! tests/backends/users.rs.
 
 use super::*;
 

@@ -1,12 +1,10 @@
 //! Several OwnID applications in one server (`apps`): each with its own base path, shared
 //! secret, response mode, users table and session settings. A request signed for one is refused
 //! by the other; each writes only its own table; the OpenAPI document, Swagger UI, `/readyz`,
-//! metrics and logs name each application. With a server: tests/apps_on_servers.rs.
+//! metrics and logs name each application. With a server: tests/backends/apps.rs.
 
-mod common;
-
-use common::apps::{sign_with, Apps, ADMIN_SECRET};
-use common::{fresh_timestamp, read, JWT_SECRET, SECRET};
+use crate::common::apps::{sign_with, Apps, ADMIN_SECRET};
+use crate::common::{fresh_timestamp, read, JWT_SECRET, SECRET};
 use ownid_bridge::config::Config;
 use serde_json::{json, Value};
 
@@ -261,10 +259,11 @@ async fn the_document_and_swagger_ui_show_each_application_under_its_base_path()
 #[tokio::test]
 async fn a_single_application_configuration_is_served_as_before() {
     let dir = tempfile::tempdir().unwrap();
-    let config = common::test_config(dir.path(), &[]);
+    let config = crate::common::test_config(dir.path(), &[]);
     let apps = Apps::start(config).await;
     let document = apps.get("/openapi.json").await.json();
-    let committed: Value = serde_json::from_str(include_str!("../openapi/openapi.json")).unwrap();
+    let committed: Value =
+        serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
     assert_eq!(document, committed);
     assert_eq!(
         apps.get("/readyz").await.json(),

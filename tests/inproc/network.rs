@@ -1,8 +1,6 @@
 //! `allowed_networks` and `trusted_proxies` need a real socket peer: served over TCP in process.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ownid_bridge::app::{serve_configured, App};
 use ownid_bridge::storage;
 use poem::listener::Acceptor;

@@ -10,12 +10,10 @@
 //! releases the signature for OwnID's retry; a table that cannot be written refuses the request
 //! (503) rather than answer it unguarded.
 //!
-//! Here on SQLite; on the server backends: tests/replay_on_servers.rs.
+//! Here on SQLite; on the server backends: tests/backends/replay.rs.
 
-mod common;
-
-use common::replay::{both_cases, pair};
-use common::*;
+use crate::common::replay::{both_cases, pair};
+use crate::common::*;
 use ownid_bridge::storage;
 use ownid_bridge_store::StoreError;
 

@@ -1,9 +1,7 @@
 //! A SQLite write waiting on another writer is answered 503 once the statement timeout runs
-//! out (the server backends' lock timeouts: tests/backends.rs).
+//! out (the server backends' lock timeouts: tests/backends/serving.rs).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn sqlite_writes_waiting_on_another_writer_time_out() {
