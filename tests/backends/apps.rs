@@ -229,7 +229,8 @@ async fn two_apps_over_one_database(backend: &str, url: &str) {
 #[tokio::test]
 async fn two_apps_over_one_postgres_database() {
     let _group = crate::common::exclusive("backends").await;
-    two_apps_over_one_database("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
+    let database = crate::common::fresh_database("postgres", "ownid_bridge_apps_test").await;
+    two_apps_over_one_database("postgres", &database.url).await;
 }
 
 #[tokio::test]
@@ -242,6 +243,6 @@ async fn two_apps_over_one_mysql_database() {
 #[tokio::test]
 async fn two_apps_over_one_mongodb_database() {
     let _group = crate::common::exclusive("backends").await;
-    let url = crate::common::mongodb_test_database("ownid_bridge_apps_test");
+    let url = crate::common::mongodb_test_database("ownid_bridge_apps_test").await;
     two_apps_over_one_database("mongodb", &url).await;
 }

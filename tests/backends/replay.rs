@@ -10,7 +10,8 @@ use ownid_bridge_store::outage::required_url;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
     let _group = crate::common::exclusive("backends").await;
-    both_cases("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
+    let database = fresh_database("postgres", "ownid_bridge_replay_test").await;
+    both_cases("postgres", &database.url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +36,7 @@ async fn mysql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb() {
     let _group = crate::common::exclusive("backends").await;
-    let url = mongodb_test_database("ownid_bridge_replay_test");
+    let url = mongodb_test_database("ownid_bridge_replay_test").await;
     both_cases("mongodb", &url).await;
 }
 

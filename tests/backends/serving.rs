@@ -47,7 +47,8 @@ async fn the_contract_holds(app: &TestApp) {
 #[tokio::test]
 async fn postgres() {
     let _group = crate::common::exclusive("backends").await;
-    let app = app_on("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
+    let database = fresh_database("postgres", "ownid_bridge_app_test").await;
+    let app = app_on("postgres", &database.url).await;
     the_contract_holds(&app).await;
 }
 
@@ -77,7 +78,7 @@ async fn mysql() {
 #[tokio::test]
 async fn mongodb() {
     let _group = crate::common::exclusive("backends").await;
-    let url = mongodb_test_database("ownid_bridge_app_test");
+    let url = mongodb_test_database("ownid_bridge_app_test").await;
     let app = app_on("mongodb", &url).await;
     the_contract_holds(&app).await;
 }
@@ -294,7 +295,7 @@ async fn stalling_proxy(
 async fn mongodb_operations_that_do_not_answer_time_out() {
     let _group = crate::common::exclusive("backends").await;
     use ownid_bridge_store::outage::{server_addr, with_server};
-    let url = mongodb_test_database("ownid_bridge_app_test");
+    let url = mongodb_test_database("ownid_bridge_app_test").await;
     let (proxy, stalled) = stalling_proxy(server_addr(&url).await).await;
     let app = app_with("mongodb", &with_server(&url, proxy), &STATEMENT_TIMEOUT).await;
     app.add_user("alice@example.com").await;

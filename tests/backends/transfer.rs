@@ -43,7 +43,7 @@ async fn a_round_trip_through_every_backend_keeps_every_byte() {
     assert_eq!(first, expected);
 
     let mysql = mysql_test_database("ownid_bridge_transfer_test").await;
-    let mongodb = mongodb_test_database("ownid_bridge_transfer_test");
+    let mongodb = mongodb_test_database("ownid_bridge_transfer_test").await;
     let last_sqlite = format!("sqlite://{}", dir.path().join("last.db").display());
     let steps = [
         ("postgres", required_url("OWNID_TEST_POSTGRES_URL")),

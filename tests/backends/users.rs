@@ -3,12 +3,12 @@
 
 use crate::common::users::*;
 use crate::common::*;
-use ownid_bridge_store::outage::required_url;
 
 #[tokio::test]
 async fn postgres() {
     let _group = crate::common::exclusive("backends").await;
-    support_tools_work("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
+    let database = fresh_database("postgres", "ownid_bridge_users_test").await;
+    support_tools_work("postgres", &database.url).await;
 }
 
 #[tokio::test]
@@ -21,6 +21,6 @@ async fn mysql() {
 #[tokio::test]
 async fn mongodb() {
     let _group = crate::common::exclusive("backends").await;
-    let url = mongodb_test_database("ownid_bridge_users_test");
+    let url = mongodb_test_database("ownid_bridge_users_test").await;
     support_tools_work("mongodb", &url).await;
 }
