@@ -3,7 +3,7 @@
 # throwaway servers of scripts/servers/with.sh (PostgreSQL, PgBouncer, MariaDB, jongodb, a
 # PostgreSQL primary with a synchronous standby, a 3-node MariaDB Galera cluster):
 #   cargo fmt --check; cargo clippy -D warnings; cargo test with every server-backed test
-#   (--features server-tests: a backend whose server is missing fails, never skips);
+#   (--all-features turns on `server-tests`: a test whose server is missing fails, never skips);
 #   scripts/checks/clients.sh (generated clients, Swagger UI in Chromium, spec validator,
 #   schemathesis); packaging/check.sh (the Debian package installed and serving, the container
 #   image's runtime stage built and run from its filesystem); scripts/checks/deny.sh (cargo-deny).

@@ -95,6 +95,10 @@ fn describe() {
         "ownid_bridge_connections_open",
         "Client connections open now (at most server.max_connections)."
     );
+    describe_counter!(
+        "ownid_bridge_connections_refused_total",
+        "Client connections closed on accept, by reason (per_address: server.max_connections_per_address reached)."
+    );
     describe_gauge!(
         "ownid_bridge_build_info",
         "Always 1; the labels say which build is running: its version and the storage backends compiled in."

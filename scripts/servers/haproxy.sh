@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HAProxy in DIR on a free port of 127.0.0.1, in front of server instances on SERVER_PORTs
 # (round robin, health check GET /readyz, retries with redispatch), its log in DIR/haproxy.log
-# and its runtime API on DIR/haproxy.sock (tests/killed.rs reads both):
+# and its runtime API on DIR/haproxy.sock (tests/clusters/killed.rs reads both):
 #
 #   haproxy.sh start DIR SERVER_PORT...   prints the port it listens on
 #   haproxy.sh stop DIR

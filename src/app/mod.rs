@@ -331,7 +331,24 @@ pub struct Listening {
     metrics: Option<(BoxAcceptor, SocketAddr)>,
     /// The application, once the store is open; until then [`Starting`] answers.
     ready: Arc<OnceLock<BoxEndpoint<'static, Response>>>,
+    stop: Stop,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Stops a started server as SIGINT or SIGTERM does: it accepts no more connections and lets
+/// the requests in flight finish within `server.shutdown_timeout`.
+#[derive(Clone, Default)]
+pub struct Stop(Arc<tokio::sync::Notify>);
+
+impl Stop {
+    pub fn stop(&self) {
+        // Kept for the server when it is not waiting yet.
+        self.0.notify_one();
+    }
+
+    async fn requested(&self) {
+        self.0.notified().await;
+    }
 }
 
 /// A server that serves the OwnID operations: what `serve` prints comes from here.
@@ -341,13 +358,16 @@ pub struct Ready {
     metrics_addr: Option<SocketAddr>,
     /// Secrets generated for this run (zero-configuration trial only).
     pub generated: GeneratedSecrets,
+    stop: Stop,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// Starts the server from `config`: logging, then the secrets and keys (before anything is
 /// bound or the storage touched, so a forgotten secret changes nothing; an expired previous
 /// secret is warned about), then the main and metrics listeners. The main port answers at
-/// once, with [`Starting`] until [`Listening::open`] has opened the store.
+/// once, with [`Starting`] until [`Listening::open`] has opened the store. This is what `serve`
+/// runs, and what the tests start a server with (`server.listen` on port 0, then
+/// [`Ready::addr`] and [`Ready::stopper`]).
 pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening, StartError> {
     init_logging(&config.log);
     for file in config.exposed_secret_files() {
@@ -378,14 +398,19 @@ pub async fn start(config: Config, missing: MissingSecrets) -> Result<Listening,
         ready: Arc::clone(&ready),
     };
     let server_config = config.server.clone();
+    let stop = Stop::default();
+    let stopped = stop.clone();
     let server =
-        tokio::spawn(async move { serve_configured(acceptor, starting, &server_config).await });
+        tokio::spawn(
+            async move { serve_configured(acceptor, starting, &server_config, stopped).await },
+        );
     Ok(Listening {
         config,
         keys,
         addr,
         metrics,
         ready,
+        stop,
         server,
     })
 }
@@ -402,22 +427,30 @@ impl Listening {
     /// Opens the store for serving (waiting for the database as `storage.startup_wait` allows,
     /// see [`crate::storage::open_waiting`]) and switches the main port to the application.
     /// `None` when a signal stopped the server first.
-    pub async fn open(self) -> Result<Option<Ready>, StartError> {
+    pub async fn open(mut self) -> Result<Option<Ready>, StartError> {
+        let stores = tokio::select! {
+            stores = open_stores(&self.config) => stores?,
+            stopped = &mut self.server => {
+                served(stopped)?;
+                return Ok(None);
+            }
+        };
+        Ok(Some(self.serve(stores)))
+    }
+
+    /// Switches the main port to the application over `stores`, opened by the caller, one per
+    /// application in the order of [`Config::apps`] ([`Listening::open`] opens them from the
+    /// configuration; tests pass a store with failures injected).
+    pub fn serve(self, stores: Vec<Arc<dyn UserStore>>) -> Ready {
         let Listening {
             config,
             keys,
             addr,
             metrics,
             ready,
-            mut server,
+            stop,
+            server,
         } = self;
-        let stores = tokio::select! {
-            stores = open_stores(&config) => stores?,
-            stopped = &mut server => {
-                served(stopped)?;
-                return Ok(None);
-            }
-        };
         let (app, generated) = App::with_keys(config, stores, keys);
         let metrics_addr = metrics.map(|(acceptor, addr)| {
             let route = Route::new().at("/metrics", app.metrics_endpoint());
@@ -431,13 +464,14 @@ impl Listening {
             unreachable!("the application is set once");
         }
         tracing::info!(%addr, "ready");
-        Ok(Some(Ready {
+        Ready {
             app,
             addr,
             metrics_addr,
             generated,
+            stop,
             server,
-        }))
+        }
     }
 }
 
@@ -458,6 +492,11 @@ impl Ready {
         &self.app
     }
 
+    /// The address the main port listens on (the real port for `listen: ...:0`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `http://` or `https://` and the address the server listens on.
     pub fn base_url(&self) -> String {
         format!("{}://{}", self.app.config.server.scheme(), self.addr)
@@ -472,9 +511,25 @@ impl Ready {
         }
     }
 
-    /// Serves until SIGINT or SIGTERM (see [`serve_configured`]).
+    /// Serves until SIGINT, SIGTERM or [`Stop::stop`] (see [`serve_configured`]).
     pub async fn run(self) -> Result<(), StartError> {
         served(self.server.await)
+    }
+
+    /// What stops this server from elsewhere, as a signal does.
+    pub fn stopper(&self) -> Stop {
+        self.stop.clone()
+    }
+
+    /// Whether the server has stopped serving (stopped, or failed).
+    pub fn is_finished(&self) -> bool {
+        self.server.is_finished()
+    }
+
+    /// Stops the server and waits until the requests in flight are answered.
+    pub async fn stop(self) -> Result<(), StartError> {
+        self.stop.stop();
+        self.run().await
     }
 }
 
@@ -551,7 +606,7 @@ pub fn init_logging(log: &LogConfig) {
 }
 
 /// Binds the configured address; the returned acceptor knows the real port (for `listen: ...:0`).
-pub async fn bind(listen: &str) -> std::io::Result<impl Acceptor> {
+async fn bind(listen: &str) -> std::io::Result<impl Acceptor> {
     TcpListener::bind(listen.to_owned()).into_acceptor().await
 }
 
@@ -606,16 +661,23 @@ pub async fn bind_server(
     })
 }
 
-/// Serves until SIGINT or SIGTERM, then lets in-flight requests finish within
+/// Serves until SIGINT, SIGTERM or `stop`, then lets in-flight requests finish within
 /// `server.shutdown_timeout`, with every connection limit of `server.*` (see `conn.rs`): the
 /// idle timeout, the deadline for a request head and the number of open connections.
-pub async fn serve_configured(
+async fn serve_configured(
     acceptor: impl Acceptor + 'static,
     endpoint: impl Endpoint + 'static,
     server: &crate::config::ServerConfig,
+    stop: Stop,
 ) -> std::io::Result<()> {
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = stop.requested() => tracing::info!("shutting down: finishing in-flight requests"),
+        }
+    };
     Server::new_with_acceptor(crate::conn::Guarded::new(acceptor, server))
-        .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(server.shutdown_timeout))
+        .run_with_graceful_shutdown(endpoint, shutdown, Some(server.shutdown_timeout))
         .await
 }
 

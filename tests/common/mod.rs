@@ -3,9 +3,14 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod apps;
+pub mod replay;
+pub mod transfer;
+pub mod users;
+
 use std::sync::Arc;
 
-use ownid_bridge::app::App;
+use ownid_bridge::app::{self, App};
 use ownid_bridge::config::Config;
 use ownid_bridge::secret::Secret;
 use ownid_bridge::signature::{now_ms, SignatureVerifier};
@@ -214,30 +219,21 @@ pub fn backend_config(
     Config::from_yaml(&yaml, &env).expect("config")
 }
 
-/// Serves the app over TCP on the config's `server.listen` (use port 0), with its connection
-/// limits (`server.*`) and a 1 s shutdown timeout.
+/// The server over TCP, started as `serve` starts it ([`ownid_bridge::app::start`], the one
+/// composition root), on `store` (open, with its schema): on the config's `server.listen` (use
+/// port 0; [`app::Ready::addr`] is the real one), with a 1 s shutdown timeout, logging errors
+/// only. Dropping the answer leaves it serving; [`app::Ready::stop`] stops it.
 pub async fn serve_tcp(
-    config: Config,
+    mut config: Config,
     store: Arc<dyn UserStore>,
-) -> (
-    std::net::SocketAddr,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
-    use poem::listener::Acceptor as _;
-    let (app, _) = App::new(config, store).expect("app");
-    let acceptor = ownid_bridge::app::bind(&app.config.server.listen)
+) -> (std::net::SocketAddr, app::Ready) {
+    config.server.shutdown_timeout = std::time::Duration::from_secs(1);
+    config.log.level = "error".into();
+    let server = app::start(config, app::MissingSecrets::Refuse)
         .await
-        .expect("bind");
-    let addr = *acceptor.local_addr()[0].as_socket_addr().expect("a socket");
-    let server = ownid_bridge::config::ServerConfig {
-        shutdown_timeout: std::time::Duration::from_secs(1),
-        ..app.config.server.clone()
-    };
-    let endpoint = app.endpoint();
-    let task = tokio::spawn(async move {
-        ownid_bridge::app::serve_configured(acceptor, endpoint, &server).await
-    });
-    (addr, task)
+        .expect("start")
+        .serve(vec![store]);
+    (server.addr(), server)
 }
 
 /// What a [`ScriptedStore`] does to the next data-path call (get, set, session).
@@ -508,24 +504,68 @@ pub async fn read_stderr(child: &mut tokio::process::Child) -> String {
     logs
 }
 
-/// The database `name` on the test MySQL/MariaDB server (created when missing), as a URL.
-pub async fn mysql_test_database(name: &str) -> String {
-    let base = ownid_bridge_store::outage::required_url("OWNID_TEST_MYSQL_URL");
-    let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE IF NOT EXISTS {name}"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
-    format!("{}/{name}", base.trim_end_matches('/'))
+/// A database of its own for one test, as `#[sqlx::test]` gives: `backend`'s URL on a new
+/// SQLite file (removed with the value), or a new database on the test server of PostgreSQL
+/// (`OWNID_TEST_POSTGRES_URL`), MySQL/MariaDB (`OWNID_TEST_MYSQL_URL`) or MongoDB
+/// (`OWNID_TEST_MONGODB_URL`), named `prefix_<uuid>`. Databases on a server are left to the
+/// throwaway server (scripts/servers/with.sh removes it).
+pub async fn fresh_database(backend: &str, prefix: &str) -> FreshDatabase {
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let (url, dir) = match backend {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}",
+                dir.path().join(format!("{name}.db")).display()
+            );
+            (url, Some(dir))
+        }
+        "postgres" => {
+            let base = ownid_bridge_store::outage::required_url("OWNID_TEST_POSTGRES_URL");
+            let admin = sqlx::PgPool::connect(&base).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let mut url = url::Url::parse(&base).expect("OWNID_TEST_POSTGRES_URL is a URL");
+            url.set_path(&name);
+            (url.to_string(), None)
+        }
+        "mysql" | "mariadb" => {
+            let base = ownid_bridge_store::outage::required_url("OWNID_TEST_MYSQL_URL");
+            let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            (format!("{}/{name}", base.trim_end_matches('/')), None)
+        }
+        "mongodb" => {
+            // Created by its first write.
+            let base = ownid_bridge_store::outage::required_url("OWNID_TEST_MONGODB_URL");
+            (format!("{}/{name}", base.trim_end_matches('/')), None)
+        }
+        other => panic!("no test database for backend {other:?}"),
+    };
+    FreshDatabase { url, _dir: dir }
 }
 
-/// The database `name` on the test MongoDB server (created by its first write), as a URL.
-pub fn mongodb_test_database(name: &str) -> String {
-    let base = ownid_bridge_store::outage::required_url("OWNID_TEST_MONGODB_URL");
-    format!("{}/{name}", base.trim_end_matches('/'))
+/// See [`fresh_database`].
+pub struct FreshDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh database (see [`fresh_database`]) on the test MySQL/MariaDB server, as a URL.
+pub async fn mysql_test_database(prefix: &str) -> String {
+    fresh_database("mysql", prefix).await.url
+}
+
+/// A fresh database (see [`fresh_database`]) on the test MongoDB server, as a URL.
+pub async fn mongodb_test_database(prefix: &str) -> String {
+    fresh_database("mongodb", prefix).await.url
 }
 
 /// A request as OwnID signs it, sent as is to any instance.
@@ -749,5 +789,70 @@ impl ServerControl {
             "scripts/servers/{} {action} {} {args:?}: {status:?}",
             self.script, self.dir
         );
+    }
+}
+
+/// Overrides that bound every statement to one second.
+pub const STATEMENT_TIMEOUT: [(&str, &str); 1] =
+    [("OWNID_BRIDGE__STORAGE__POOL__STATEMENT_TIMEOUT", "1s")];
+
+/// `send` while another session holds the table: answered 503 with `Retry-After` once the
+/// statement timeout (1 s) runs out, not after the lock is released.
+pub async fn held_up_by_a_lock_is_503(app: &TestApp, send: impl AsyncFn(&TestApp) -> Reply) {
+    let started = std::time::Instant::now();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), send(app))
+        .await
+        .expect("still waiting for the lock after 10 s");
+    reply.assert_error(503, "storage_unavailable");
+    assert!(reply.headers.get("retry-after").is_some());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
+/// Tests of one `group` run together, never alongside another group's: each binary holds tests
+/// that used to be binaries of their own (run one after the other by cargo), and some must not
+/// overlap (Galera nodes killed under another test's writes, 256 connections to PostgreSQL,
+/// time limits measured under load). Hold the guard for the whole test.
+pub async fn exclusive(group: &'static str) -> Exclusive {
+    loop {
+        {
+            let mut running = EXCLUSIVE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *running {
+                None => {
+                    *running = Some((group, 1));
+                    return Exclusive;
+                }
+                Some((current, ref mut count)) if current == group => {
+                    *count += 1;
+                    return Exclusive;
+                }
+                Some(_) => {}
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+static EXCLUSIVE: std::sync::Mutex<Option<(&'static str, usize)>> = std::sync::Mutex::new(None);
+
+/// Held by a test of the group [`exclusive`] let in.
+pub struct Exclusive;
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        let mut running = EXCLUSIVE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, count)) = running.as_mut() {
+            *count -= 1;
+            if *count == 0 {
+                *running = None;
+            }
+        }
     }
 }

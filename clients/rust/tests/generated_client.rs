@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ownid_bridge::app::{bind, serve_configured, App};
+use ownid_bridge::app::{self, MissingSecrets};
 use ownid_bridge::config::Config;
 use ownid_bridge::secret::Secret;
 use ownid_bridge::signature::{now_ms, SignatureVerifier};
@@ -16,7 +16,6 @@ use ownid_bridge_client_tests::{
     GetSessionByLoginIdApiError, GetSessionRequest, HttpClient, SessionTypeParam,
     SetOwnIdDataByLoginIdApiError, SetOwnIdDataRequest,
 };
-use poem::listener::Acceptor;
 use reqwest_middleware::{ClientBuilder, Middleware, Next};
 
 /// SPEC §2's test vector secret, as in the root crate's tests.
@@ -72,6 +71,7 @@ struct Server {
     /// The base URL of the operations: the spec's server URL (`/ownid`) on the bound address.
     base_url: String,
     store: Arc<dyn ownid_bridge_store::UserStore>,
+    _server: app::Ready,
     _dir: tempfile::TempDir,
 }
 
@@ -86,19 +86,25 @@ impl Server {
             dir.path().join("client.db").display()
         );
         let config = Config::from_yaml(&yaml, &[]).expect("test config");
-        let store = storage::open(&config.storage, true)
+        storage::open(&config.storage, true)
             .await
-            .expect("open store");
-        store.apply_schema(true).await.expect("schema");
-        let (app, _) = App::new(config, store.clone()).expect("app");
-        let acceptor = bind(&app.config.server.listen).await.unwrap();
-        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-        assert_eq!(app.config.server.base_path, "/ownid");
-        let (endpoint, server) = (app.endpoint(), app.config.server.clone());
-        tokio::spawn(async move { serve_configured(acceptor, endpoint, &server).await });
+            .expect("open store")
+            .apply_schema(true)
+            .await
+            .expect("schema");
+        // As `serve` starts: the one composition root, which opens the store itself.
+        let server = app::start(config, MissingSecrets::Refuse)
+            .await
+            .expect("start")
+            .open()
+            .await
+            .expect("open")
+            .expect("not stopped");
+        assert_eq!(server.app().config.server.base_path, "/ownid");
         Server {
-            base_url: format!("http://{addr}/ownid"),
-            store,
+            base_url: format!("{}/ownid", server.base_url()),
+            store: server.app().apps[0].store.clone(),
+            _server: server,
             _dir: dir,
         }
     }

@@ -1,8 +1,6 @@
 //! The committed OpenAPI files are what the code generates and what the server serves.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ownid_bridge::cli::{openapi_document, SpecFormat};
 use serde_json::Value;
 
@@ -109,7 +107,7 @@ fn every_operation_declares_every_status_it_can_return() {
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary_with_the_finished_document() {
     // The in-process client has no address, which the default (loopback) refuses; who gets the
-    // page: tests/network.rs.
+    // page: tests/inproc/network.rs.
     let app = spawn(&[("OWNID_BRIDGE__DOCS__ALLOWED_NETWORKS", "")]).await;
     let reply = app.get("/docs").await;
     assert_eq!(reply.status, 200);

@@ -4,13 +4,11 @@
 //! SIGKILL, the standby promoted; the server keeps serving without a restart, answers only 204
 //! and 503 in between, and loses no acknowledged write.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 
@@ -26,6 +24,7 @@ struct Writer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_failover_keeps_serving_and_loses_no_acknowledged_write() {
+    let _group = crate::common::exclusive("failover").await;
     let url = required_url("OWNID_TEST_PG_REPLICA_URL");
     let primary = ServerControl::from_env("postgres.sh", "OWNID_TEST_PG_PRIMARY_DIR");
     let standby = ServerControl::from_env("postgres.sh", "OWNID_TEST_PG_STANDBY_DIR");

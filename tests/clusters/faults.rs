@@ -25,14 +25,12 @@
 //!
 //! The three backends share one lock so that they run one after another.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     backend_config, fresh_timestamp, mongodb_test_database, mysql_test_database, serve_tcp, sign,
     ServerControl,
 };
@@ -64,6 +62,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_killed_under_load() {
+    let _group = crate::common::exclusive("faults").await;
     let _serial = SERIAL.lock().await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let server = ServerControl::from_env("postgres.sh", "OWNID_TEST_POSTGRES_DIR");
@@ -72,6 +71,7 @@ async fn postgres_killed_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_killed_under_load() {
+    let _group = crate::common::exclusive("faults").await;
     let _serial = SERIAL.lock().await;
     let server = ServerControl::from_env("mariadb.sh", "OWNID_TEST_MYSQL_DIR");
     let url = mysql_test_database("ownid_bridge_faults_test").await;
@@ -80,9 +80,10 @@ async fn mysql_killed_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mongodb_killed_under_load() {
+    let _group = crate::common::exclusive("faults").await;
     let _serial = SERIAL.lock().await;
     let server = ServerControl::from_env("jongodb.sh", "OWNID_TEST_MONGODB_DIR");
-    let url = mongodb_test_database("ownid_bridge_faults_test");
+    let url = mongodb_test_database("ownid_bridge_faults_test").await;
     fault_story(Backend::Mongodb, &url, &server).await;
 }
 
@@ -126,7 +127,7 @@ impl Drop for RestartOnDrop {
 struct Server {
     url: String,
     store: Arc<dyn UserStore>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    running: ownid_bridge::app::Ready,
 }
 
 /// The real server over TCP on a fresh table of `url`'s database.
@@ -146,11 +147,11 @@ async fn start_server(backend: Backend, url: &str) -> Server {
         .await
         .expect("open the store");
     store.apply_schema(true).await.expect("schema");
-    let (addr, task) = serve_tcp(config, store.clone()).await;
+    let (addr, running) = serve_tcp(config, store.clone()).await;
     Server {
         url: format!("http://{addr}/ownid"),
         store,
-        task,
+        running,
     }
 }
 
@@ -420,9 +421,8 @@ async fn fault_story(backend: Backend, url: &str, server_control: &ServerControl
     load.phase.store(1, Ordering::SeqCst);
     tokio::time::sleep(OUTAGE).await;
     assert!(
-        !server.task.is_finished(),
-        "{name}: the server stopped during the outage: {:?}",
-        server.task
+        !server.running.is_finished(),
+        "{name}: the server stopped during the outage"
     );
 
     // Back, on the same data directory (jongodb: empty).
@@ -483,11 +483,7 @@ async fn fault_story(backend: Backend, url: &str, server_control: &ServerControl
         events.extend(task.await.expect("a client task panicked"));
     }
     let load_ended = at(&load);
-    assert!(
-        !server.task.is_finished(),
-        "{name}: the server stopped: {:?}",
-        server.task
-    );
+    assert!(!server.running.is_finished(), "{name}: the server stopped");
     events.sort_by_key(|event| event.started);
 
     // The first success after the restart.

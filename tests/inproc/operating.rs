@@ -1,14 +1,12 @@
 //! What operators rely on: metrics, replay protection, secret rotation.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ownid_bridge::signature::now_ms;
 
 #[tokio::test]
 async fn metrics_count_requests_signature_failures_and_pool_usage() {
     // The in-process test client has no peer address, which the default allow-list (loopback)
-    // refuses; an empty list lets anyone read. The allow-list itself: tests/network.rs.
+    // refuses; an empty list lets anyone read. The allow-list itself: tests/inproc/network.rs.
     let app = spawn(&[("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "")]).await;
     app.get_data("nobody@example.com").await.assert_empty(404);
     app.post("getOwnIDDataByLoginId", "{}", &[])

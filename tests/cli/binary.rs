@@ -1,13 +1,11 @@
 //! The real binary: a config file, port 0, a signed round trip over TCP, the CLI around it, and a
 //! graceful stop on SIGTERM.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{fresh_timestamp, sign, JWT_SECRET, SECRET};
+use crate::common::{fresh_timestamp, sign, JWT_SECRET, SECRET};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -59,7 +57,7 @@ async fn start(config: &Path) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (url, rest) = common::read_banner(&mut child).await;
+    let (url, rest) = crate::common::read_banner(&mut child).await;
     assert!(
         rest.contains(&format!("Swagger UI:      {url}/docs")),
         "{rest}"
@@ -489,7 +487,7 @@ async fn stop(mut child: Child) -> String {
         .expect("the server did not stop within 20 s of SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");
-    common::read_stderr(&mut child).await
+    crate::common::read_stderr(&mut child).await
 }
 
 #[tokio::test]

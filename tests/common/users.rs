@@ -1,23 +1,18 @@
-//! `ownid-bridge users show` and `users reset`, the support tools, through the real binary on
-//! every backend: what show prints (never the data without --reveal), that reset clears only
-//! the named users' ownIdData after confirmation, reports each one, and exits 1 for an unknown
-//! user; the exact login-id match and the normalization of the endpoints.
+//! The support tools through the binary on a backend: tests/cli/users.rs and
+//! tests/backends/users.rs.
 
-mod common;
+use super::*;
 
-use common::*;
-use ownid_bridge_store::outage::required_url;
-
-const DATA: &str = "dévice-ключ 😀";
+pub const DATA: &str = "dévice-ключ 😀";
 
 /// Runs `ownid-bridge users ARGS` on the app's storage, with `stdin` as its standard input.
-async fn users(app: &TestApp, args: &[&str], stdin: &str) -> (i32, String, String) {
+pub async fn users(app: &TestApp, args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut all = vec!["users"];
     all.extend_from_slice(args);
     app.cli(&all, stdin, &[]).await
 }
 
-async fn support_tools_work(backend: &str, url: &str) {
+pub async fn support_tools_work(backend: &str, url: &str) {
     let app = app_on(backend, url, "support", &[]).await;
     app.add_user("alice@example.com").await;
     app.add_user("bob@example.com").await;
@@ -87,54 +82,6 @@ async fn support_tools_work(backend: &str, url: &str) {
     assert_eq!(code, 0, "{out}");
     assert!(
         out.starts_with("alice@example.com: ownIdData cleared"),
-        "{out}"
-    );
-}
-
-#[tokio::test]
-async fn sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("support.db").display());
-    support_tools_work("sqlite", &url).await;
-}
-
-#[tokio::test]
-async fn postgres() {
-    support_tools_work("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
-}
-
-#[tokio::test]
-async fn mysql() {
-    let url = mysql_test_database("ownid_bridge_users_test").await;
-    support_tools_work("mariadb", &url).await;
-}
-
-#[tokio::test]
-async fn mongodb() {
-    let url = mongodb_test_database("ownid_bridge_users_test");
-    support_tools_work("mongodb", &url).await;
-}
-
-/// With `ownid.login_id_normalization: lowercase`, the tools find the user the endpoints find.
-#[tokio::test]
-async fn the_tools_normalize_login_ids_as_the_endpoints_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("support.db").display());
-    let app = app_on(
-        "sqlite",
-        &url,
-        "support",
-        &[("OWNID_BRIDGE__OWNID__LOGIN_ID_NORMALIZATION", "lowercase")],
-    )
-    .await;
-    app.add_user("alice@example.com").await;
-    app.set_data("ALICE@example.com", DATA)
-        .await
-        .assert_empty(204);
-    let (code, out, _) = users(&app, &["show", "Alice@Example.com"], "").await;
-    assert_eq!(code, 0, "{out}");
-    assert!(
-        out.starts_with("alice@example.com: exists; ownIdData present"),
         "{out}"
     );
 }

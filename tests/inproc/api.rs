@@ -1,12 +1,10 @@
 //! SPEC §1 (the contract, both response modes) and §2 (signatures), in process.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::*;
 use async_trait::async_trait;
-use common::*;
 use ownid_bridge::signature::now_ms;
 use ownid_bridge_store::{SchemaReport, SessionUser, SetOutcome, StoreError, UserStore};
 use serde_json::json;
@@ -566,7 +564,7 @@ async fn unknown_routes_and_methods_get_the_error_body() {
     reply.assert_error(401, "missing_signature");
     let timestamp = fresh_timestamp();
     let signature = sign("", &timestamp);
-    let reply = common::read(
+    let reply = crate::common::read(
         app.client
             .put("/ownid/getOwnIDDataByLoginId")
             .header("ownid-timestamp", &timestamp)
@@ -577,7 +575,7 @@ async fn unknown_routes_and_methods_get_the_error_body() {
     .await;
     reply.assert_error(405, "method_not_allowed");
     assert_eq!(reply.headers.get("allow").unwrap(), "POST");
-    let reply = common::read(app.client.post("/healthz").send().await).await;
+    let reply = crate::common::read(app.client.post("/healthz").send().await).await;
     reply.assert_error(405, "method_not_allowed");
     assert_eq!(reply.headers.get("allow").unwrap(), "GET");
 }
@@ -587,7 +585,7 @@ async fn requests_get_a_request_id() {
     let app = spawn(&[]).await;
     let reply = app.get("/healthz").await;
     assert!(reply.headers.get("x-request-id").is_some());
-    let echoed = common::read(
+    let echoed = crate::common::read(
         app.client
             .get("/healthz")
             .header("x-request-id", "abc-123")

@@ -1,9 +1,7 @@
 //! The same server on every networked backend: only `storage.backend` and `storage.url` change.
 //! Each run uses a table (collection) of its own, created as the demo table.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 use serde_json::json;
@@ -48,7 +46,9 @@ async fn the_contract_holds(app: &TestApp) {
 
 #[tokio::test]
 async fn postgres() {
-    let app = app_on("postgres", &required_url("OWNID_TEST_POSTGRES_URL")).await;
+    let _group = crate::common::exclusive("backends").await;
+    let database = fresh_database("postgres", "ownid_bridge_app_test").await;
+    let app = app_on("postgres", &database.url).await;
     the_contract_holds(&app).await;
 }
 
@@ -56,6 +56,7 @@ async fn postgres() {
 /// `ignore_startup_parameters`) and `storage.pooler: transaction`.
 #[tokio::test]
 async fn postgres_through_pgbouncer() {
+    let _group = crate::common::exclusive("backends").await;
     let url = required_url("OWNID_TEST_PGBOUNCER_URL");
     let app = app_with(
         "postgres",
@@ -68,6 +69,7 @@ async fn postgres_through_pgbouncer() {
 
 #[tokio::test]
 async fn mysql() {
+    let _group = crate::common::exclusive("backends").await;
     let url = mysql_test_database("ownid_bridge_app_test").await;
     let app = app_on("mariadb", &url).await;
     the_contract_holds(&app).await;
@@ -75,7 +77,8 @@ async fn mysql() {
 
 #[tokio::test]
 async fn mongodb() {
-    let url = mongodb_test_database("ownid_bridge_app_test");
+    let _group = crate::common::exclusive("backends").await;
+    let url = mongodb_test_database("ownid_bridge_app_test").await;
     let app = app_on("mongodb", &url).await;
     the_contract_holds(&app).await;
 }
@@ -108,6 +111,7 @@ async fn conflicts_are_retried(
 
 #[tokio::test]
 async fn postgres_serialization_failures_are_retried() {
+    let _group = crate::common::exclusive("backends").await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let app = app_on("postgres", &url).await;
     let table = app.config.storage.users.mapping().table.to_string();
@@ -141,6 +145,7 @@ async fn postgres_serialization_failures_are_retried() {
 
 #[tokio::test]
 async fn mysql_deadlocks_and_certification_conflicts_are_retried() {
+    let _group = crate::common::exclusive("backends").await;
     let url = mysql_test_database("ownid_bridge_app_test").await;
     let app = app_on("mariadb", &url).await;
     let table = app.config.storage.users.mapping().table.to_string();
@@ -167,28 +172,9 @@ async fn mysql_deadlocks_and_certification_conflicts_are_retried() {
     .await;
 }
 
-/// Overrides that bound every statement to one second.
-const STATEMENT_TIMEOUT: [(&str, &str); 1] =
-    [("OWNID_BRIDGE__STORAGE__POOL__STATEMENT_TIMEOUT", "1s")];
-
-/// `send` while another session holds the table: answered 503 with `Retry-After` once the
-/// statement timeout (1 s) runs out, not after the lock is released.
-async fn held_up_by_a_lock_is_503(app: &TestApp, send: impl AsyncFn(&TestApp) -> Reply) {
-    let started = std::time::Instant::now();
-    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), send(app))
-        .await
-        .expect("still waiting for the lock after 10 s");
-    reply.assert_error(503, "storage_unavailable");
-    assert!(reply.headers.get("retry-after").is_some());
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(6),
-        "answered after {:?}",
-        started.elapsed()
-    );
-}
-
 #[tokio::test]
 async fn postgres_statements_waiting_on_a_lock_time_out() {
+    let _group = crate::common::exclusive("backends").await;
     use sqlx::Connection as _;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let app = app_with("postgres", &url, &STATEMENT_TIMEOUT).await;
@@ -215,6 +201,7 @@ async fn postgres_statements_waiting_on_a_lock_time_out() {
 
 #[tokio::test]
 async fn postgres_through_pgbouncer_statements_waiting_on_a_lock_time_out() {
+    let _group = crate::common::exclusive("backends").await;
     use sqlx::Connection as _;
     let direct = required_url("OWNID_TEST_POSTGRES_URL");
     let url = required_url("OWNID_TEST_PGBOUNCER_URL");
@@ -238,6 +225,7 @@ async fn postgres_through_pgbouncer_statements_waiting_on_a_lock_time_out() {
 
 #[tokio::test]
 async fn mysql_statements_waiting_on_a_lock_time_out() {
+    let _group = crate::common::exclusive("backends").await;
     use sqlx::{Connection as _, Executor as _};
     let url = mysql_test_database("ownid_bridge_app_test").await;
     let app = app_with("mariadb", &url, &STATEMENT_TIMEOUT).await;
@@ -254,28 +242,6 @@ async fn mysql_statements_waiting_on_a_lock_time_out() {
     })
     .await;
     admin.execute("UNLOCK TABLES").await.unwrap();
-    app.set_data("alice@example.com", "after the lock")
-        .await
-        .assert_empty(204);
-}
-
-#[tokio::test]
-async fn sqlite_writes_waiting_on_another_writer_time_out() {
-    use sqlx::{Connection as _, Executor as _};
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("locked.db");
-    let url = format!("sqlite://{}", file.display());
-    let mut other = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
-        .await
-        .unwrap();
-    let app = app_with("sqlite", &url, &STATEMENT_TIMEOUT).await;
-    app.add_user("alice@example.com").await;
-    other.execute("BEGIN EXCLUSIVE").await.unwrap();
-    held_up_by_a_lock_is_503(&app, async |app| {
-        app.set_data("alice@example.com", "x").await
-    })
-    .await;
-    other.execute("ROLLBACK").await.unwrap();
     app.set_data("alice@example.com", "after the lock")
         .await
         .assert_empty(204);
@@ -327,8 +293,9 @@ async fn stalling_proxy(
 
 #[tokio::test]
 async fn mongodb_operations_that_do_not_answer_time_out() {
+    let _group = crate::common::exclusive("backends").await;
     use ownid_bridge_store::outage::{server_addr, with_server};
-    let url = mongodb_test_database("ownid_bridge_app_test");
+    let url = mongodb_test_database("ownid_bridge_app_test").await;
     let (proxy, stalled) = stalling_proxy(server_addr(&url).await).await;
     let app = app_with("mongodb", &with_server(&url, proxy), &STATEMENT_TIMEOUT).await;
     app.add_user("alice@example.com").await;

@@ -2,13 +2,11 @@
 //! an unreachable database, answering `/healthz` and a not-ready `/readyz` meanwhile, and gives up
 //! with exit status 2 when the wait runs out, or at once for what waiting cannot fix.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{free_port, read_stderr, JWT_SECRET, SECRET};
+use crate::common::{free_port, read_stderr, JWT_SECRET, SECRET};
 use ownid_bridge_store::outage::{required_url, server_addr, with_server, OutageProxy};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -65,6 +63,7 @@ fn url_through(proxy: &OutageProxy, url: &str) -> String {
 
 #[tokio::test]
 async fn serve_waits_for_the_database_and_is_ready_once_it_answers() {
+    let _group = crate::common::exclusive("startup").await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let proxy = OutageProxy::start(server_addr(&url).await).await.unwrap();
     proxy.down().await;
@@ -139,6 +138,7 @@ async fn serve_waits_for_the_database_and_is_ready_once_it_answers() {
 
 #[tokio::test]
 async fn serve_gives_up_when_the_wait_runs_out() {
+    let _group = crate::common::exclusive("startup").await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let proxy = OutageProxy::start(server_addr(&url).await).await.unwrap();
     proxy.down().await;
@@ -175,6 +175,7 @@ async fn serve_gives_up_when_the_wait_runs_out() {
 
 #[tokio::test]
 async fn serve_does_not_wait_for_what_waiting_cannot_fix() {
+    let _group = crate::common::exclusive("startup").await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let dir = tempfile::tempdir().unwrap();
     // A role the database does not have: an authentication error, not an outage.

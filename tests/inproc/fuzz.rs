@@ -1,9 +1,7 @@
 //! Property-based fuzzing of the signature check and request parsing, bounded so it runs in the
 //! test command: whatever arrives, nothing panics and nothing answers 5xx.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ownid_bridge::signature::now_ms;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

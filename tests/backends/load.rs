@@ -3,14 +3,12 @@
 //! 5xx, in particular no 503 from a pool that cannot keep up), and every value must be stored
 //! afterwards, as read back with SQL. Throughput is printed, never asserted.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{backend_config, fresh_timestamp, serve_tcp, sign};
+use crate::common::{backend_config, fresh_timestamp, serve_tcp, sign};
 use ownid_bridge::storage;
 use ownid_bridge_store::outage::required_url;
 
@@ -28,6 +26,7 @@ fn value(run: &str, index: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_sets_over_256_connections_on_postgres() {
+    let _group = crate::common::exclusive("load").await;
     let url = required_url("OWNID_TEST_POSTGRES_URL");
     let config = backend_config(
         "postgres",
@@ -123,7 +122,7 @@ async fn ten_thousand_sets_over_256_connections_on_postgres() {
         answers.extend(task.await.expect("a client task panicked"));
     }
     let took = started.elapsed();
-    assert!(!server.is_finished(), "the server stopped: {server:?}");
+    assert!(!server.is_finished(), "the server stopped");
 
     let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, status, _) in &answers {

@@ -1,11 +1,7 @@
 //! `allowed_networks` and `trusted_proxies` need a real socket peer: served over TCP in process.
 
-mod common;
-
-use common::*;
-use ownid_bridge::app::{serve_configured, App};
+use crate::common::*;
 use ownid_bridge::storage;
-use poem::listener::Acceptor;
 
 async fn serve_with(overrides: &[(&str, &str)]) -> (String, tempfile::TempDir) {
     serve_on("127.0.0.1:0", overrides).await
@@ -240,14 +236,8 @@ async fn with_a_certificate_and_key_it_serves_https() {
     );
     let store = storage::open(&config.storage, true).await.unwrap();
     store.apply_schema(true).await.unwrap();
-    let (app, _) = App::new(config, store).unwrap();
-    let acceptor =
-        ownid_bridge::app::bind_server(&app.config.server.listen, app.config.server.tls.as_ref())
-            .await
-            .unwrap();
-    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    let (endpoint, server) = (app.endpoint(), app.config.server.clone());
-    tokio::spawn(async move { serve_configured(acceptor, endpoint, &server).await });
+    let (addr, _server) = serve_tcp(config, store).await;
+    let port = addr.port();
 
     let ca_file = fixture("tls-ca-test-only.crt");
     let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();

@@ -1,10 +1,8 @@
 //! Hostile input: each is a 4xx with the error body, never a 500, never a hang.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ownid_bridge::storage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

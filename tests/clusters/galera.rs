@@ -9,12 +9,10 @@
 //!   the others, and instances on different nodes racing on one signature accept it once (the
 //!   losers' inserts fail certification and are retried, then find the winner's row).
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use ownid_bridge::storage;
 
 const DATABASE: &str = "ownid_bridge_galera_test";
@@ -52,6 +50,7 @@ async fn instances(overrides: &[(&str, &str)]) -> Vec<Arc<TestApp>> {
 /// machine does not fail it, a retry that stopped working does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_writes_from_every_instance_are_retried_not_refused() {
+    let _group = crate::common::exclusive("galera").await;
     // An empty allow-list lets the in-process client read /metrics (the retry counter).
     let apps = instances(&[("OWNID_BRIDGE__METRICS__ALLOWED_NETWORKS", "")]).await;
     let users: Vec<String> = (0..4).map(|i| format!("user{i}@example.com")).collect();
@@ -129,6 +128,7 @@ async fn conflicting_writes_from_every_instance_are_retried_not_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_set_through_one_instance_is_read_through_another() {
+    let _group = crate::common::exclusive("galera").await;
     let apps = instances(&[]).await;
     apps[0].add_user("alice@example.com").await;
     let mut stale = Vec::new();
@@ -155,6 +155,7 @@ async fn a_set_through_one_instance_is_read_through_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_is_refused_on_every_node_and_racing_instances_accept_once() {
+    let _group = crate::common::exclusive("galera").await;
     let seen = format!("galera_seen_{}", uuid::Uuid::new_v4().simple());
     let apps = instances(&[
         ("OWNID_BRIDGE__OWNID__REPLAY_PROTECTION", "storage"),

@@ -83,8 +83,6 @@
 //! - `stats socket ... level admin`: the runtime API, which the test reads (`show stat`) to see
 //!   each server's state and sessions.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -92,7 +90,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -586,6 +584,7 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_galera_node_and_instance_behind_haproxy_lose_nothing_acknowledged() {
+    let _group = crate::common::exclusive("killed").await;
     let _serial = SERIAL.lock().await;
     let galera = ServerControl::from_env("galera.sh", "OWNID_TEST_GALERA_DIR");
     let mut setup = Setup::start().await;
@@ -707,6 +706,7 @@ fn terminate(pid: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rolling_restart_behind_haproxy_fails_no_call() {
+    let _group = crate::common::exclusive("killed").await;
     let _serial = SERIAL.lock().await;
     let mut setup = Setup::start().await;
     let proxy_port = setup.proxy_port;

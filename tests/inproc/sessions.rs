@@ -1,12 +1,10 @@
 //! SPEC §3: tokens decoded and verified with jsonwebtoken, HMAC and asymmetric with JWKS.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use ownid_bridge::config::Config;
