@@ -19,6 +19,29 @@ mongo_users=${BENCH_MONGO_USERS:-1000}
 pool=${BENCH_POOL:-32}
 wrk_threads=${BENCH_WRK_THREADS:-1}
 request_count=${BENCH_REQUESTS:-100000}
+# The machine, for the report.
+{
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'cores\t%s\n' "$(nproc)"
+  printf 'cpu\t%s\n' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+  printf 'memory\t%s\n' "$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  printf 'kernel\t%s\n' "$(uname -srm)"
+  printf 'os\t%s\n' "$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}")"
+  printf 'rustc\t%s\n' "$(rustc --version)"
+  printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
+  printf 'quick\t%s\n' "${quick:-0}"
+  printf 'invocation\t%s\n' "$(env | grep -E '^BENCH_' | sort | tr '\n' ' ')scripts/bench.sh"
+} >>"$out/meta.tsv"
+# The machine is shared with other virtual machines and its speed moves from hour to hour:
+# bench/probe.py times a CPU-bound loop and a wake-up round trip between two processes, before
+# and after the run, for the report.
+probe() { # start|end
+  local figures
+  figures=$(python3 bench/probe.py) || die "bench/probe.py failed"
+  printf 'cpu_probe_%s_ms\t%s\nwake_probe_%s_us\t%s\n' "$1" "${figures%%$'\t'*}" "$1" \
+    "${figures#*$'\t'}" >>"$out/meta.tsv"
+}
+probe start
 # The databases' settings as the servers report them, for the report.
 pg() { psql "$OWNID_TEST_POSTGRES_URL" -XAtc "SHOW $1"; }
 my() { mariadb_at "$OWNID_TEST_MYSQL_URL" -NBe "SELECT @@$1"; }
@@ -205,3 +228,4 @@ for backend in $backends; do
   if [[ $backend == sqlite ]]; then rm -f "$work"/bench.db*; fi
 done
 echo "== bench done"
+probe end

@@ -82,30 +82,9 @@ cp "$bin/ownid-bridge" "$bin/ownid-bench" "$out/bin/"
 : >"$out/results.jsonl"
 : >"$out/commands.txt"
 : >"$out/versions.tsv"
-{
-  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-  printf 'cores\t%s\n' "$(nproc)"
-  printf 'cpu\t%s\n' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-  printf 'memory\t%s\n' "$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-  printf 'kernel\t%s\n' "$(uname -srm)"
-  printf 'os\t%s\n' "$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}")"
-  printf 'rustc\t%s\n' "$(rustc --version)"
-  printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
-  printf 'quick\t%s\n' "${quick:-0}"
-  printf 'invocation\t%s\n' "$(env | grep -E '^BENCH_' | sort | tr '\n' ' ')scripts/bench.sh"
-} >"$out/meta.tsv"
+: >"$out/meta.tsv"
 
 echo "== results in $out"
-# The machine is shared with other virtual machines and its speed moves from hour to hour:
-# bench/probe.py times a CPU-bound loop and a wake-up round trip between two processes, before
-# and after the run, for the report.
-probe() { # start|end
-  local figures
-  figures=$(python3 bench/probe.py) || die "bench/probe.py failed"
-  printf 'cpu_probe_%s_ms\t%s\nwake_probe_%s_us\t%s\n' "$1" "${figures%%$'\t'*}" "$1" \
-    "${figures#*$'\t'}" >>"$out/meta.tsv"
-}
-probe start
 started=$SECONDS
 # Database caches that hold the 1,000,000-user tables (~1.2 GB each), as a production database
 # would be sized for its working set: with the tests' 32 MB, nearly every lookup at that size
@@ -114,7 +93,6 @@ db_cache_mb=${BENCH_DB_CACHE_MB:-2048}
 printf 'db_cache_mb\t%s\n' "$db_cache_mb" >>"$out/meta.tsv"
 OWNID_TEST_DB_CACHE_MB=$db_cache_mb BENCH_OUT=$out scripts/servers/with.sh bench/run.sh
 printf 'elapsed\t%s\n' "$((SECONDS - started))" >>"$out/meta.tsv"
-probe end
 
 docs=${BENCH_DOCS:-}
 [[ -z $docs ]] && { if [[ -n $quick ]]; then docs=0; else docs=1; fi; }
