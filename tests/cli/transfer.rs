@@ -80,11 +80,9 @@ async fn refused_lines_are_reported_by_number_and_a_dry_run_changes_nothing() {
     );
 }
 
-/// An export holds every login id and ownIdData: only its owner may read it.
+/// An application on a SQLite file in a fresh directory, with one user who has ownIdData.
 #[cfg(unix)]
-#[tokio::test]
-async fn an_export_file_is_readable_by_its_owner_only() {
-    use std::os::unix::fs::PermissionsExt as _;
+async fn one_user_to_export() -> (tempfile::TempDir, TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let app = app_on(
         "sqlite",
@@ -97,6 +95,15 @@ async fn an_export_file_is_readable_by_its_owner_only() {
     app.set_data("alice@example.com", "devices")
         .await
         .assert_empty(204);
+    (dir, app)
+}
+
+/// An export holds every login id and ownIdData: only its owner may read it.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_export_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, app) = one_user_to_export().await;
     let file = dir.path().join("export.jsonl");
     export(&app, &file).await;
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
@@ -114,18 +121,7 @@ async fn an_export_file_is_readable_by_its_owner_only() {
 #[tokio::test]
 async fn an_export_does_not_follow_a_symbolic_link() {
     use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().unwrap();
-    let app = app_on(
-        "sqlite",
-        &format!("sqlite://{}", dir.path().join("private.db").display()),
-        "transfer",
-        &[],
-    )
-    .await;
-    app.add_user("alice@example.com").await;
-    app.set_data("alice@example.com", "devices")
-        .await
-        .assert_empty(204);
+    let (dir, app) = one_user_to_export().await;
     let victim = dir.path().join("victim.txt");
     std::fs::write(&victim, "the victim's text\n").unwrap();
     std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
