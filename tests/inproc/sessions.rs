@@ -302,27 +302,30 @@ async fn previous_public_keys_stay_in_the_jwks_during_a_rotation() {
     );
 }
 
-/// With `users.user_id` configured, `sub` is that column's value. A user whose column is NULL
-/// (here created by `create_missing_users`) gets no token: falling back to the login id would
-/// hand out the subject of whichever user has that id (SPEC §3).
-#[tokio::test]
-async fn a_user_without_a_user_id_gets_no_token() {
+/// A SQLite table `accounts` whose user-id column is declared as `user_id_column`, holding Alice
+/// with `alice_user_id` (SQL), and a configuration with `users.user_id` and
+/// `create_missing_users` on.
+async fn accounts_with_a_user_id(
+    user_id_column: &str,
+    alice_user_id: &str,
+) -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("test.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
         .await
         .unwrap();
-    sqlx::query(
-        "CREATE TABLE accounts (login_id TEXT NOT NULL UNIQUE, ownid_data TEXT, \
-         account_uuid TEXT)",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE accounts (login_id TEXT NOT NULL UNIQUE, ownid_data TEXT, {user_id_column})"
+    )))
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO accounts VALUES ('alice@example.com', NULL, '1001')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO accounts VALUES ('alice@example.com', NULL, {alice_user_id})"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     let config = test_config(
         dir.path(),
@@ -332,6 +335,15 @@ async fn a_user_without_a_user_id_gets_no_token() {
             ("OWNID_BRIDGE__OWNID__CREATE_MISSING_USERS", "true"),
         ],
     );
+    (dir, config)
+}
+
+/// With `users.user_id` configured, `sub` is that column's value. A user whose column is NULL
+/// (here created by `create_missing_users`) gets no token: falling back to the login id would
+/// hand out the subject of whichever user has that id (SPEC §3).
+#[tokio::test]
+async fn a_user_without_a_user_id_gets_no_token() {
+    let (dir, config) = accounts_with_a_user_id("account_uuid TEXT", "'1001'").await;
     let store = storage::open(&config.storage, true).await.unwrap();
     let app = spawn_with_store(config, store, dir);
     let mut validation = Validation::new(Algorithm::HS256);
@@ -353,31 +365,8 @@ async fn a_user_without_a_user_id_gets_no_token() {
 /// the same `sub`; an empty one is no subject either.
 #[tokio::test]
 async fn a_created_user_never_shares_another_users_subject() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("test.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TABLE accounts (login_id TEXT NOT NULL UNIQUE, ownid_data TEXT, \
-         account_uuid TEXT NOT NULL DEFAULT '')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO accounts VALUES ('alice@example.com', NULL, '')")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let config = test_config(
-        dir.path(),
-        &[
-            ("OWNID_BRIDGE__STORAGE__USERS__TABLE", "accounts"),
-            ("OWNID_BRIDGE__STORAGE__USERS__USER_ID", "account_uuid"),
-            ("OWNID_BRIDGE__OWNID__CREATE_MISSING_USERS", "true"),
-        ],
-    );
+    let (dir, config) =
+        accounts_with_a_user_id("account_uuid TEXT NOT NULL DEFAULT ''", "''").await;
     let store = storage::open(&config.storage, true).await.unwrap();
     // `check` fails the constant default (and `serve` warns about it).
     let report = store.inspect().await.unwrap();
