@@ -50,7 +50,11 @@ const LOGINS_PER_TASK: usize = 8;
 /// Every fifth request is a read.
 const READ_EVERY: u64 = 5;
 const BEFORE_KILL: Duration = Duration::from_secs(2);
-const OUTAGE: Duration = Duration::from_secs(4);
+/// Long enough that a request which starts after the kill and waits the whole acquire timeout
+/// still ends inside it, even when it starts only once a first one, begun during the kill, has
+/// waited its own: with two acquire timeouts (4 s) those second requests ended a few
+/// milliseconds after the restart began, and a run saw no request inside the outage.
+const OUTAGE: Duration = Duration::from_secs(3 * ACQUIRE_TIMEOUT.as_secs());
 /// After recovery: at least this long, and until every task has this many acknowledged sets.
 const AFTER_RECOVERY: Duration = Duration::from_millis(1500);
 const SETS_AFTER_RECOVERY: usize = 3 * LOGINS_PER_TASK;
