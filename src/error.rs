@@ -162,7 +162,9 @@ impl From<StoreError> for ApiError {
             StoreError::Contention(detail) => {
                 ApiError::unavailable().caused_by(Cause::StorageContention(detail))
             }
-            StoreError::Other(detail) => ApiError::internal().caused_by(Cause::Storage(detail)),
+            StoreError::Schema(detail) | StoreError::Other(detail) => {
+                ApiError::internal().caused_by(Cause::Storage(detail))
+            }
         }
     }
 }

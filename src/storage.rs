@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use ownid_bridge_store::{checks, SchemaReport, SignatureLedger, StoreError, UserStore};
+use ownid_bridge_store::{
+    checks, SchemaChanges, SchemaOptions, SchemaReport, SignatureLedger, StoreError, UserStore,
+};
 
 use crate::config::{Backend, Config, ConfigError, ReplayProtection, StorageConfig};
 
@@ -25,17 +27,21 @@ pub enum NotServable {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
-        "the database cannot be used as configured:\n{0}run `ownid-bridge check` for details \
-         and `ownid-bridge schema` to create what is missing"
+        "the database cannot be served as configured:\n{}(`ownid-bridge check` shows every \
+         line; `ownid-bridge check --format json` for a pipeline)",
+        failed_lines(.0)
     )]
     Unusable(SchemaReport),
-    #[error(
-        "ownid.create_missing_users needs a unique index on the login-id column; run \
-         `ownid-bridge schema` to create it"
-    )]
-    NoUniqueIndex,
     #[error("ownid.replay_protection: storage is not available on the {0} backend")]
     NoLedger(&'static str),
+}
+
+/// The failed lines of a report, with their fixes.
+fn failed_lines(report: &SchemaReport) -> String {
+    SchemaReport {
+        checks: report.problems().cloned().collect(),
+    }
+    .to_string()
 }
 
 /// The replay guard's table when `ownid.replay_protection` is `storage`; `None` otherwise, or
@@ -50,31 +56,34 @@ pub fn signature_ledger(
 }
 
 /// What `check` reports: the users table, and the replay guard's table when the configuration
-/// keeps signatures in storage.
+/// keeps signatures in storage, settled for the configuration (what is safe only without
+/// `ownid.create_missing_users` fails with it). `serve` refuses to start on the same failures.
 pub async fn inspect(config: &Config, store: &dyn UserStore) -> Result<SchemaReport, StoreError> {
     let mut report = store.inspect().await?;
     if let Some(ledger) = signature_ledger(config, store) {
         report.checks.push(ledger.inspect().await?);
     } else if config.ownid.replay_protection == ReplayProtection::Storage {
-        report.essential(
+        report.fail(
             ownid_bridge_store::LEDGER_CHECK,
-            false,
             format!("the {} backend cannot keep one", store.backend()),
+            Some("ownid.replay_protection: memory".into()),
         );
     }
-    Ok(report)
+    Ok(report.settle(config.ownid.create_missing_users))
 }
 
-/// What `schema` changes: [`UserStore::apply_schema`], then the replay guard's table when the
-/// configuration keeps signatures in storage.
+/// What `schema` changes (or, with `options.dry_run`, would change): [`UserStore::apply_schema`],
+/// then the replay guard's table when the configuration keeps signatures in storage.
 pub async fn apply_schema(
     config: &Config,
     store: &dyn UserStore,
-    create_table: bool,
-) -> Result<Vec<String>, StoreError> {
-    let mut changes = store.apply_schema(create_table).await?;
+    options: &SchemaOptions,
+) -> Result<SchemaChanges, StoreError> {
+    let mut changes = store.apply_schema(options).await?;
     if let Some(ledger) = signature_ledger(config, store) {
-        changes.extend(ledger.apply_schema().await?);
+        changes
+            .statements
+            .extend(ledger.apply_schema(options.dry_run).await?);
     }
     Ok(changes)
 }
@@ -94,36 +103,35 @@ pub async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, Not
         return Err(NotServable::NoLedger(store.backend()));
     }
     let mut report = inspect(config, store.as_ref()).await?;
-    let table_missing = report.check(checks::TABLE).is_some_and(|check| !check.ok);
+    let table_missing = report.check(checks::TABLE).is_some_and(|check| !check.ok());
     let ledger_missing = report
         .check(ownid_bridge_store::LEDGER_CHECK)
-        .is_some_and(|check| !check.ok);
+        .is_some_and(|check| !check.ok());
     if (table_missing || ledger_missing) && config.storage.creates_demo_table() {
         // The demo database: its users table and the replay guard's, whichever is missing
         // (an existing users table is left as it is).
         let mut changes = Vec::new();
         if table_missing {
-            changes.extend(store.apply_schema(true).await?);
+            changes.extend(
+                store
+                    .apply_schema(&SchemaOptions::CREATE_TABLE)
+                    .await?
+                    .statements,
+            );
         }
         if let Some(ledger) = signature_ledger(config, store.as_ref()).filter(|_| ledger_missing) {
-            changes.extend(ledger.apply_schema().await?);
+            changes.extend(ledger.apply_schema(false).await?);
         }
         for change in changes {
             tracing::info!(change, "created a missing table (demo database)");
         }
         report = inspect(config, store.as_ref()).await?;
     }
-    if !report.is_usable() {
+    if !report.is_ok() {
         return Err(NotServable::Unusable(report));
     }
-    let unique = report
-        .check(checks::LOGIN_ID_UNIQUE)
-        .is_some_and(|check| check.ok);
-    if config.ownid.create_missing_users && !unique {
-        return Err(NotServable::NoUniqueIndex);
-    }
-    for problem in report.problems() {
-        tracing::warn!(check = %problem.name, detail = %problem.detail, "storage check failed");
+    for warning in report.warnings() {
+        tracing::warn!(check = %warning.name, detail = %warning.detail, "storage check warns");
     }
     Ok(store)
 }

@@ -29,9 +29,11 @@ pub async fn seed(backend: Backend, url: &str, users: u64) -> Result<(), BoxErro
     );
     let config = Config::from_yaml(&yaml, &[])?;
     let store = ownid_bridge::storage::open(&config.storage, true).await?;
-    let changes = store.apply_schema(true).await?;
+    let changes = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await?;
     drop(store);
-    for change in &changes {
+    for change in &changes.statements {
         eprintln!("seed: schema: {change}");
     }
 
@@ -63,7 +65,7 @@ async fn prepare(backend: Backend, url: &str, mapping: &UsersMapping) -> Result<
                 &sqlx::sqlite::SqliteConnectOptions::from_str(url)?.create_if_missing(true),
             )
             .await?;
-            let table = Dialect::Sqlite.quote(&mapping.table);
+            let table = Dialect::Sqlite.quote_table(&mapping.table);
             conn.execute(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
                 .await?;
             conn.execute("VACUUM").await?;
@@ -71,7 +73,7 @@ async fn prepare(backend: Backend, url: &str, mapping: &UsersMapping) -> Result<
         }
         Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(url).await?;
-            let table = Dialect::Postgres.quote(&mapping.table);
+            let table = Dialect::Postgres.quote_table(&mapping.table);
             conn.execute(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
                 .await?;
             conn.close().await?;
@@ -91,7 +93,7 @@ async fn prepare(backend: Backend, url: &str, mapping: &UsersMapping) -> Result<
             .await?;
             conn.close().await?;
             let mut conn = sqlx::MySqlConnection::connect(url).await?;
-            let table = Dialect::MySql.quote(&mapping.table);
+            let table = Dialect::MySql.quote_table(&mapping.table);
             conn.execute(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
                 .await?;
             conn.close().await?;
@@ -113,7 +115,7 @@ async fn prepare(backend: Backend, url: &str, mapping: &UsersMapping) -> Result<
 fn bulk_insert_sql(dialect: Dialect, mapping: &UsersMapping) -> String {
     let q = |identifier: &Identifier| dialect.quote(identifier);
     let (table, login, data) = (
-        q(&mapping.table),
+        dialect.quote_table(&mapping.table),
         q(&mapping.login_id),
         q(&mapping.ownid_data),
     );
@@ -203,7 +205,7 @@ async fn seed_postgres(url: &str, mapping: &UsersMapping, users: u64) -> Result<
     )
     .await?;
     // What autovacuum would do soon anyway: statistics, hint bits and the visibility map.
-    let table = Dialect::Postgres.quote(&mapping.table);
+    let table = Dialect::Postgres.quote_table(&mapping.table);
     conn.execute(AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
         .await?;
     conn.close().await?;
@@ -226,7 +228,7 @@ async fn seed_mysql(url: &str, mapping: &UsersMapping, users: u64) -> Result<u64
         sqlx::mysql::MySqlQueryResult::rows_affected,
     )
     .await?;
-    let table = Dialect::MySql.quote(&mapping.table);
+    let table = Dialect::MySql.quote_table(&mapping.table);
     conn.execute(AssertSqlSafe(format!("ANALYZE TABLE {table}")))
         .await?;
     conn.close().await?;
@@ -248,7 +250,7 @@ pub async fn mongo_collection(
     let client = mongodb::Client::with_options(options)?;
     Ok(client
         .database(&database)
-        .collection(mapping.table.as_str()))
+        .collection(&mapping.table.to_string()))
 }
 
 async fn seed_mongodb(url: &str, mapping: &UsersMapping, users: u64) -> Result<u64, BoxError> {

@@ -13,10 +13,11 @@ use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::api::spec;
-use crate::config::{AppConfig, Config};
+use crate::config::{AppConfig, Backend, Config};
 use crate::keys::{self, GeneratedSecrets, MissingSecrets};
 use crate::signature::{now_ms, SignatureVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::{app, storage};
+use ownid_bridge_store::{SchemaChanges, SchemaOptions, SchemaReport, StoreError};
 
 /// The endpoints OwnID calls, served from your own user database.
 #[derive(Parser, Debug)]
@@ -44,12 +45,32 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Validate the configuration and report the storage state without changing anything.
-    /// Exits 1 when something is wrong.
-    Check,
-    /// Create what the storage lacks: the demo table, the ownIdData column, a unique index on
-    /// the login id.
-    Schema,
+    /// Validate the configuration and report the storage state without changing anything: a
+    /// deploy gate. Exits 0 exactly when the server will serve correctly (`warn` lines are safe
+    /// under this configuration and say why), 1 when a line fails (`serve` refuses to start on
+    /// the same lines), 2 when the configuration cannot be read.
+    Check {
+        /// `json` for a CI pipeline: `{"ok": bool, "apps": [{"name", "checks": [{"name",
+        /// "level", "detail", "fix"}]}]}`.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+    },
+    /// Create what the users table lacks: the ownIdData column and a unique index on the login
+    /// id (and the replay guard's table). Every precondition is checked first; nothing is
+    /// changed when one fails. It never creates the users table itself unless told to.
+    Schema {
+        /// Print the statements (MongoDB: commands) it would run, as a SQL file for a migration
+        /// tool, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Create the users table (collection) when it is missing, with the demo's columns.
+        #[arg(long)]
+        create_table: bool,
+        /// PostgreSQL: build the unique index with CREATE UNIQUE INDEX CONCURRENTLY, which does
+        /// not block writes to a live table (slower; outside the transaction).
+        #[arg(long)]
+        concurrently: bool,
+    },
     /// Print the OpenAPI document.
     Openapi {
         #[arg(long, value_enum, default_value_t = SpecFormat::Yaml)]
@@ -160,6 +181,12 @@ pub enum ConfigCommand {
     Schema,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum SpecFormat {
     Json,
@@ -216,8 +243,19 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             serve(config()?, trial, listen).await
         }
-        Command::Check => check(config()?, app_name).await,
-        Command::Schema => schema(config()?, app_name).await,
+        Command::Check { format } => check(config()?, app_name, format).await,
+        Command::Schema {
+            dry_run,
+            create_table,
+            concurrently,
+        } => {
+            let options = SchemaOptions {
+                create_table,
+                dry_run,
+                concurrently,
+            };
+            schema(config()?, app_name, options).await
+        }
         Command::Openapi { format, output } => {
             // With a configuration file, the document its server serves (all its applications,
             // in their response modes).
@@ -369,37 +407,50 @@ fn selected_apps(config: &Config, app: Option<&str>) -> anyhow::Result<Vec<AppCo
     })
 }
 
-/// A heading per application when the configuration has several.
-fn app_heading(config: &Config, app: &AppConfig) {
-    if !config.apps.is_empty() {
-        println!("app {} ({}):", app.name, app.config.server.base_path);
+async fn check(config: Config, app: Option<&str>, format: CheckFormat) -> anyhow::Result<ExitCode> {
+    let warnings: Vec<String> = config
+        .exposed_secret_files()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut apps = Vec::new();
+    for app in selected_apps(&config, app)? {
+        apps.push((
+            app.name.clone(),
+            app.config.server.base_path.clone(),
+            check_app(&app.config).await?,
+        ));
     }
-}
-
-async fn check(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
-    println!("configuration: ok");
-    for file in config.exposed_secret_files() {
-        println!("warn {file}");
-    }
-    each_app(
-        &config,
-        app,
-        |config| async move { check_app(&config).await },
-    )
-    .await
-}
-
-/// Runs `run` on the applications `check` and `schema` look at, each under its heading: exit 1
-/// when any of them found a problem.
-async fn each_app<F, R>(config: &Config, app: Option<&str>, run: F) -> anyhow::Result<ExitCode>
-where
-    F: Fn(Config) -> R,
-    R: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let mut ok = true;
-    for app in selected_apps(config, app)? {
-        app_heading(config, &app);
-        ok &= run(app.config).await?;
+    let ok = apps.iter().all(|(_, _, report)| report.is_ok());
+    match format {
+        CheckFormat::Text => {
+            println!("configuration: ok");
+            for warning in &warnings {
+                println!("warn {warning}");
+            }
+            for (name, base_path, report) in &apps {
+                if !config.apps.is_empty() {
+                    println!("app {name} ({base_path}):");
+                }
+                print!("{report}");
+            }
+        }
+        CheckFormat::Json => {
+            let document = serde_json::json!({
+                "ok": ok,
+                "warnings": warnings,
+                "apps": apps
+                    .iter()
+                    .map(|(name, base_path, report)| serde_json::json!({
+                        "name": name,
+                        "base_path": base_path.to_string(),
+                        "ok": report.is_ok(),
+                        "checks": report.to_json(),
+                    }))
+                    .collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&document)?);
+        }
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -408,65 +459,131 @@ where
     })
 }
 
-async fn check_app(config: &Config) -> anyhow::Result<bool> {
-    let mut ok = true;
+/// One application's `check`: its keys, then its storage, as report lines.
+async fn check_app(config: &Config) -> anyhow::Result<SchemaReport> {
+    let mut report = SchemaReport::default();
     let mut unused = GeneratedSecrets::default();
     let refuse = MissingSecrets::Refuse;
     match keys::verifier(config, refuse, &mut unused) {
-        Ok(_) => println!("ok   shared secret: valid base64"),
-        Err(err) => {
-            ok = false;
-            println!("FAIL shared secret: {err}");
-        }
+        Ok(_) => report.pass("shared secret", "valid base64"),
+        Err(err) => report.fail("shared secret", err.to_string(), None),
     }
     match keys::sessions(config, refuse, &mut unused) {
-        Ok(_) => println!("ok   session key: {:?} can sign", config.session.algorithm),
-        Err(err) => {
-            ok = false;
-            println!("FAIL session key: {err}");
-        }
+        Ok(_) => report.pass(
+            "session key",
+            format!("{:?} can sign", config.session.algorithm),
+        ),
+        Err(err) => report.fail("session key", err.to_string(), None),
     }
     match storage::open(&config.storage, false).await {
         Ok(store) => {
-            println!("ok   storage: {} reachable", config.storage.url);
-            let report = storage::inspect(config, store.as_ref()).await?;
-            print!("{report}");
-            ok &= report.is_ok();
+            report.pass("storage", format!("{} reachable", config.storage.url));
+            let table = storage::inspect(config, store.as_ref()).await?;
+            report.checks.extend(table.checks);
         }
-        Err(err) => {
-            ok = false;
-            println!("FAIL storage: {}: {err}", config.storage.url);
-        }
+        Err(err) => report.fail("storage", format!("{}: {err}", config.storage.url), None),
     }
-    Ok(ok)
+    Ok(report)
 }
 
-async fn schema(config: Config, app: Option<&str>) -> anyhow::Result<ExitCode> {
-    each_app(
-        &config,
-        app,
-        |config| async move { schema_app(&config).await },
-    )
-    .await
+async fn schema(
+    config: Config,
+    app: Option<&str>,
+    options: SchemaOptions,
+) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for app in selected_apps(&config, app)? {
+        if !config.apps.is_empty() {
+            let heading = format!("app {} ({}):", app.name, app.config.server.base_path);
+            if options.dry_run {
+                println!("-- {heading}");
+            } else {
+                println!("{heading}");
+            }
+        }
+        ok &= schema_app(&app.config, &options).await?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-async fn schema_app(config: &Config) -> anyhow::Result<bool> {
+async fn schema_app(config: &Config, options: &SchemaOptions) -> anyhow::Result<bool> {
     // Creating an index on a large table may take minutes.
     let mut unbounded = config.storage.clone();
     unbounded.pool.statement_timeout = None;
-    let store = storage::open(&unbounded, true)
+    // A dry run creates nothing, not even the SQLite file.
+    let store = storage::open(&unbounded, !options.dry_run)
         .await
         .map_err(|err| anyhow!("storage ({}): {err}", config.storage.url))?;
-    let changes = storage::apply_schema(config, store.as_ref(), true).await?;
+    let changes = match storage::apply_schema(config, store.as_ref(), options).await {
+        Ok(changes) => changes,
+        // The table's own problem (missing, duplicates, a statement it refused): what to fix
+        // is in the message, and running again cannot help until it is fixed.
+        Err(err @ StoreError::Schema(_)) => {
+            eprintln!("error: {err}");
+            return Ok(false);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if options.dry_run {
+        print!("{}", dry_run_script(config, &changes));
+        return Ok(true);
+    }
     if changes.is_empty() {
         println!("nothing to change");
     }
-    for change in &changes {
+    for change in &changes.statements {
         println!("applied: {change}");
     }
     let report = storage::inspect(config, store.as_ref()).await?;
     print!("{report}");
     Ok(report.is_ok())
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+        Backend::Mysql => "MySQL/MariaDB",
+        Backend::Mongodb => "MongoDB",
+    }
+}
+
+/// `schema --dry-run`'s output: a SQL file a migration tool can run (Flyway, Liquibase,
+/// golang-migrate, Alembic's `op.execute`), each statement ending with `;`, remarks as `--`
+/// comments; MongoDB's commands as comments of the same shape.
+fn dry_run_script(config: &Config, changes: &SchemaChanges) -> String {
+    let mut text = format!(
+        "-- ownid-bridge schema --dry-run: {} ({}), users table {}\n",
+        backend_name(config.storage.backend),
+        config.storage.url,
+        config.storage.users.table,
+    );
+    if changes.is_empty() {
+        text.push_str("-- nothing to change\n");
+        return text;
+    }
+    let mongodb = config.storage.backend == Backend::Mongodb;
+    if changes.in_transaction > 1 {
+        text.push_str(&format!(
+            "-- ownid-bridge runs the first {} statements in one transaction\n",
+            changes.in_transaction
+        ));
+    }
+    for note in &changes.notes {
+        text.push_str(&format!("-- {note}\n"));
+    }
+    for statement in &changes.statements {
+        if mongodb {
+            text.push_str(&format!("-- mongodb: {statement}\n"));
+        } else {
+            text.push_str(&format!("{statement};\n"));
+        }
+    }
+    text
 }
 
 /// The document as committed under `openapi/`: the default base path and response mode.

@@ -296,10 +296,7 @@ fn same_data_column(a: &StorageConfig, b: &StorageConfig) -> bool {
     };
     a.backend == b.backend
         && same_database(a, b)
-        && same_name(
-            a.users.table.identifier().as_str(),
-            b.users.table.identifier().as_str(),
-        )
+        && same_name(&a.users.table.to_string(), &b.users.table.to_string())
         && same_name(
             a.users.ownid_data.identifier().as_str(),
             b.users.ownid_data.identifier().as_str(),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use ownid_bridge_store::{Identifier, PoolSettings, UsersMapping};
+use ownid_bridge_store::{Identifier, PoolSettings, TableName, UsersMapping};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -79,8 +79,9 @@ impl Backend {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsersConfig {
-    /// The users table (MongoDB: collection).
-    pub table: Column,
+    /// The users table (MongoDB: collection), optionally with its schema (PostgreSQL) or database
+    /// (MySQL/MariaDB): `members` or `auth.members`.
+    pub table: Table,
     /// The column (field) holding the login id: an e-mail address or a phone number.
     pub login_id: Column,
     /// The column (field) OwnID's data is stored in (at least 5000 characters).
@@ -96,7 +97,7 @@ impl Default for UsersConfig {
     fn default() -> Self {
         let mapping = UsersMapping::demo();
         UsersConfig {
-            table: Column(mapping.table),
+            table: Table(mapping.table),
             login_id: Column(mapping.login_id),
             ownid_data: Column(mapping.ownid_data),
             user_id: None,
@@ -118,6 +119,60 @@ impl UsersConfig {
                 .map(|(claim, column)| (claim.0.clone(), column.0.clone()))
                 .collect(),
         }
+    }
+}
+
+/// The users table's name from the configuration, a valid [`TableName`] once read: `members`, or
+/// `auth.members` (schema or database, then table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table(TableName);
+
+impl Table {
+    pub fn new(name: &str) -> Result<Self, ownid_bridge_store::IdentifierError> {
+        TableName::new(name).map(Table)
+    }
+}
+
+impl<'de> Deserialize<'de> for Table {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        TableName::new(&name)
+            .map(Table)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Table {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl JsonSchema for Table {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Table".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[A-Za-z_][A-Za-z0-9_$]{0,63}(\\.[A-Za-z_][A-Za-z0-9_$]{0,63})?$",
+            "description": "A table (collection) name, optionally after its schema (PostgreSQL) \
+                or database (MySQL/MariaDB) and a dot: letters, digits, _ and $, each part \
+                starting with a letter or _."
+        })
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq<&str> for Table {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.to_string() == *other
     }
 }
 

@@ -44,7 +44,10 @@ async fn ten_thousand_sets_over_256_connections_on_postgres() {
     let store = storage::open(&config.storage, false)
         .await
         .expect("open the store");
-    store.apply_schema(true).await.expect("schema");
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .expect("schema");
 
     // The users, in one statement.
     let db = sqlx::PgPool::connect(&url).await.unwrap();

@@ -60,13 +60,16 @@ async fn serving_needs_the_replay_table() {
         ],
     );
     let store = storage::open(&config.storage, false).await.unwrap();
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     let report = storage::inspect(&config, store.as_ref()).await.unwrap();
     let check = report
         .check(ownid_bridge_store::LEDGER_CHECK)
         .expect("a line for the replay table");
     assert!(
-        !check.ok && check.detail.contains("ownid-bridge schema"),
+        !check.ok() && check.detail.contains("ownid-bridge schema"),
         "{check:?}"
     );
     let refused = storage::open_for_serving(&config).await.err().unwrap();
@@ -74,8 +77,12 @@ async fn serving_needs_the_replay_table() {
         refused.to_string().contains("replay guard table"),
         "{refused}"
     );
-    storage::apply_schema(&config, store.as_ref(), false)
-        .await
-        .unwrap();
+    storage::apply_schema(
+        &config,
+        store.as_ref(),
+        &ownid_bridge_store::SchemaOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(storage::open_for_serving(&config).await.is_ok());
 }

@@ -18,7 +18,10 @@ async fn app_with(backend: &str, url: &str, overrides: &[(&str, &str)]) -> TestA
     let store = storage::open(&config.storage, false)
         .await
         .expect("open the store");
-    store.apply_schema(true).await.expect("schema");
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .expect("schema");
     spawn_with_store(config, store, dir)
 }
 

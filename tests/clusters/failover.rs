@@ -39,7 +39,10 @@ async fn postgres_failover_keeps_serving_and_loses_no_acknowledged_write() {
         ],
     );
     let store = storage::open(&config.storage, false).await.expect("open");
-    store.apply_schema(true).await.expect("schema");
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .expect("schema");
     let app = Arc::new(spawn_with_store(config, store, dir));
     for writer in 0..WRITERS {
         app.add_user(&format!("writer{writer}@example.com")).await;

@@ -150,7 +150,10 @@ async fn start_server(backend: Backend, url: &str) -> Server {
     let store = storage::open(&config.storage, false)
         .await
         .expect("open the store");
-    store.apply_schema(true).await.expect("schema");
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .expect("schema");
     let (addr, running) = serve_tcp(config, store.clone()).await;
     Server {
         url: format!("http://{addr}/ownid"),
@@ -441,7 +444,7 @@ async fn fault_story(backend: Backend, url: &str, server_control: &ServerControl
     } else {
         server
             .store
-            .apply_schema(true)
+            .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
             .await
             .expect("schema after the restart");
         for login in &group_b {

@@ -28,9 +28,13 @@ async fn instances(overrides: &[(&str, &str)]) -> Vec<Arc<TestApp>> {
         let config = backend_config("mariadb", url, "galera", &env);
         let store = storage::open(&config.storage, false).await.expect("open");
         if i == 0 {
-            storage::apply_schema(&config, store.as_ref(), true)
-                .await
-                .expect("schema");
+            storage::apply_schema(
+                &config,
+                store.as_ref(),
+                &ownid_bridge_store::SchemaOptions::CREATE_TABLE,
+            )
+            .await
+            .expect("schema");
         }
         apps.push(Arc::new(spawn_with_store(
             config,

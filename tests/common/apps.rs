@@ -40,7 +40,10 @@ impl Apps {
         let mut stores = Vec::new();
         for app in config.apps() {
             let store = storage::open(&app.config.storage, true).await.unwrap();
-            store.apply_schema(true).await.unwrap();
+            store
+                .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+                .await
+                .unwrap();
             stores.push(store);
         }
         let app = App::with_stores(config, stores.clone()).expect("the applications");

@@ -98,7 +98,10 @@ pub async fn spawn(overrides: &[(&str, &str)]) -> TestApp {
     let store = storage::open(&config.storage, true)
         .await
         .expect("open store");
-    store.apply_schema(true).await.expect("schema");
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .expect("schema");
     spawn_with_store(config, store, dir)
 }
 
@@ -358,9 +361,9 @@ impl UserStore for ScriptedStore {
 
     async fn apply_schema(
         &self,
-        create_table: bool,
-    ) -> Result<Vec<String>, ownid_bridge_store::StoreError> {
-        self.inner.apply_schema(create_table).await
+        options: &ownid_bridge_store::SchemaOptions,
+    ) -> Result<ownid_bridge_store::SchemaChanges, ownid_bridge_store::StoreError> {
+        self.inner.apply_schema(options).await
     }
 
     fn signature_ledger(
@@ -422,8 +425,11 @@ impl ownid_bridge_store::SignatureLedger for ScriptedLedger {
         self.inner.inspect().await
     }
 
-    async fn apply_schema(&self) -> Result<Vec<String>, ownid_bridge_store::StoreError> {
-        self.inner.apply_schema().await
+    async fn apply_schema(
+        &self,
+        dry_run: bool,
+    ) -> Result<Vec<String>, ownid_bridge_store::StoreError> {
+        self.inner.apply_schema(dry_run).await
     }
 }
 
@@ -434,9 +440,13 @@ pub async fn spawn_scripted(overrides: &[(&str, &str)]) -> (TestApp, Arc<Script>
     let inner = storage::open(&config.storage, true)
         .await
         .expect("open store");
-    storage::apply_schema(&config, inner.as_ref(), true)
-        .await
-        .expect("schema");
+    storage::apply_schema(
+        &config,
+        inner.as_ref(),
+        &ownid_bridge_store::SchemaOptions::CREATE_TABLE,
+    )
+    .await
+    .expect("schema");
     let script = Arc::new(Script::default());
     let store: Arc<dyn UserStore> = Arc::new(ScriptedStore {
         inner,
@@ -668,7 +678,10 @@ pub fn assert_refused_copy(reply: &Reply, context: &str) -> (u16, String) {
 pub async fn app_on(backend: &str, url: &str, prefix: &str, overrides: &[(&str, &str)]) -> TestApp {
     let config = backend_config(backend, url, prefix, overrides);
     let store = storage::open(&config.storage, true).await.expect("open");
-    store.apply_schema(true).await.expect("schema");
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .expect("schema");
     spawn_with_store(config, store, tempfile::tempdir().unwrap())
 }
 

@@ -20,9 +20,13 @@ pub async fn pair(backend: &str, url: &str, mode: &str, extra: &[(&str, &str)]) 
         let config = backend_config(backend, url, "replay", &env);
         let store = storage::open(&config.storage, true).await.expect("open");
         if i == 0 {
-            storage::apply_schema(&config, store.as_ref(), true)
-                .await
-                .expect("schema");
+            storage::apply_schema(
+                &config,
+                store.as_ref(),
+                &ownid_bridge_store::SchemaOptions::CREATE_TABLE,
+            )
+            .await
+            .expect("schema");
         }
         apps.push(spawn_with_store(
             config,

@@ -488,7 +488,10 @@ impl UserStore for ScriptedStore {
     async fn inspect(&self) -> Result<SchemaReport, StoreError> {
         self.fail()
     }
-    async fn apply_schema(&self, _: bool) -> Result<Vec<String>, StoreError> {
+    async fn apply_schema(
+        &self,
+        _: &ownid_bridge_store::SchemaOptions,
+    ) -> Result<ownid_bridge_store::SchemaChanges, StoreError> {
         self.fail()
     }
     async fn export_ownid_data(

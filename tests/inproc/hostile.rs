@@ -115,7 +115,10 @@ async fn tcp_server_with(overrides: &[(&str, &str)]) -> (std::net::SocketAddr, t
     settings.extend_from_slice(overrides);
     let config = test_config(dir.path(), &settings);
     let store = storage::open(&config.storage, true).await.unwrap();
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     let (addr, _) = serve_tcp(config, store).await;
     (addr, dir)
 }

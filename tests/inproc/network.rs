@@ -13,7 +13,10 @@ async fn serve_on(listen: &str, overrides: &[(&str, &str)]) -> (String, tempfile
     overrides.push(("OWNID_BRIDGE__SERVER__LISTEN", listen));
     let config = test_config(dir.path(), &overrides);
     let store = storage::open(&config.storage, true).await.unwrap();
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     let (addr, _) = serve_tcp(config, store).await;
     (format!("http://{addr}"), dir)
 }
@@ -235,7 +238,10 @@ async fn with_a_certificate_and_key_it_serves_https() {
         ],
     );
     let store = storage::open(&config.storage, true).await.unwrap();
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     let (addr, _server) = serve_tcp(config, store).await;
     let port = addr.port();
 

@@ -176,9 +176,13 @@ async fn a_copy_whose_body_arrives_after_the_window_gets_no_second_token() {
         ],
     );
     let store = storage::open(&config.storage, true).await.unwrap();
-    storage::apply_schema(&config, store.as_ref(), true)
-        .await
-        .unwrap();
+    storage::apply_schema(
+        &config,
+        store.as_ref(),
+        &ownid_bridge_store::SchemaOptions::CREATE_TABLE,
+    )
+    .await
+    .unwrap();
     store.create_user("alice@example.com").await.unwrap();
     let (addr, _server) = serve_tcp(config, store).await;
     let session = Signed::session("alice@example.com");

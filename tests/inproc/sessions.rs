@@ -259,7 +259,10 @@ async fn a_generated_jwt_secret_is_used_when_none_is_configured() {
     let mut config = test_config(dir.path(), &[]);
     config.session.secret = None;
     let store = storage::open(&config.storage, true).await.unwrap();
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     // Only the zero-configuration trial generates one; otherwise a missing secret is an error.
     let err = ownid_bridge::app::App::new(config.clone(), Arc::clone(&store))
         .err()
@@ -285,7 +288,10 @@ async fn previous_public_keys_stay_in_the_jwks_during_a_rotation() {
     );
     let config = Config::from_yaml(&yaml, &[]).unwrap();
     let store = storage::open(&config.storage, true).await.unwrap();
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     let app = spawn_with_store(config, store, dir);
     let jwks: JwkSet = serde_json::from_str(&app.get("/.well-known/jwks.json").await.body).unwrap();
     let kids: Vec<_> = jwks
@@ -368,11 +374,12 @@ async fn a_created_user_never_shares_another_users_subject() {
     let (dir, config) =
         accounts_with_a_user_id("account_uuid TEXT NOT NULL DEFAULT ''", "''").await;
     let store = storage::open(&config.storage, true).await.unwrap();
-    // `check` fails the constant default (and `serve` warns about it).
-    let report = store.inspect().await.unwrap();
+    // With create_missing_users, `check` fails the constant default (and `serve` refuses to
+    // start on it); the store below is served anyway, to show what the fail line prevents.
+    let report = storage::inspect(&config, store.as_ref()).await.unwrap();
     let default = report.check("user_id default").expect("checked");
     assert!(
-        !default.ok && default.detail.contains("constant"),
+        !default.ok() && default.detail.contains("constant"),
         "{report}"
     );
     let app = spawn_with_store(config, store, dir);

@@ -170,9 +170,17 @@ impl SignatureLedger for MongoLedger {
         }
     }
 
-    async fn apply_schema(&self) -> Result<Vec<String>, StoreError> {
-        if self.inspect().await?.ok {
+    async fn apply_schema(&self, dry_run: bool) -> Result<Vec<String>, StoreError> {
+        if self.inspect().await?.ok() {
             return Ok(Vec::new());
+        }
+        let change = format!(
+            "createIndex {} {{expires_at: 1}} named {}",
+            self.name,
+            self.index_name()
+        );
+        if dry_run {
+            return Ok(vec![change]);
         }
         // `createIndexes` creates the collection too.
         let index = IndexModel::builder()
@@ -184,10 +192,6 @@ impl SignatureLedger for MongoLedger {
             )
             .build();
         self.collection.create_index(index).await.map_err(map_err)?;
-        Ok(vec![format!(
-            "createIndex {} {{expires_at: 1}} named {}",
-            self.name,
-            self.index_name()
-        )])
+        Ok(vec![change])
     }
 }

@@ -23,8 +23,8 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use ownid_bridge_store::{
-    ExportBatches, ExportSink, Identifier, PoolSettings, SchemaReport, SessionUser, SetOutcome,
-    SignatureLedger, StoreError, UserStore, UsersMapping,
+    ExportBatches, ExportSink, Identifier, PoolSettings, SchemaChanges, SchemaOptions,
+    SchemaReport, SessionUser, SetOutcome, SignatureLedger, StoreError, UserStore, UsersMapping,
 };
 
 use error::{bounded, is_duplicate_key, map_err, MAX_BSON_BYTES};
@@ -80,7 +80,7 @@ impl MongoStore {
             .get_or_insert_with(|| "ownid-bridge".into());
         let client = Client::with_options(client_options).map_err(map_err)?;
         let database = client.database(&database);
-        let users = database.collection::<Document>(options.mapping.table.as_str());
+        let users = database.collection::<Document>(&options.mapping.table.to_string());
         let store = MongoStore {
             database,
             users,
@@ -298,8 +298,8 @@ impl UserStore for MongoStore {
         self.inspect_collection().await
     }
 
-    async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError> {
-        self.apply_collection_schema(create_table).await
+    async fn apply_schema(&self, options: &SchemaOptions) -> Result<SchemaChanges, StoreError> {
+        self.apply_collection_schema(options).await
     }
 
     fn signature_ledger(&self, table: &Identifier) -> Option<std::sync::Arc<dyn SignatureLedger>> {

@@ -3,7 +3,7 @@
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::IndexModel;
-use ownid_bridge_store::{checks, SchemaReport, StoreError};
+use ownid_bridge_store::{checks, SchemaChanges, SchemaOptions, SchemaReport, StoreError};
 
 use crate::error::{map_err, server_code, COMMAND_NOT_FOUND, DUPLICATE_KEY};
 use crate::MongoStore;
@@ -59,7 +59,7 @@ impl MongoStore {
         let listed = self
             .database
             .list_collections()
-            .filter(doc! { "name": self.mapping.table.as_str() })
+            .filter(doc! { "name": self.mapping.table.to_string() })
             .await;
         let mut cursor = match listed {
             Ok(cursor) => cursor,
@@ -72,7 +72,7 @@ impl MongoStore {
             // Read raw rather than as the driver's specification type, so that a collection
             // option the driver does not model cannot fail the check.
             let entry = cursor.current();
-            if entry.get_str("name").ok() == Some(self.mapping.table.as_str()) {
+            if entry.get_str("name").ok() == Some(self.mapping.table.to_string().as_str()) {
                 let kind = entry.get_str("type").unwrap_or("collection");
                 return Ok(Some(kind.to_owned()));
             }
@@ -123,54 +123,43 @@ impl MongoStore {
         let mut report = SchemaReport::default();
         match self.collection_type().await?.as_deref() {
             None => {
-                report.essential(
+                report.fail(
                     checks::TABLE,
-                    false,
                     format!("collection {} does not exist", m.table),
+                    Some("correct users.table".into()),
                 );
                 return Ok(report);
             }
             Some("view") => {
-                report.essential(
+                report.fail(
                     checks::TABLE,
-                    false,
                     format!("{} is a view, whose documents cannot be written", m.table),
+                    Some("name a collection in users.table".into()),
                 );
                 return Ok(report);
             }
             Some(_) => {}
         }
-        report.essential(
-            checks::TABLE,
-            true,
-            format!("collection {} exists", m.table),
-        );
-        report.essential(
+        report.pass(checks::TABLE, format!("collection {} exists", m.table));
+        report.pass(
             checks::LOGIN_ID_COLUMN,
-            true,
             format!(
                 "{}: documents are schemaless, no column to check",
                 m.login_id
             ),
         );
-        report.essential(
+        report.pass(
             checks::OWNID_DATA_COLUMN,
-            true,
             format!(
                 "{}: documents are schemaless, no column to check",
                 m.ownid_data
             ),
         );
-        report.advisory(
-            checks::OWNID_DATA_WIDTH,
-            true,
-            "BSON strings hold up to 16 MB",
-        );
+        report.pass(checks::OWNID_DATA_WIDTH, "BSON strings hold up to 16 MB");
         let (unique, loose) = self.login_id_indexes().await?;
         if let Some(collation) = loose {
-            report.advisory(
+            report.warn_unless_creating(
                 checks::LOGIN_ID_COLLATION,
-                false,
                 format!(
                     "a unique index on {} has the collation {collation}, which ignores case or \
                      accents: lookups still match login ids exactly (a look-alike is another \
@@ -178,30 +167,39 @@ impl MongoStore {
                      that index is refused with 409 login_id_conflict",
                     m.login_id
                 ),
+                Some(format!(
+                    "a unique index on {{{}: 1}} with the simple collation (the default), or \
+                     leave ownid.create_missing_users off",
+                    m.login_id
+                )),
             );
         }
-        report.advisory(
-            checks::LOGIN_ID_UNIQUE,
-            unique,
-            if unique {
-                format!("a unique index covers {}", m.login_id)
-            } else {
+        if unique {
+            report.pass(
+                checks::LOGIN_ID_UNIQUE,
+                format!("a unique index covers {}", m.login_id),
+            );
+        } else {
+            report.warn_unless_creating(
+                checks::LOGIN_ID_UNIQUE,
                 format!(
                     "no unique, non-partial index on exactly {{{}: 1}}: concurrent \
                      create_missing_users upserts can duplicate a user, and lookups scan the \
                      collection unless another index serves them",
                     m.login_id
-                )
-            },
-        );
+                ),
+                Some("`ownid-bridge schema` creates it".into()),
+            );
+        }
         Ok(report)
     }
 
     /// The changes of [`UserStore::apply_schema`](ownid_bridge_store::UserStore::apply_schema).
     pub(crate) async fn apply_collection_schema(
         &self,
-        create_table: bool,
-    ) -> Result<Vec<String>, StoreError> {
+        options: &SchemaOptions,
+    ) -> Result<SchemaChanges, StoreError> {
+        let create_table = options.create_table;
         let m = &self.mapping;
         let mut changes = Vec::new();
         let creating = match self.collection_type().await?.as_deref() {
@@ -216,9 +214,9 @@ impl MongoStore {
         };
         if creating {
             if !create_table {
-                return Err(StoreError::Other(format!(
-                    "collection {} does not exist (the demo collection is only created when \
-                     allowed)",
+                return Err(StoreError::Schema(format!(
+                    "collection {} does not exist; `schema` creates the users collection only \
+                     when told to (`ownid-bridge schema --create-table`)",
                     m.table
                 )));
             }
@@ -229,6 +227,13 @@ impl MongoStore {
         }
         if creating || !self.login_id_indexes().await?.0 {
             let change = format!("createIndex {} {{{}: 1}} unique", m.table, m.login_id);
+            if options.dry_run {
+                changes.push(change);
+                return Ok(SchemaChanges {
+                    statements: changes,
+                    ..SchemaChanges::default()
+                });
+            }
             let index = IndexModel::builder()
                 .keys(doc! { m.login_id.as_str(): 1 })
                 .options(
@@ -261,7 +266,10 @@ impl MongoStore {
             }
             changes.push(change);
         }
-        Ok(changes)
+        Ok(SchemaChanges {
+            statements: changes,
+            ..SchemaChanges::default()
+        })
     }
 }
 

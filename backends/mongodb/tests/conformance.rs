@@ -143,7 +143,10 @@ async fn concurrent_upserts_create_each_user_once() {
     let databases = Databases::default();
     let url = databases.fresh_url();
     let store = Arc::new(open_store(url.clone(), UsersMapping::demo(), test_pool()).await);
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
 
     let distinct: Vec<_> = (0..100)
         .map(|i| {
@@ -216,7 +219,10 @@ async fn session_users_read_the_configured_fields() {
         ..UsersMapping::demo()
     };
     let store = open_store(url.clone(), mapping, test_pool()).await;
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     let id = ObjectId::new();
     let users = raw_collection(&url, "users").await;
     users
@@ -250,7 +256,10 @@ async fn a_non_string_value_is_an_error_not_data() {
     let databases = Databases::default();
     let url = databases.fresh_url();
     let store = open_store(url.clone(), UsersMapping::demo(), test_pool()).await;
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     let users = raw_collection(&url, "users").await;
     users
         .insert_many([
@@ -294,20 +303,26 @@ async fn check_flags_an_existing_collection_without_a_unique_index() {
         .await
         .unwrap();
     let store = open_store(url, UsersMapping::demo(), test_pool()).await;
-    let report = store.inspect().await.unwrap();
-    assert!(report.is_usable(), "{report}");
+    let report = store.inspect().await.unwrap().settle(true);
+    assert!(report.check(checks::TABLE).unwrap().ok(), "{report}");
     assert!(
-        !report.check(checks::LOGIN_ID_UNIQUE).unwrap().ok,
+        !report.check(checks::LOGIN_ID_UNIQUE).unwrap().ok(),
         "{report}"
     );
 
-    let err = store.apply_schema(false).await;
+    let err = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await;
     assert_eq!(
-        err.unwrap(),
+        err.unwrap().statements,
         vec!["createIndex users {login_id: 1} unique".to_string()]
     );
-    assert!(store.inspect().await.unwrap().is_ok());
-    assert!(store.apply_schema(false).await.unwrap().is_empty());
+    assert!(store.inspect().await.unwrap().settle(true).is_ok());
+    assert!(store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap()
+        .is_empty());
     databases.drop_all().await;
 }
 
@@ -315,9 +330,15 @@ async fn check_flags_an_existing_collection_without_a_unique_index() {
 async fn a_missing_collection_is_not_created_without_permission() {
     let databases = Databases::default();
     let store = open_store(databases.fresh_url(), UsersMapping::demo(), test_pool()).await;
-    let report = store.inspect().await.unwrap();
-    assert!(!report.is_ok() && !report.is_usable(), "{report}");
-    let err = store.apply_schema(false).await.unwrap_err();
+    let report = store.inspect().await.unwrap().settle(true);
+    assert!(
+        !report.is_ok() && !report.check(checks::TABLE).unwrap().ok(),
+        "{report}"
+    );
+    let err = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Other(ref text) if text.contains("does not exist")));
     databases.drop_all().await;
 }
@@ -326,7 +347,10 @@ async fn a_missing_collection_is_not_created_without_permission() {
 async fn a_value_over_the_bson_limit_is_too_large_and_nothing_changes() {
     let databases = Databases::default();
     let store = open_store(databases.fresh_url(), UsersMapping::demo(), test_pool()).await;
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     store.create_user("big@example.com").await.unwrap();
     store
         .set_ownid_data("big@example.com", "small", false)
@@ -405,7 +429,10 @@ async fn schema_explains_why_the_unique_index_cannot_be_created() {
         .await
         .unwrap();
     let store = open_store(url, UsersMapping::demo(), test_pool()).await;
-    let err = store.apply_schema(false).await.unwrap_err();
+    let err = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::Other(ref text) if text.contains("more than one document")),
         "{err:?}"
@@ -468,7 +495,10 @@ async fn look_alike_login_ids_under_a_strength_2_collation_are_other_users() {
 async fn login_ids_with_regex_characters_match_only_themselves() {
     let databases = Databases::default();
     let store = open_store(databases.fresh_url(), UsersMapping::demo(), test_pool()).await;
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     let odd = "a.b+c*(d)?[e]{2}|^$\\z@example.com";
     assert!(store.create_user(odd).await.unwrap());
     store.set_ownid_data(odd, "odd", false).await.unwrap();

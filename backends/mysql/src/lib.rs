@@ -138,7 +138,6 @@ impl SqlBackend for MySql {
             pool,
             options.pool,
             options.mapping,
-            None,
         ))
     }
 
@@ -152,7 +151,7 @@ impl SqlBackend for MySql {
 }
 
 async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
-    let table = store.mapping().table.as_str();
+    let table = store.mapping().table.name.as_str();
     let classify = |err| store.classify(err);
     let mut conn = store.reader().acquire().await.map_err(classify)?;
     let rows = conn
@@ -200,6 +199,7 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
                 let extra = extra.to_ascii_uppercase();
                 extra.contains("DEFAULT_GENERATED") || extra.contains("AUTO_INCREMENT")
             }),
+            ..Column::default()
         });
     }
     // A unique index on exactly the login-id column, over its full length (no prefix).
@@ -223,5 +223,6 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
         exists: true,
         columns,
         login_id_unique: unique,
+        ..TableFacts::default()
     })
 }

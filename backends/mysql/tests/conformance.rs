@@ -95,8 +95,8 @@ async fn strict_mode_refuses_what_a_varchar_cannot_hold_and_nothing_changes() {
          CHARSET utf8mb4",
     )
     .await;
-    let report = store.inspect().await.unwrap();
-    assert!(!report.is_ok() && report.is_usable(), "{report}");
+    let report = store.inspect().await.unwrap().settle(true);
+    assert!(!report.is_ok(), "{report}");
     store.create_user("a@example.com").await.unwrap();
     store
         .set_ownid_data("a@example.com", "😀😀😀😀😀😀😀😀😀😀", false)
@@ -161,16 +161,19 @@ async fn check_flags_a_case_insensitive_login_id_and_a_3_byte_charset() {
          ownid_data TEXT CHARACTER SET utf8mb3) CHARSET utf8mb4",
     )
     .await;
-    let report = store.inspect().await.unwrap();
+    let report = store.inspect().await.unwrap().settle(true);
     let failed: Vec<&str> = report.problems().map(|check| check.name.as_str()).collect();
     assert!(failed.contains(&"login_id collation"), "{report}");
     assert!(failed.contains(&"ownid_data charset"), "{report}");
     assert!(failed.contains(&"login_id unique index"), "{report}");
-    let changes = store.apply_schema(false).await.unwrap();
-    assert_eq!(changes.len(), 1, "{changes:?}");
-    let report = store.inspect().await.unwrap();
+    let changes = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(changes.statements.len(), 1, "{changes:?}");
+    let report = store.inspect().await.unwrap().settle(true);
     assert!(
-        report.check("login_id unique index").unwrap().ok,
+        report.check("login_id unique index").unwrap().ok(),
         "{report}"
     );
 }
@@ -194,7 +197,7 @@ async fn quoted_keyword_and_mixed_case_names_with_claims() {
     .unwrap();
     setup.close().await;
     let mapping = UsersMapping {
-        table: Identifier::new("Order").unwrap(),
+        table: Identifier::new("Order").unwrap().into(),
         login_id: Identifier::new("order").unwrap(),
         ownid_data: Identifier::new("OwnIdData").unwrap(),
         user_id: Some(Identifier::new("id").unwrap()),
@@ -211,11 +214,14 @@ async fn quoted_keyword_and_mixed_case_names_with_claims() {
     })
     .await
     .unwrap();
-    store.apply_schema(false).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap();
     assert!(
-        store.inspect().await.unwrap().is_ok(),
+        store.inspect().await.unwrap().settle(true).is_ok(),
         "{}",
-        store.inspect().await.unwrap()
+        store.inspect().await.unwrap().settle(true)
     );
     store
         .set_ownid_data("q@example.com", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 😀", false)
@@ -269,9 +275,9 @@ async fn a_constant_user_id_default_fails_the_check() {
         })
         .await
         .unwrap();
-        let report = store.inspect().await.unwrap();
+        let report = store.inspect().await.unwrap().settle(true);
         let check = report.check("user_id default").expect("checked");
-        assert_eq!(check.ok, !constant, "{column}: {report}");
+        assert_eq!(check.ok(), !constant, "{column}: {report}");
     }
 }
 
@@ -355,7 +361,10 @@ async fn retryable_errors_are_unavailable() {
     })
     .await
     .unwrap();
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     store.create_user("a@example.com").await.unwrap();
     // What passes is Unavailable; a conflict with another statement is Contention, which the
     // server retries before answering 503. A lock wait or a statement that ran out of the

@@ -6,7 +6,9 @@
 
 use std::str::FromStr;
 
-use ownid_bridge_sql::{connector, Column, Dialect, Pool, SqlBackend, SqlStore, TableFacts};
+use ownid_bridge_sql::{
+    connector, Column, ColumnKind, Dialect, Pool, SqlBackend, SqlStore, TableFacts,
+};
 use ownid_bridge_store::{PoolSettings, StoreError, UsersMapping};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Row;
@@ -214,42 +216,6 @@ fn first_writable(
     })
 }
 
-/// The type the login-id parameter is cast to so that the lookup uses the column's index: the
-/// column's own type when it is not a plain string type (`citext`, or a domain), else none. A
-/// `text` parameter compared with a `citext` column compares as text, which is exact but cannot
-/// use the citext index.
-async fn login_cast(pool: &PgPool, mapping: &UsersMapping) -> Result<Option<String>, StoreError> {
-    let classify = |err| ownid_bridge_sql::classify(Dialect::Postgres, err, u64::MAX);
-    let mut conn = pool.acquire().await.map_err(classify)?;
-    let Some(row) = conn
-        .run(async |conn| {
-            sqlx::query(
-                "SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a \
-         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-         WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
-         AND pg_catalog.pg_table_is_visible(c.oid) AND a.attname = $2 AND NOT a.attisdropped",
-            )
-            .persistent(false)
-            .bind(mapping.table.as_str())
-            .bind(mapping.login_id.as_str())
-            .fetch_optional(conn)
-            .await
-        })
-        .await
-        .map_err(classify)?
-    else {
-        return Ok(None);
-    };
-    let type_name: String = row.try_get(0).map_err(classify)?;
-    let plain = ["text", "character varying", "character", "name"];
-    // The name goes into the statement's text: only what the catalogue prints for an ordinary
-    // (possibly schema-qualified) type name is used; anything else keeps the exact text lookup.
-    let simple = type_name.split('.').all(|part| {
-        !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    });
-    Ok((!plain.contains(&type_name.as_str()) && simple).then_some(type_name))
-}
-
 /// The PostgreSQL backend of [`SqlStore`].
 pub struct Postgres;
 
@@ -265,16 +231,7 @@ impl SqlBackend for Postgres {
     async fn open(options: PostgresOptions) -> Result<PostgresStore, StoreError> {
         let settings = options.pool;
         let pool = open_pool(&options.url, &settings, options.transaction_pooler)?;
-        let login_cast =
-            ownid_bridge_sql::within(&settings, "PostgreSQL", login_cast(&pool, &options.mapping))
-                .await?;
-        Ok(SqlStore::new(
-            pool.clone(),
-            pool,
-            settings,
-            options.mapping,
-            login_cast.as_deref(),
-        ))
+        Ok(SqlStore::new(pool.clone(), pool, settings, options.mapping))
     }
 
     async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
@@ -286,43 +243,83 @@ impl SqlBackend for Postgres {
     }
 }
 
+/// The users table as the catalogue describes it. An unqualified name is the table the search
+/// path finds (like the unqualified name in the statements); `schema.table` is looked up in that
+/// schema.
 async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
     let classify = |err| store.classify(err);
+    let table = &store.mapping().table;
+    let schema = table.schema.as_ref().map(|s| s.as_str().to_owned());
     let mut conn = store.reader().acquire().await.map_err(classify)?;
-    // The table as the search path resolves it, like the unqualified name in the statements.
-    let Some(table) = conn
+    let Some(found) = conn
         .run(async |conn| {
             sqlx::query(
                 "SELECT c.oid::int8 FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
-         AND pg_catalog.pg_table_is_visible(c.oid)",
+         AND CASE WHEN $2::text IS NULL THEN pg_catalog.pg_table_is_visible(c.oid) \
+                  ELSE n.nspname = $2::text END",
             )
             .persistent(false)
-            .bind(store.mapping().table.as_str())
+            .bind(table.name.as_str())
+            .bind(schema.as_deref())
             .fetch_optional(conn)
             .await
         })
         .await
         .map_err(classify)?
     else {
-        return Ok(TableFacts::default());
+        // For "did you mean": the tables of that schema, or those the search path finds.
+        let others: Vec<String> = conn
+            .run(async |conn| {
+                sqlx::query_scalar(
+                    "SELECT CASE WHEN $1::text IS NULL AND n.nspname <> 'public' \
+                     THEN n.nspname || '.' || c.relname ELSE c.relname::text END \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') \
+             AND CASE WHEN $1::text IS NULL \
+                      THEN n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                           AND n.nspname NOT LIKE 'pg\\_%' \
+                      ELSE n.nspname = $1::text END \
+             ORDER BY 1 LIMIT 1000",
+                )
+                .persistent(false)
+                .bind(schema.as_deref())
+                .fetch_all(conn)
+                .await
+            })
+            .await
+            .map_err(classify)?;
+        return Ok(TableFacts {
+            other_tables: others,
+            ..TableFacts::default()
+        });
     };
-    let oid: i64 = table.try_get(0).map_err(|err| store.classify(err))?;
+    let oid: i64 = found.try_get(0).map_err(|err| store.classify(err))?;
+    // The type's category decides its kind (a domain's base type); `format_type` without the
+    // modifier is what a lookup parameter is cast to (`citext`, a domain).
     let rows = conn
         .run(async |conn| {
             sqlx::query(
                 "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), \
-         CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 \
-              THEN (a.atttypmod - 4)::int8 END, \
-         CASE WHEN t.typname = 'citext' THEN 'citext' \
+         CASE WHEN b.oid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4 \
+              THEN (a.atttypmod - 4)::int8 \
+              WHEN t.typtypmod > 4 AND b.oid IN ('varchar'::regtype, 'bpchar'::regtype) \
+              THEN (t.typtypmod - 4)::int8 END, \
+         CASE WHEN b.typname = 'citext' THEN 'citext' \
               WHEN NOT co.collisdeterministic \
               THEN co.collname::text || ' (nondeterministic)' END, \
-         CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END \
+         CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END, \
+         pg_catalog.format_type(a.atttypid, NULL), b.typname::text, b.typcategory::text, \
+         a.attgenerated <> '', NOT a.attnotnull \
          FROM pg_catalog.pg_attribute a \
          JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype \
+                                                   ELSE t.oid END \
          LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-         WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped",
+         WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY a.attnum",
             )
             .persistent(false)
             .bind(oid)
@@ -333,15 +330,22 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
         .map_err(classify)?;
     let mut columns = Vec::new();
     for row in rows {
-        let max_chars: Option<i64> = row.try_get(2).map_err(|err| store.classify(err))?;
-        let loose: Option<String> = row.try_get(3).map_err(|err| store.classify(err))?;
+        let get = |err| store.classify(err);
+        let max_chars: Option<i64> = row.try_get(2).map_err(get)?;
+        let loose: Option<String> = row.try_get(3).map_err(get)?;
+        let base: String = row.try_get(6).map_err(get)?;
+        let category: String = row.try_get(7).map_err(get)?;
         columns.push(Column {
-            name: row.try_get(0).map_err(|err| store.classify(err))?,
-            declared: row.try_get(1).map_err(|err| store.classify(err))?,
+            name: row.try_get(0).map_err(get)?,
+            declared: row.try_get(1).map_err(get)?,
+            kind: kind(&base, &category),
+            type_name: Some(row.try_get(5).map_err(get)?),
+            generated: row.try_get(8).map_err(get)?,
+            nullable: row.try_get(9).map_err(get)?,
             max_chars: max_chars.map(|n| n as u64),
             loose: loose.is_some(),
             collation: loose,
-            default: row.try_get(4).map_err(|err| store.classify(err))?,
+            default: row.try_get(4).map_err(get)?,
             ..Column::default()
         });
     }
@@ -350,7 +354,7 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
             sqlx::query(
                 "SELECT 1 FROM pg_catalog.pg_index i \
          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
-         WHERE i.indrelid = $1::int8::oid AND i.indisunique AND i.indnatts = 1 \
+         WHERE i.indrelid = $1::int8::oid AND i.indisunique AND i.indisvalid AND i.indnatts = 1 \
          AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2",
             )
             .persistent(false)
@@ -366,7 +370,22 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
         exists: true,
         columns,
         login_id_unique: unique,
+        ..TableFacts::default()
     })
+}
+
+/// A column's kind from its (base) type's name and category (`pg_type.typcategory`): S string,
+/// N numeric, B boolean, U user-defined (json, jsonb, bytea, uuid, ...), E enum, D date/time,
+/// A array, ...
+fn kind(base: &str, category: &str) -> ColumnKind {
+    match (base, category) {
+        ("json" | "jsonb", _) => ColumnKind::Json,
+        ("bytea", _) => ColumnKind::Binary,
+        (_, "S") => ColumnKind::Text,
+        (_, "N") => ColumnKind::Number,
+        (_, "B") => ColumnKind::Boolean,
+        _ => ColumnKind::Other,
+    }
 }
 
 #[cfg(test)]

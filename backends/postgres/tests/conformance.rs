@@ -79,8 +79,8 @@ async fn a_value_longer_than_a_varchar_column_is_too_large_and_nothing_changes()
     })
     .await
     .unwrap();
-    let report = store.inspect().await.unwrap();
-    assert!(!report.is_ok() && report.is_usable(), "{report}");
+    let report = store.inspect().await.unwrap().settle(true);
+    assert!(!report.is_ok(), "{report}");
     store.create_user("a@example.com").await.unwrap();
     store
         .set_ownid_data("a@example.com", "😀😀😀😀😀😀😀😀😀😀", false)
@@ -119,7 +119,9 @@ async fn an_existing_table_gets_its_column_and_index_from_schema() {
         .await
         .unwrap();
     let mapping = UsersMapping {
-        table: ownid_bridge_store::Identifier::new("Accounts").unwrap(),
+        table: ownid_bridge_store::Identifier::new("Accounts")
+            .unwrap()
+            .into(),
         login_id: ownid_bridge_store::Identifier::new("Email").unwrap(),
         ownid_data: ownid_bridge_store::Identifier::new("OwnIdData").unwrap(),
         user_id: Some(ownid_bridge_store::Identifier::new("id").unwrap()),
@@ -136,11 +138,14 @@ async fn an_existing_table_gets_its_column_and_index_from_schema() {
     })
     .await
     .unwrap();
-    let before = store.inspect().await.unwrap();
-    assert!(!before.is_usable(), "{before}");
-    let changes = store.apply_schema(false).await.unwrap();
-    assert_eq!(changes.len(), 2, "{changes:?}");
-    assert!(store.inspect().await.unwrap().is_ok());
+    let before = store.inspect().await.unwrap().settle(true);
+    assert!(!before.is_ok(), "{before}");
+    let changes = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(changes.statements.len(), 2, "{changes:?}");
+    assert!(store.inspect().await.unwrap().settle(true).is_ok());
     store
         .set_ownid_data("x@example.com", "d", false)
         .await
@@ -185,9 +190,9 @@ async fn a_constant_user_id_default_fails_the_check() {
         })
         .await
         .unwrap();
-        let report = store.inspect().await.unwrap();
+        let report = store.inspect().await.unwrap().settle(true);
         let check = report.check("user_id default").expect("checked");
-        assert_eq!(check.ok, !constant, "{column}: {report}");
+        assert_eq!(check.ok(), !constant, "{column}: {report}");
     }
 }
 
@@ -304,7 +309,10 @@ async fn retryable_sqlstates_are_unavailable() {
     })
     .await
     .unwrap();
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     store.create_user("a@example.com").await.unwrap();
     // What passes is Unavailable; a conflict with another statement is Contention, which the
     // server retries before answering 503. A statement cancelled by statement_timeout (57014) is

@@ -52,7 +52,10 @@ async fn postgres_through_pgbouncer_passes_the_conformance_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_through_pgbouncer_all_succeed() {
     let store = open(UsersMapping::demo()).await;
-    store.apply_schema(true).await.unwrap();
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
     for i in 0..4 {
         store
             .create_user(&format!("user{i}@example.com"))

@@ -32,6 +32,7 @@ pub fn classify(dialect: Dialect, err: sqlx::Error, capacity: u64) -> StoreError
                 max_chars: capacity,
             },
             Condition::Unique => StoreError::Conflict,
+            Condition::Schema => StoreError::Schema(err.to_string()),
             Condition::Other => StoreError::Other(err.to_string()),
         },
         _ => StoreError::Other(err.to_string()),
@@ -46,6 +47,9 @@ enum Condition {
     /// A unique index refused the row. Its message names the value (MySQL's "Duplicate entry
     /// 'alice@...'"), so it is mapped without its text.
     Unique,
+    /// The table's shape refused the statement: no such table or column, a type the value
+    /// cannot be written into, a check constraint. Running it again cannot help.
+    Schema,
     Other,
 }
 
@@ -60,6 +64,15 @@ fn database_condition(dialect: Dialect, db: &dyn sqlx::error::DatabaseError) -> 
         Dialect::Sqlite => match code.parse::<i32>() {
             Ok(5) => Condition::Unavailable,
             Ok(number) if matches!(number & 0xff, 5 | 6) => Condition::Contention,
+            // SQLITE_ERROR for a missing table or column; 275 SQLITE_CONSTRAINT_CHECK.
+            Ok(1)
+                if ["no such table", "no such column", "has no column"]
+                    .iter()
+                    .any(|what| db.message().contains(what)) =>
+            {
+                Condition::Schema
+            }
+            Ok(275) => Condition::Schema,
             _ => Condition::Other,
         },
         Dialect::Postgres => postgres_condition(&code),
@@ -70,10 +83,16 @@ fn database_condition(dialect: Dialect, db: &dyn sqlx::error::DatabaseError) -> 
 /// PostgreSQL SQLSTATEs: class 08 (connection exception), 40001 serialization_failure, 40P01
 /// deadlock_detected, 53300 too_many_connections, 55P03 lock_not_available, 57014
 /// query_canceled (`statement_timeout`), 57P0x (admin or crash shutdown, cannot connect now,
-/// database dropped); 22001 string_data_right_truncation.
+/// database dropped); 22001 string_data_right_truncation; the table's shape: 42P01
+/// undefined_table, 42703 undefined_column, 3F000 invalid_schema_name, 42804 datatype_mismatch,
+/// 42883 undefined_function (`integer = text`), 22P02 invalid_text_representation, 23514
+/// check_violation, 428C9 generated_always.
 fn postgres_condition(sqlstate: &str) -> Condition {
     match sqlstate {
         "22001" => Condition::TooLong,
+        "42P01" | "42703" | "3F000" | "42804" | "42883" | "22P02" | "23514" | "428C9" => {
+            Condition::Schema
+        }
         "40001" | "40P01" | "55P03" => Condition::Contention,
         "53300" | "57014" => Condition::Unavailable,
         c if c.starts_with("08") || c.starts_with("57P0") => Condition::Unavailable,
@@ -84,10 +103,17 @@ fn postgres_condition(sqlstate: &str) -> Condition {
 /// MySQL/MariaDB error numbers, then SQLSTATEs: 1213 deadlock (also Galera's certification
 /// conflict), 1040 too many connections, 2006 server gone away, 2013 connection lost, 1047
 /// (Galera: node not ready for queries), the statement timeout run out (1969 MariaDB
-/// `max_statement_time`, 3024 MySQL `max_execution_time`, 1205 a lock wait); 1406 data too long.
+/// `max_statement_time`, 3024 MySQL `max_execution_time`, 1205 a lock wait); 1406 data too long;
+/// the table's shape: 1146 no such table, 1054 unknown column, 1049 unknown database, 1366
+/// incorrect string value (a character the column's character set lacks), 1265 data truncated
+/// (an enum), 3140 invalid JSON, 4025 and 3819 a check constraint (MariaDB's JSON_VALID), 3105
+/// a generated column, 1292 incorrect value.
 fn mysql_condition(number: Option<u16>, sqlstate: &str) -> Condition {
     match number {
         Some(1213) => return Condition::Contention,
+        Some(1146 | 1054 | 1049 | 1366 | 1265 | 3140 | 4025 | 3819 | 3105 | 1292) => {
+            return Condition::Schema
+        }
         Some(1040 | 2006 | 2013 | 1047 | 1205 | 1969 | 3024) => return Condition::Unavailable,
         Some(1406) => return Condition::TooLong,
         _ => {}
@@ -132,5 +158,7 @@ mod tests {
         assert_eq!(mysql_condition(Some(2013), "HY000"), Condition::Unavailable);
         assert_eq!(mysql_condition(Some(1406), "22001"), Condition::TooLong);
         assert_eq!(mysql_condition(Some(1064), "42000"), Condition::Other);
+        assert_eq!(postgres_condition("42P01"), Condition::Schema);
+        assert_eq!(mysql_condition(Some(1146), "42S02"), Condition::Schema);
     }
 }

@@ -1,6 +1,8 @@
 //! The differences between the SQL dialects the statements and the schema plan are written for.
 
-use ownid_bridge_store::Identifier;
+use ownid_bridge_store::{Identifier, TableName};
+
+use crate::{Column, ColumnKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -15,6 +17,14 @@ impl Dialect {
         match self {
             Dialect::MySql => format!("`{identifier}`"),
             Dialect::Sqlite | Dialect::Postgres => format!("\"{identifier}\""),
+        }
+    }
+
+    /// A table name, quoted part by part (`"auth"."members"`, `` `auth`.`members` ``).
+    pub fn quote_table(self, table: &TableName) -> String {
+        match &table.schema {
+            Some(schema) => format!("{}.{}", self.quote(schema), self.quote(&table.name)),
+            None => self.quote(&table.name),
         }
     }
 
@@ -62,6 +72,128 @@ impl Dialect {
             None => format!("{login} = {first}"),
         };
         format!("{indexed} AND {}", self.exact(login, second))
+    }
+
+    /// The expression that writes OwnID's string (parameter `param`) into an ownIdData column of
+    /// `column`'s kind: the string itself, or into a JSON column a JSON string holding it.
+    pub(crate) fn write_data(self, param: &str, column: Option<&Column>) -> String {
+        match (self, column) {
+            (Dialect::Postgres, Some(c)) if c.kind == ColumnKind::Json => {
+                let function = if c.type_name.as_deref() == Some("json") {
+                    "to_json"
+                } else {
+                    "to_jsonb"
+                };
+                format!("{function}(CAST({param} AS text))")
+            }
+            (Dialect::MySql, Some(c)) if c.kind == ColumnKind::Json => {
+                format!("JSON_QUOTE({param})")
+            }
+            _ => param.to_owned(),
+        }
+    }
+
+    /// The expression that reads an ownIdData column of `column`'s kind back as text: the
+    /// string itself; from a JSON column the JSON string's content, byte for byte, a JSON null as
+    /// no data, and any other JSON value (an object some other code wrote) as its JSON text.
+    pub(crate) fn read_data(self, data: &str, column: Option<&Column>) -> String {
+        match (self, column) {
+            (Dialect::Postgres, Some(c)) if c.kind == ColumnKind::Json => {
+                format!("{data} #>> '{{}}'")
+            }
+            (Dialect::MySql, Some(c)) if c.kind == ColumnKind::Json => format!(
+                "CASE WHEN JSON_TYPE({data}) = 'NULL' THEN NULL ELSE JSON_UNQUOTE({data}) END"
+            ),
+            _ => data.to_owned(),
+        }
+    }
+
+    /// A session column (user id, claim) as the session statement selects it: as it is when the
+    /// driver reads its type (text, numbers, booleans), else as text (`uuid`, dates, enums,
+    /// JSON, whose text the store then parses).
+    pub(crate) fn read_session(self, quoted: &str, column: Option<&Column>) -> String {
+        let as_text =
+            column.is_some_and(|c| matches!(c.kind, ColumnKind::Json | ColumnKind::Other));
+        match self {
+            _ if !as_text => quoted.to_owned(),
+            Dialect::Postgres => format!("CAST({quoted} AS text)"),
+            Dialect::MySql => format!("CAST({quoted} AS CHAR)"),
+            Dialect::Sqlite => format!("CAST({quoted} AS TEXT)"),
+        }
+    }
+
+    /// The login ids that a unique index on `login` would call duplicates (equal under the
+    /// column's collation: the same id twice, or look-alikes under a case-insensitive one), at
+    /// most 20 groups: each row is `(the distinct spellings, joined by ", "; rows; groups in all)`.
+    pub(crate) fn duplicates(self, table: &str, login: &str) -> String {
+        let spellings = match self {
+            Dialect::Postgres => {
+                format!("string_agg(DISTINCT CAST({login} AS text), ', ')")
+            }
+            Dialect::MySql => format!(
+                "CAST(GROUP_CONCAT(DISTINCT CONVERT({login} USING utf8mb4) COLLATE utf8mb4_bin \
+                 ORDER BY CONVERT({login} USING utf8mb4) COLLATE utf8mb4_bin SEPARATOR ', ') \
+                 AS CHAR)"
+            ),
+            Dialect::Sqlite => format!("group_concat(DISTINCT {login} COLLATE BINARY)"),
+        };
+        format!(
+            "SELECT {spellings}, CAST(COUNT(*) AS {int}), CAST(COUNT(*) OVER () AS {int}) \
+             FROM {table} WHERE {login} IS NOT NULL GROUP BY {login} HAVING COUNT(*) > 1 \
+             LIMIT 20",
+            int = match self {
+                Dialect::MySql => "SIGNED",
+                Dialect::Postgres | Dialect::Sqlite => "BIGINT",
+            }
+        )
+    }
+
+    /// The text types to name in advice.
+    pub(crate) fn text_types(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "text, varchar(n) of at least 5000, json or jsonb",
+            Dialect::MySql => "MEDIUMTEXT, TEXT, VARCHAR(n) of at least 5000, or JSON, in utf8mb4",
+            Dialect::Sqlite => "TEXT",
+        }
+    }
+
+    /// Advice for an ownIdData column too narrow (or, on MySQL, in another character set), as
+    /// the statement that fixes it.
+    pub(crate) fn widen(self, table: &TableName, column: &Identifier) -> String {
+        let (table, column) = (self.quote_table(table), self.quote(column));
+        match self {
+            Dialect::Postgres => format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE text"),
+            Dialect::MySql => format!(
+                "ALTER TABLE {table} MODIFY {column} {} (keep its NULL/NOT NULL and default)",
+                self.text_type()
+            ),
+            Dialect::Sqlite => format!(
+                "SQLite does not limit it, but ownid-bridge keeps to the declared width: \
+                 declare {column} TEXT (SQLite changes a column's type by rebuilding {table})"
+            ),
+        }
+    }
+
+    /// Advice for a login-id column that compares without case or accents, in the database's
+    /// own vocabulary.
+    pub(crate) fn exact_collation(self, table: &TableName, column: &Identifier) -> String {
+        let (table, column) = (self.quote_table(table), self.quote(column));
+        match self {
+            Dialect::Postgres => format!(
+                "a deterministic collation: ALTER TABLE {table} ALTER COLUMN {column} TYPE text \
+                 COLLATE \"C\" (from citext or a nondeterministic collation), or leave \
+                 ownid.create_missing_users off"
+            ),
+            Dialect::MySql => format!(
+                "a _bin collation: ALTER TABLE {table} MODIFY {column} VARCHAR(320) CHARACTER \
+                 SET utf8mb4 COLLATE utf8mb4_bin NOT NULL (keep its length), or leave \
+                 ownid.create_missing_users off"
+            ),
+            Dialect::Sqlite => format!(
+                "a unique index on {table} ({column} COLLATE BINARY) instead of the NOCASE one, \
+                 or leave ownid.create_missing_users off"
+            ),
+        }
     }
 
     /// The column type for ownIdData when `schema` creates it: unbounded text, and on MySQL a

@@ -49,12 +49,43 @@ impl Capacity {
     }
 }
 
+/// What kind of value a column holds, as far as ownid-bridge cares: whether OwnID's strings can
+/// be written into it, and how its values are read back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Character strings (`text`, `varchar`, `char`, `citext`, MySQL's TEXT types, SQLite's TEXT
+    /// affinity or none), or a domain over one.
+    #[default]
+    Text,
+    /// JSON (`json`, `jsonb`, MySQL's `JSON`, MariaDB's `JSON` = `LONGTEXT` checked by
+    /// `JSON_VALID`): ownIdData is stored as a JSON string.
+    Json,
+    /// Integers, decimals, floats (SQLite: INTEGER, REAL or NUMERIC affinity, whose conversion
+    /// would change a string that looks like a number).
+    Number,
+    Boolean,
+    /// Bytes (`bytea`, `BLOB`, `VARBINARY`): nothing here is written or read as text.
+    Binary,
+    /// Anything else a value can be read from as text but not written into (`uuid`, dates,
+    /// enums, arrays, ...).
+    Other,
+}
+
 /// One column as the catalogue describes it.
 #[derive(Clone, Debug, Default)]
 pub struct Column {
     pub name: String,
     /// The declared type, for messages (`TEXT`, `character varying(255)`, ...).
     pub declared: String,
+    pub kind: ColumnKind,
+    /// PostgreSQL: the type's name without modifiers (`citext`, `jsonb`, `auth.email`), which a
+    /// lookup parameter is cast to so that it uses the column's index, and which tells `json`
+    /// from `jsonb`.
+    pub type_name: Option<String>,
+    /// A generated (computed) column, which cannot be written.
+    pub generated: bool,
+    /// The column admits NULL.
+    pub nullable: bool,
     /// The most characters the column holds, when it has a declared limit.
     pub max_chars: Option<u64>,
     /// The most bytes it holds, when the limit is in bytes (MySQL's TEXT types).
@@ -77,13 +108,16 @@ pub struct Column {
 #[derive(Clone, Debug, Default)]
 pub struct TableFacts {
     pub exists: bool,
+    /// When the table does not exist: the tables that do, in the same schema (database), for
+    /// "did you mean".
+    pub other_tables: Vec<String>,
     pub columns: Vec<Column>,
     /// A full (not partial, not expression) unique index on exactly the login-id column.
     pub login_id_unique: bool,
 }
 
 impl TableFacts {
-    pub(crate) fn column(&self, dialect: Dialect, name: &Identifier) -> Option<&Column> {
+    pub fn column(&self, dialect: Dialect, name: &Identifier) -> Option<&Column> {
         self.columns
             .iter()
             .find(|column| dialect.same_name(&column.name, name.as_str()))

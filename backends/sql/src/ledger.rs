@@ -280,7 +280,7 @@ where
         Ok(match probed {
             Ok(_) => ledger_check(true, format!("{} is ready", self.table)),
             Err(err) => match Self::classify(err) {
-                StoreError::Other(detail) => ledger_check(
+                StoreError::Schema(detail) | StoreError::Other(detail) => ledger_check(
                     false,
                     format!(
                         "{} is missing or has other columns ({detail}); `ownid-bridge schema` \
@@ -293,13 +293,16 @@ where
         })
     }
 
-    async fn apply_schema(&self) -> Result<Vec<String>, StoreError> {
-        if self.inspect().await?.ok {
+    async fn apply_schema(&self, dry_run: bool) -> Result<Vec<String>, StoreError> {
+        if self.inspect().await?.ok() {
             return Ok(Vec::new());
+        }
+        if dry_run {
+            return Ok(self.sql.create.clone());
         }
         run_ddl::<B>(&self.writer, &self.sql.create, Self::classify).await?;
         let check = self.inspect().await?;
-        if !check.ok {
+        if !check.ok() {
             return Err(StoreError::Other(format!(
                 "{} exists with other columns than the replay guard's: {}",
                 self.table, check.detail

@@ -1,39 +1,97 @@
 //! The `check` report and the `schema` plan, the same for every SQL dialect.
 
 use ownid_bridge_store::{
-    checks, Identifier, SchemaReport, StoreError, UsersMapping, MIN_OWNID_DATA_CHARS,
+    checks, closest, did_you_mean, Identifier, SchemaOptions, SchemaReport, StoreError,
+    UsersMapping, MIN_OWNID_DATA_CHARS,
 };
 
-use crate::{Dialect, TableFacts};
+use crate::{ColumnKind, Dialect, TableFacts};
 
-/// The `check` report for a table, the same for every SQL dialect.
+/// The `check` report for a table, the same for every SQL dialect: every column the mapping
+/// names is there and of a type the server can write into (ownIdData, the login id) or read
+/// (the user id, claims); what is safe only without `create_missing_users` is a warning that
+/// [`SchemaReport::settle`] turns into a failure.
 pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> SchemaReport {
     let mut report = SchemaReport::default();
+    let table = &mapping.table;
     if !facts.exists {
-        report.essential(
+        report.fail(
             checks::TABLE,
-            false,
-            format!("table {} does not exist", mapping.table),
+            format!(
+                "table {table} does not exist{}",
+                did_you_mean(
+                    table.name.as_str(),
+                    facts.other_tables.iter().map(String::as_str),
+                    "the database has",
+                )
+            ),
+            Some(
+                "correct users.table, or create an empty table with `ownid-bridge schema \
+                 --create-table` (`--dry-run` shows its statement)"
+                    .into(),
+            ),
         );
         return report;
     }
-    report.essential(
-        checks::TABLE,
-        true,
-        format!("table {} exists", mapping.table),
-    );
-    let mut wanted = vec![(checks::LOGIN_ID_COLUMN, &mapping.login_id)];
-    wanted.extend(mapping.user_id.iter().map(|c| (checks::USER_ID_COLUMN, c)));
-    wanted.extend(
-        mapping
-            .claims
-            .iter()
-            .map(|(_, c)| (checks::CLAIM_COLUMN, c)),
-    );
-    for (what, name) in wanted {
-        let found = facts.column(dialect, name).is_some();
-        let state = if found { "present" } else { "missing" };
-        report.essential(what, found, format!("{name} {state}"));
+    report.pass(checks::TABLE, format!("table {table} exists"));
+    let names: Vec<&str> = facts.columns.iter().map(|c| c.name.as_str()).collect();
+    let missing = |name: &Identifier| {
+        format!(
+            "{name} missing{}",
+            did_you_mean(name.as_str(), names.iter().copied(), "the table has")
+        )
+    };
+    let login = &mapping.login_id;
+    match facts.column(dialect, login) {
+        None => report.fail(
+            checks::LOGIN_ID_COLUMN,
+            missing(login),
+            Some("correct users.login_id".into()),
+        ),
+        Some(column) if column.kind == ColumnKind::Text => report.pass(
+            checks::LOGIN_ID_COLUMN,
+            format!("{login} present ({})", column.declared),
+        ),
+        Some(column) => report.fail(
+            checks::LOGIN_ID_COLUMN,
+            format!(
+                "{login} is {}: OwnID's login ids are strings (e-mail addresses, phone numbers), \
+                 which it cannot be compared with",
+                column.declared
+            ),
+            Some(format!(
+                "map users.login_id to the column holding the login ids as text ({})",
+                dialect.text_types()
+            )),
+        ),
+    }
+    let readable = mapping
+        .user_id
+        .iter()
+        .map(|c| (checks::USER_ID_COLUMN, c))
+        .chain(
+            mapping
+                .claims
+                .iter()
+                .map(|(_, c)| (checks::CLAIM_COLUMN, c)),
+        );
+    for (what, name) in readable {
+        match facts.column(dialect, name) {
+            None => report.fail(
+                what,
+                missing(name),
+                Some(format!("correct the name of {name}")),
+            ),
+            Some(column) if column.kind == ColumnKind::Binary => report.fail(
+                what,
+                format!(
+                    "{name} is {}: bytes cannot go into a session token",
+                    column.declared
+                ),
+                Some("map a text, number or JSON column".into()),
+            ),
+            Some(column) => report.pass(what, format!("{name} present ({})", column.declared)),
+        }
     }
     if let Some((name, column)) = mapping
         .user_id
@@ -44,34 +102,55 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
             .default
             .as_deref()
             .filter(|default| !column.default_is_expression && is_constant(dialect, default));
-        report.advisory(
-            checks::USER_ID_DEFAULT,
-            constant.is_none(),
-            match constant {
-                Some(default) => format!(
+        match constant {
+            Some(default) => report.warn_unless_creating(
+                checks::USER_ID_DEFAULT,
+                format!(
                     "{name} defaults to the constant {default}: every user created without an \
                      id (as create_missing_users creates them) would get the same one, and so \
-                     the same `sub` (an empty one gets no token); use a generated default (an \
-                     identity, a sequence, a UUID) or none"
+                     the same `sub` (an empty one gets no token)"
                 ),
-                None => format!("{name} has no constant default"),
-            },
-        );
+                Some("use a generated default (an identity, a sequence, a UUID) or none".into()),
+            ),
+            None => report.pass(
+                checks::USER_ID_DEFAULT,
+                format!("{name} has no constant default"),
+            ),
+        }
     }
-    match facts.column(dialect, &mapping.ownid_data) {
-        None => report.essential(
+    let data = &mapping.ownid_data;
+    match facts.column(dialect, data) {
+        None => report.fail(
             checks::OWNID_DATA_COLUMN,
-            false,
-            format!("{} missing", mapping.ownid_data),
+            missing(data),
+            Some(
+                "`ownid-bridge schema` adds it (`ownid-bridge schema --dry-run` prints the \
+                 statement); or correct users.ownid_data"
+                    .into(),
+            ),
         ),
-        Some(column) => {
-            report.essential(
+        Some(column) if column.generated => report.fail(
+            checks::OWNID_DATA_COLUMN,
+            format!(
+                "{data} is a generated column ({}), which cannot be written",
+                column.declared
+            ),
+            Some("map users.ownid_data to a writable text or JSON column".into()),
+        ),
+        Some(column) if column.kind == ColumnKind::Json => report.pass(
+            checks::OWNID_DATA_COLUMN,
+            format!(
+                "{data} present ({}): OwnID's string is stored as a JSON string",
+                column.declared
+            ),
+        ),
+        Some(column) if column.kind == ColumnKind::Text => {
+            report.pass(
                 checks::OWNID_DATA_COLUMN,
-                true,
-                format!("{} present", mapping.ownid_data),
+                format!("{data} present ({})", column.declared),
             );
             match column.max_chars.or(column.max_bytes.map(|bytes| bytes / 4)) {
-                Some(width) => report.advisory(
+                Some(width) => report.pass_or_fail(
                     checks::OWNID_DATA_WIDTH,
                     width >= MIN_OWNID_DATA_CHARS,
                     format!(
@@ -79,62 +158,85 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
                          {MIN_OWNID_DATA_CHARS})",
                         column.declared
                     ),
+                    Some(dialect.widen(table, data)),
                 ),
-                None => report.advisory(
+                None => report.pass(
                     checks::OWNID_DATA_WIDTH,
-                    true,
                     format!(
-                        "declared {:?}: no length limit below OwnID's needs",
+                        "declared {}: no length limit below OwnID's needs",
                         column.declared
                     ),
                 ),
             }
             if let Some(charset) = &column.charset {
-                report.advisory(
-                    "ownid_data charset",
+                report.pass_or_fail(
+                    checks::OWNID_DATA_CHARSET,
                     charset.starts_with("utf8mb4"),
                     format!(
-                        "{charset} (utf8mb4 is needed to store 4-byte UTF-8 characters byte for \
-                         byte)"
+                        "{charset} (utf8mb4 is needed to store every character byte for byte; \
+                         another one refuses some values)"
                     ),
+                    Some(dialect.widen(table, data)),
                 );
             }
         }
+        Some(column) => report.fail(
+            checks::OWNID_DATA_COLUMN,
+            format!(
+                "{data} is {}, which cannot hold OwnID's string",
+                column.declared
+            ),
+            Some(format!(
+                "map users.ownid_data to a text or JSON column ({}); or name a new column, \
+                 which `ownid-bridge schema` adds",
+                dialect.text_types()
+            )),
+        ),
     }
     if let Some((collation, loose)) = facts
-        .column(dialect, &mapping.login_id)
+        .column(dialect, login)
         .and_then(|column| Some((column.collation.as_ref()?, column.loose)))
     {
-        let exact = !loose;
-        report.advisory(
-            checks::LOGIN_ID_COLLATION,
-            exact,
-            if exact {
-                format!("{collation}: login ids compare exactly")
-            } else {
+        if loose {
+            report.warn_unless_creating(
+                checks::LOGIN_ID_COLLATION,
                 format!(
                     "{collation} ignores case or accents: lookups still match login ids byte \
-                     for byte (a look-alike is another user), but with create_missing_users a \
-                     new login id whose look-alike holds the unique index is refused with 409 \
-                     login_id_conflict (use a _bin collation, or login_id_normalization: \
-                     lowercase with lower-case ids)"
-                )
-            },
+                     for byte (a look-alike is another user), but a new login id whose \
+                     look-alike holds the unique index cannot be created (409 \
+                     login_id_conflict)"
+                ),
+                Some(dialect.exact_collation(table, login)),
+            );
+        } else {
+            report.pass(
+                checks::LOGIN_ID_COLLATION,
+                format!("{collation}: login ids compare exactly"),
+            );
+        }
+    }
+    if facts.login_id_unique {
+        report.pass(
+            checks::LOGIN_ID_UNIQUE,
+            format!("a unique index covers {login}"),
+        );
+    } else {
+        report.warn_unless_creating(
+            checks::LOGIN_ID_UNIQUE,
+            format!(
+                "no unique index on {login}: lookups scan the table, and users created \
+                 concurrently could be duplicated"
+            ),
+            Some(format!(
+                "`ownid-bridge schema` creates it (`--dry-run` prints the statement{})",
+                if dialect == Dialect::Postgres {
+                    "; `--concurrently` builds it without blocking writes"
+                } else {
+                    ""
+                }
+            )),
         );
     }
-    report.advisory(
-        checks::LOGIN_ID_UNIQUE,
-        facts.login_id_unique,
-        if facts.login_id_unique {
-            format!("a unique index covers {}", mapping.login_id)
-        } else {
-            format!(
-                "no unique index on {}: lookups scan the table and create_missing_users cannot \
-                 upsert",
-                mapping.login_id
-            )
-        },
-    );
     report
 }
 
@@ -197,42 +299,114 @@ fn is_type_name(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || " _\"(),[]".contains(c))
 }
 
-/// The statements `schema` runs to make the table usable; empty when nothing is missing.
+/// What `schema` runs to make the table usable, in order, and what it must check first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Run in order; in one transaction where the database's DDL is transactional (PostgreSQL,
+    /// SQLite).
+    pub statements: Vec<String>,
+    /// PostgreSQL with `--concurrently`: the unique index, built after (and outside) the
+    /// transaction, without blocking writes.
+    pub concurrent_index: Option<String>,
+    /// The unique index is created on a table that exists: its rows must first be checked for
+    /// login ids the index would call duplicates.
+    pub check_duplicates: bool,
+    /// For `--dry-run`: remarks printed as SQL comments.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty() && self.concurrent_index.is_none()
+    }
+
+    /// Every statement in the order it runs.
+    pub fn all(&self) -> impl Iterator<Item = &String> {
+        self.statements.iter().chain(self.concurrent_index.iter())
+    }
+}
+
+/// The statements `schema` runs to make the table usable; empty when nothing is missing. It never
+/// creates the users table unless `options.create_table`, and never adds a column whose name
+/// looks like a misspelling of one that exists: both are errors naming what exists.
 pub fn plan(
     dialect: Dialect,
     mapping: &UsersMapping,
     facts: &TableFacts,
-    create_table: bool,
-) -> Result<Vec<String>, StoreError> {
+    options: &SchemaOptions,
+) -> Result<Plan, StoreError> {
     let (table, login, data) = (
-        dialect.quote(&mapping.table),
+        dialect.quote_table(&mapping.table),
         dialect.quote(&mapping.login_id),
         dialect.quote(&mapping.ownid_data),
     );
-    let mut statements = Vec::new();
+    let mut plan = Plan::default();
     if !facts.exists {
-        if !create_table {
-            return Err(StoreError::Other(format!(
-                "table {} does not exist (the demo table is only created when allowed)",
-                mapping.table
+        if !options.create_table {
+            return Err(StoreError::Schema(format!(
+                "table {} does not exist{}; `schema` creates a users table only when told to \
+                 (`ownid-bridge schema --create-table`)",
+                mapping.table,
+                did_you_mean(
+                    mapping.table.name.as_str(),
+                    facts.other_tables.iter().map(String::as_str),
+                    "the database has",
+                )
             )));
         }
-        statements.push(dialect.create_table(&table, &login, &data));
-    } else if facts.column(dialect, &mapping.ownid_data).is_none() {
-        statements.push(format!(
-            "ALTER TABLE {table} ADD COLUMN {data} {}",
-            dialect.text_type()
-        ));
+        plan.statements
+            .push(dialect.create_table(&table, &login, &data));
+    } else {
+        let names = facts.columns.iter().map(|c| c.name.as_str());
+        if facts.column(dialect, &mapping.login_id).is_none() {
+            return Err(StoreError::Schema(format!(
+                "the login-id column {} does not exist in {}{}",
+                mapping.login_id,
+                mapping.table,
+                did_you_mean(mapping.login_id.as_str(), names.clone(), "the table has")
+            )));
+        }
+        if facts.column(dialect, &mapping.ownid_data).is_none() {
+            if let Some(near) = closest(mapping.ownid_data.as_str(), names.clone()) {
+                return Err(StoreError::Schema(format!(
+                    "the ownIdData column {} does not exist in {}, but {near} does: correct \
+                     users.ownid_data (`schema` adds no column whose name looks like a \
+                     misspelling of one that exists)",
+                    mapping.ownid_data, mapping.table
+                )));
+            }
+            plan.statements.push(format!(
+                "ALTER TABLE {table} ADD COLUMN {data} {}",
+                dialect.text_type()
+            ));
+        }
     }
     if !facts.exists || !facts.login_id_unique {
         let index = dialect.quote(&index_name(mapping));
-        statements.push(format!("CREATE UNIQUE INDEX {index} ON {table} ({login})"));
+        let concurrently = options.concurrently && facts.exists && dialect == Dialect::Postgres;
+        if concurrently {
+            plan.concurrent_index = Some(format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY {index} ON {table} ({login})"
+            ));
+        } else {
+            plan.statements
+                .push(format!("CREATE UNIQUE INDEX {index} ON {table} ({login})"));
+            if facts.exists && dialect == Dialect::Postgres {
+                plan.notes.push(format!(
+                    "CREATE UNIQUE INDEX blocks writes to {} while it is built; on a large \
+                     live table, `ownid-bridge schema --concurrently` builds it with CREATE \
+                     UNIQUE INDEX CONCURRENTLY instead (slower, outside the transaction)",
+                    mapping.table
+                ));
+            }
+        }
+        plan.check_duplicates = facts.exists;
     }
-    Ok(statements)
+    Ok(plan)
 }
 
 fn index_name(mapping: &UsersMapping) -> Identifier {
-    let name = format!("{}_{}_key", mapping.table, mapping.login_id);
+    let name = format!("{}_{}_key", mapping.table.name, mapping.login_id);
     // Within the 64-character identifier limit of PostgreSQL and MySQL.
     Identifier::new(&name)
         .unwrap_or_else(|_| Identifier::new("ownid_bridge_login_id_key").expect("a valid name"))
@@ -245,14 +419,32 @@ mod tests {
     #[test]
     fn a_missing_table_plans_the_demo_table_and_its_index() {
         let mapping = UsersMapping::demo();
-        let plan = plan(Dialect::Postgres, &mapping, &TableFacts::default(), true).unwrap();
-        assert_eq!(plan.len(), 2);
-        assert!(plan[0].starts_with("CREATE TABLE \"users\""));
+        let create = SchemaOptions {
+            create_table: true,
+            ..SchemaOptions::default()
+        };
+        let plan = plan(Dialect::Postgres, &mapping, &TableFacts::default(), &create).unwrap();
+        assert_eq!(plan.statements.len(), 2);
+        assert!(plan.statements[0].starts_with("CREATE TABLE \"users\""));
         assert_eq!(
-            plan[1],
+            plan.statements[1],
             "CREATE UNIQUE INDEX \"users_login_id_key\" ON \"users\" (\"login_id\")"
         );
-        assert!(super::plan(Dialect::Postgres, &mapping, &TableFacts::default(), false).is_err());
+        assert!(!plan.check_duplicates);
+        let missing = TableFacts {
+            other_tables: vec!["members".into(), "user".into()],
+            ..TableFacts::default()
+        };
+        let refused = super::plan(
+            Dialect::Postgres,
+            &mapping,
+            &missing,
+            &SchemaOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(refused.contains("did you mean `user`?"), "{refused}");
+        assert!(refused.contains("--create-table"), "{refused}");
     }
 
     /// Red team, round 3 (R2): a constant default on the user-id column gives every created user
@@ -313,15 +505,22 @@ mod tests {
                 })
                 .collect(),
             login_id_unique: true,
+            ..TableFacts::default()
         };
         let report = super::report(Dialect::Sqlite, &mapping, &column(Some("''")));
         let check = report.check(checks::USER_ID_DEFAULT).unwrap();
-        assert!(!check.ok && !check.essential, "{report}");
-        assert!(report.is_usable());
+        assert_eq!(check.level, ownid_bridge_store::Level::Warn, "{report}");
+        assert!(report.is_ok());
+        let creating = report.settle(true);
+        assert!(
+            !creating.check(checks::USER_ID_DEFAULT).unwrap().ok(),
+            "{creating}"
+        );
         for fine in [None, Some("(lower(hex(randomblob(16))))")] {
-            let report = super::report(Dialect::Sqlite, &mapping, &column(fine));
-            assert!(
-                report.check(checks::USER_ID_DEFAULT).unwrap().ok,
+            let report = super::report(Dialect::Sqlite, &mapping, &column(fine)).settle(true);
+            assert_eq!(
+                report.check(checks::USER_ID_DEFAULT).unwrap().level,
+                ownid_bridge_store::Level::Ok,
                 "{report}"
             );
         }

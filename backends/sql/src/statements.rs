@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ownid_bridge_store::{Identifier, UsersMapping};
 
-use crate::Dialect;
+use crate::{Column, ColumnKind, Dialect, TableFacts};
 
 /// The data-path statements, built once from the mapping with every identifier quoted. Every
 /// lookup matches the login id exactly (see [`Dialect::exact`]) and binds it twice: once for the
@@ -23,39 +23,59 @@ pub struct Statements {
     pub insert_user: Arc<str>,
     /// `()` → `(login, ownid_data)` of every user with data.
     pub export: Arc<str>,
+    /// For each session column after the login id: whether it is read as JSON text to parse.
+    pub session_json: Vec<bool>,
 }
 
 impl Statements {
-    /// `login_cast`: the type to cast the lookup parameter to so that it uses the login-id index
-    /// (PostgreSQL `citext`; `None` elsewhere).
-    pub fn new(dialect: Dialect, mapping: &UsersMapping, login_cast: Option<&str>) -> Self {
+    /// The statements for `mapping` over the table `facts` describes: the ownIdData column's
+    /// kind decides how it is written and read (a JSON column holds a JSON string), the session
+    /// columns' kinds whether they are read as text, and on PostgreSQL the login column's type
+    /// (`citext`, a domain) what the lookup parameter is cast to so that it uses the column's
+    /// index. A table not yet read (or missing) gives the statements of plain text columns.
+    pub fn new(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> Self {
         let q = |identifier: &Identifier| dialect.quote(identifier);
         let p = |n: usize| dialect.param(n);
-        let (table, login, data) = (
-            q(&mapping.table),
-            q(&mapping.login_id),
-            q(&mapping.ownid_data),
-        );
-        let matches =
-            |first: usize| dialect.login_matches(&login, &p(first), &p(first + 1), login_cast);
-        let session_columns: Vec<String> = mapping.session_columns().into_iter().map(q).collect();
+        let table = dialect.quote_table(&mapping.table);
+        let (login, data) = (q(&mapping.login_id), q(&mapping.ownid_data));
+        let data_column = facts.column(dialect, &mapping.ownid_data);
+        let read = dialect.read_data(&data, data_column);
+        let login_cast = login_cast(dialect, facts.column(dialect, &mapping.login_id));
+        let matches = |first: usize| {
+            dialect.login_matches(&login, &p(first), &p(first + 1), login_cast.as_deref())
+        };
+        let mut session_columns = Vec::new();
+        let mut session_json = Vec::new();
+        for column in mapping.session_columns().into_iter().skip(1) {
+            let described = facts.column(dialect, column);
+            session_columns.push(dialect.read_session(&q(column), described));
+            session_json.push(described.is_some_and(|c| c.kind == ColumnKind::Json));
+        }
         let from_nothing = if dialect == Dialect::MySql {
             " FROM DUAL"
         } else {
             ""
         };
+        let session_list = std::iter::once(login.clone())
+            .chain(session_columns)
+            .collect::<Vec<_>>()
+            .join(", ");
         Statements {
-            get: format!("SELECT {data} FROM {table} WHERE {} LIMIT 1", matches(1)).into(),
-            update: format!("UPDATE {table} SET {data} = {} WHERE {}", p(1), matches(2)).into(),
+            get: format!("SELECT {read} FROM {table} WHERE {} LIMIT 1", matches(1)).into(),
+            update: format!(
+                "UPDATE {table} SET {data} = {} WHERE {}",
+                dialect.write_data(&p(1), data_column),
+                matches(2)
+            )
+            .into(),
             insert: format!(
                 "INSERT INTO {table} ({login}, {data}) VALUES ({}, {})",
                 p(1),
-                p(2)
+                dialect.write_data(&p(2), data_column)
             )
             .into(),
             session: format!(
-                "SELECT {} FROM {table} WHERE {} LIMIT 1",
-                session_columns.join(", "),
+                "SELECT {session_list} FROM {table} WHERE {} LIMIT 1",
                 matches(1)
             )
             .into(),
@@ -67,11 +87,31 @@ impl Statements {
             )
             .into(),
             export: format!(
-                "SELECT {login}, {data} FROM {table} WHERE {data} IS NOT NULL AND {data} <> ''"
+                "SELECT {login}, {read} FROM {table} WHERE {read} IS NOT NULL AND {read} <> ''"
             )
             .into(),
+            session_json,
         }
     }
+}
+
+/// PostgreSQL: the type a login-id parameter is cast to so that the lookup uses the column's
+/// index: the column's own type when it is not a plain string type (`citext`, or a domain),
+/// else none. A `text` parameter compared with a `citext` column compares as text, which is
+/// exact but cannot use the citext index.
+fn login_cast(dialect: Dialect, column: Option<&Column>) -> Option<String> {
+    let type_name = column?
+        .type_name
+        .as_deref()
+        .filter(|_| dialect == Dialect::Postgres)?;
+    let plain = ["text", "character varying", "character", "name"];
+    // The name goes into the statement's text: only what the catalogue prints for an ordinary
+    // (possibly schema-qualified) type name is used; anything else keeps the exact text lookup.
+    let simple = type_name.split('.').all(|part| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    (column?.kind == ColumnKind::Text && !plain.contains(&type_name) && simple)
+        .then(|| type_name.to_owned())
 }
 #[cfg(test)]
 mod tests {
@@ -80,21 +120,31 @@ mod tests {
     #[test]
     fn statements_quote_per_dialect_and_number_parameters() {
         let mapping = UsersMapping {
-            table: Identifier::new("Order").unwrap(),
+            table: Identifier::new("Order").unwrap().into(),
             login_id: Identifier::new("order").unwrap(),
             ownid_data: Identifier::new("OwnIdData").unwrap(),
             user_id: None,
             claims: Vec::new(),
         };
-        let pg = Statements::new(Dialect::Postgres, &mapping, None);
+        let none = TableFacts::default();
+        let pg = Statements::new(Dialect::Postgres, &mapping, &none);
         assert_eq!(
             &*pg.get,
             "SELECT \"OwnIdData\" FROM \"Order\" WHERE \"order\" = $1 AND \
              \"order\"::text COLLATE \"C\" = $2::text COLLATE \"C\" LIMIT 1"
         );
-        let citext = Statements::new(Dialect::Postgres, &mapping, Some("citext"));
+        let citext_table = TableFacts {
+            exists: true,
+            columns: vec![Column {
+                name: "order".into(),
+                type_name: Some("citext".into()),
+                ..Column::default()
+            }],
+            ..TableFacts::default()
+        };
+        let citext = Statements::new(Dialect::Postgres, &mapping, &citext_table);
         assert!(citext.get.contains("\"order\" = CAST($1 AS citext) AND"));
-        let mysql = Statements::new(Dialect::MySql, &mapping, None);
+        let mysql = Statements::new(Dialect::MySql, &mapping, &none);
         assert_eq!(
             &*mysql.update,
             "UPDATE `Order` SET `OwnIdData` = ? WHERE `order` = ? AND \
@@ -104,10 +154,50 @@ mod tests {
             &*mysql.insert,
             "INSERT INTO `Order` (`order`, `OwnIdData`) VALUES (?, ?)"
         );
-        let sqlite = Statements::new(Dialect::Sqlite, &mapping, None);
+        let sqlite = Statements::new(Dialect::Sqlite, &mapping, &none);
         assert!(sqlite.session.ends_with(
             "WHERE \"order\" = ?1 AND CAST(\"order\" AS BLOB) = CAST(?2 AS BLOB) LIMIT 1"
         ));
         assert!(sqlite.insert_user.contains("SELECT ?1 WHERE NOT EXISTS"));
+    }
+
+    #[test]
+    fn json_columns_hold_a_json_string() {
+        let mapping = UsersMapping {
+            table: ownid_bridge_store::TableName::new("auth.members").unwrap(),
+            ..UsersMapping::demo()
+        };
+        let json = |type_name: &str| TableFacts {
+            exists: true,
+            columns: vec![Column {
+                name: "ownid_data".into(),
+                kind: ColumnKind::Json,
+                type_name: Some(type_name.into()),
+                ..Column::default()
+            }],
+            ..TableFacts::default()
+        };
+        let pg = Statements::new(Dialect::Postgres, &mapping, &json("jsonb"));
+        assert!(
+            pg.get
+                .starts_with("SELECT \"ownid_data\" #>> '{}' FROM \"auth\".\"members\" WHERE"),
+            "{}",
+            pg.get
+        );
+        assert!(pg
+            .update
+            .contains("SET \"ownid_data\" = to_jsonb(CAST($1 AS text))"));
+        let pg = Statements::new(Dialect::Postgres, &mapping, &json("json"));
+        assert!(
+            pg.insert
+                .ends_with("VALUES ($1, to_json(CAST($2 AS text)))"),
+            "{}",
+            pg.insert
+        );
+        let mysql = Statements::new(Dialect::MySql, &mapping, &json("json"));
+        assert!(mysql
+            .update
+            .starts_with("UPDATE `auth`.`members` SET `ownid_data` = JSON_QUOTE(?)"));
+        assert!(mysql.export.contains("JSON_UNQUOTE(`ownid_data`)"));
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ownid_bridge_store::{
-    ExportBatches, ExportSink, Identifier, PoolSettings, PoolStatus, SchemaReport, SessionUser,
-    SetOutcome, SignatureLedger, StoreError, UserStore, UsersMapping,
+    ExportBatches, ExportSink, Identifier, PoolSettings, PoolStatus, SchemaChanges, SchemaOptions,
+    SchemaReport, SessionUser, SetOutcome, SignatureLedger, StoreError, UserStore, UsersMapping,
 };
 use sqlx::{Database, Row as _};
 
@@ -55,7 +55,9 @@ pub struct SqlStore<B: SqlBackend> {
     writer: Pool<Conn<B>>,
     settings: PoolSettings,
     mapping: UsersMapping,
-    sql: Statements,
+    /// Rebuilt by `inspect` from the table's shape (the ownIdData column's kind, the login
+    /// column's type): see [`Statements::new`].
+    sql: std::sync::RwLock<Arc<Statements>>,
     /// The ownIdData column's limits, refreshed by `inspect`.
     capacity: Capacity,
     /// Whether statements are prepared once per connection and kept (named prepared statements,
@@ -65,29 +67,37 @@ pub struct SqlStore<B: SqlBackend> {
 }
 
 impl<B: SqlBackend> SqlStore<B> {
-    /// A store over `reader` and `writer` (the same pool twice where one suffices). `login_cast`
-    /// is the type a lookup parameter is cast to for the login-id index (see [`Statements::new`]).
+    /// A store over `reader` and `writer` (the same pool twice where one suffices). Its
+    /// statements are those of plain text columns until `inspect` reads the table.
     pub fn new(
         reader: Pool<Conn<B>>,
         writer: Pool<Conn<B>>,
         settings: PoolSettings,
         mapping: UsersMapping,
-        login_cast: Option<&str>,
     ) -> Self {
         SqlStore {
             prepared: !writer.runs_in_transactions(),
             reader,
             writer,
             settings,
-            sql: Statements::new(B::DIALECT, &mapping, login_cast),
+            sql: std::sync::RwLock::new(Arc::new(Statements::new(
+                B::DIALECT,
+                &mapping,
+                &TableFacts::default(),
+            ))),
             mapping,
             capacity: Capacity::default(),
         }
     }
 
     /// The statements this store runs (tests `EXPLAIN` them to see the index used).
-    pub fn statements(&self) -> &Statements {
-        &self.sql
+    pub fn statements(&self) -> Arc<Statements> {
+        Arc::clone(
+            &self
+                .sql
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     pub fn mapping(&self) -> &UsersMapping {
@@ -167,7 +177,7 @@ where
         login_id: &str,
         ownid_data: &str,
     ) -> Result<bool, StoreError> {
-        let statement = Arc::clone(&self.sql.update);
+        let statement = Arc::clone(&self.statements().update);
         let done = self
             .run(conn, async |conn| {
                 sqlx::query(sqlx::AssertSqlSafe(statement))
@@ -256,7 +266,7 @@ where
     }
 
     async fn get_ownid_data(&self, login_id: &str) -> Result<Option<String>, StoreError> {
-        let row = self.lookup(&self.sql.get, login_id).await?;
+        let row = self.lookup(&self.statements().get, login_id).await?;
         let data: Option<String> = row.try_get(0).map_err(|err| self.classify(err))?;
         Ok(data.filter(|value| !value.is_empty()))
     }
@@ -275,7 +285,7 @@ where
         if !create_missing {
             return Err(StoreError::NotFound);
         }
-        let insert = Arc::clone(&self.sql.insert);
+        let insert = Arc::clone(&self.statements().insert);
         let inserted = self
             .run(&mut conn, async |conn| {
                 sqlx::query(sqlx::AssertSqlSafe(insert))
@@ -303,16 +313,29 @@ where
     }
 
     async fn get_session_user(&self, login_id: &str) -> Result<SessionUser, StoreError> {
-        let row = self.lookup(&self.sql.session, login_id).await?;
+        let sql = self.statements();
+        let row = self.lookup(&sql.session, login_id).await?;
         let unreadable = |column: &Identifier, err: sqlx::Error| {
             StoreError::Other(format!(
                 "column {column} cannot be read as a JSON value: {err}"
             ))
         };
+        let value = |index: usize, column: &Identifier| {
+            let value = Self::json_value(&row, index).map_err(|err| unreadable(column, err))?;
+            // A JSON column, read as its text: its value.
+            match value {
+                serde_json::Value::String(text) if sql.session_json[index - 1] => {
+                    serde_json::from_str(&text).map_err(|err| {
+                        StoreError::Other(format!("column {column} holds invalid JSON: {err}"))
+                    })
+                }
+                other => Ok(other),
+            }
+        };
         let mut index = 1;
         let mut subject = login_id.to_owned();
         if let Some(column) = &self.mapping.user_id {
-            match Self::json_value(&row, index).map_err(|err| unreadable(column, err))? {
+            match value(index, column)? {
                 // An empty id is no subject either: every user with it would share one `sub`.
                 serde_json::Value::String(id) if id.trim().is_empty() => {
                     return Err(StoreError::no_user_id(column))
@@ -325,7 +348,7 @@ where
         }
         let mut claims = serde_json::Map::new();
         for (claim, column) in &self.mapping.claims {
-            let value = Self::json_value(&row, index).map_err(|err| unreadable(column, err))?;
+            let value = value(index, column)?;
             if !value.is_null() {
                 claims.insert(claim.clone(), value);
             }
@@ -337,14 +360,14 @@ where
     async fn create_user(&self, login_id: &str) -> Result<bool, StoreError> {
         let mut conn = self.acquire(&self.writer).await?;
         match self
-            .execute_with_login(&mut conn, &self.sql.insert_user, login_id, 3)
+            .execute_with_login(&mut conn, &self.statements().insert_user, login_id, 3)
             .await
         {
             Ok(inserted) => Ok(inserted > 0),
             // Created meanwhile by another request, or a look-alike holds the index.
             Err(StoreError::Conflict) => {
                 drop(conn);
-                match self.lookup(&self.sql.get, login_id).await {
+                match self.lookup(&self.statements().get, login_id).await {
                     Ok(_) => Ok(false),
                     Err(StoreError::NotFound) => Err(StoreError::Conflict),
                     Err(err) => Err(err),
@@ -362,7 +385,7 @@ where
         use futures_util::TryStreamExt as _;
         let mut batches = ExportBatches::new(batch, sink);
         let mut conn = self.acquire(&self.reader).await?;
-        let statement = Arc::clone(&self.sql.export);
+        let statement = Arc::clone(&self.statements().export);
         // The sink's error ends the statement early; it is returned as it is.
         let mut stopped = None;
         self.run(&mut conn, async |conn| {
@@ -400,6 +423,11 @@ where
         let facts = B::facts(self).await?;
         self.capacity
             .set(facts.ownid_data(B::DIALECT, &self.mapping));
+        let statements = Statements::new(B::DIALECT, &self.mapping, &facts);
+        *self
+            .sql
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(statements);
         Ok(report(B::DIALECT, &self.mapping, &facts))
     }
 
@@ -413,14 +441,36 @@ where
         })
     }
 
-    async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError> {
+    async fn apply_schema(&self, options: &SchemaOptions) -> Result<SchemaChanges, StoreError> {
         let facts = B::facts(self).await?;
-        let statements = plan(B::DIALECT, &self.mapping, &facts, create_table)?;
-        run_ddl::<B>(&self.writer, &statements, |err| self.classify(err)).await?;
-        if !statements.is_empty() {
-            self.inspect().await?;
+        let plan = plan(B::DIALECT, &self.mapping, &facts, options)?;
+        if plan.check_duplicates {
+            self.refuse_duplicates().await?;
         }
-        Ok(statements)
+        let transactional = matches!(B::DIALECT, Dialect::Postgres | Dialect::Sqlite);
+        let changes = SchemaChanges {
+            in_transaction: if transactional {
+                plan.statements.len()
+            } else {
+                0
+            },
+            statements: plan.all().cloned().collect(),
+            notes: plan.notes.clone(),
+        };
+        if options.dry_run || plan.is_empty() {
+            return Ok(changes);
+        }
+        if transactional {
+            run_in_transaction::<B>(&self.writer, &plan.statements, |err| self.classify(err))
+                .await?;
+        } else {
+            run_ddl::<B>(&self.writer, &plan.statements, |err| self.classify(err)).await?;
+        }
+        if let Some(index) = &plan.concurrent_index {
+            self.build_concurrently(index, &plan.statements).await?;
+        }
+        self.inspect().await?;
+        Ok(changes)
     }
 
     fn signature_ledger(&self, table: &Identifier) -> Option<Arc<dyn SignatureLedger>> {
@@ -432,8 +482,143 @@ where
     }
 }
 
-/// Runs schema statements in order on one writer connection, unprepared; an error names the
-/// statement. `classify` maps a failure to get the connection.
+impl<B: SqlBackend> SqlStore<B>
+where
+    for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
+    <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
+    usize: sqlx::ColumnIndex<DbRow<B>>,
+    for<'r> Option<String>: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+    for<'r> i64: sqlx::Decode<'r, B::Database> + sqlx::Type<B::Database>,
+{
+    /// `schema`'s precondition for the unique index: no two rows hold login ids that the index
+    /// would call equal. The error names up to 20 of them.
+    async fn refuse_duplicates(&self) -> Result<(), StoreError> {
+        let statement = B::DIALECT.duplicates(
+            &B::DIALECT.quote_table(&self.mapping.table),
+            &B::DIALECT.quote(&self.mapping.login_id),
+        );
+        let mut conn = self.acquire(&self.reader).await?;
+        let rows = self
+            .run(&mut conn, async |conn| {
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .persistent(false)
+                    .fetch_all(conn)
+                    .await
+            })
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        let groups: i64 = first.try_get(2).map_err(|err| self.classify(err))?;
+        let mut named = Vec::new();
+        for row in &rows {
+            let spellings: Option<String> = row.try_get(0).map_err(|err| self.classify(err))?;
+            let count: i64 = row.try_get(1).map_err(|err| self.classify(err))?;
+            named.push(format!("{} ({count} rows)", spellings.unwrap_or_default()));
+        }
+        Err(StoreError::Schema(format!(
+            "a unique index on {} cannot be built: {groups} login id(s) are held by more than one \
+             row{} (spellings that differ only in what the column's collation ignores count as \
+             one){}: {}. Nothing was changed; merge or remove the duplicates, then run `schema` \
+             again",
+            self.mapping.login_id,
+            if groups > 20 {
+                ", the first 20 shown"
+            } else {
+                ""
+            },
+            "",
+            named.join("; ")
+        )))
+    }
+
+    /// PostgreSQL's `CREATE UNIQUE INDEX CONCURRENTLY`, after the other statements committed. A
+    /// failed build leaves an invalid index behind, which is dropped (concurrently) so that a
+    /// later run starts clean.
+    async fn build_concurrently(&self, index: &str, applied: &[String]) -> Result<(), StoreError> {
+        let ran = run_ddl::<B>(&self.writer, &[index.to_owned()], |err| self.classify(err)).await;
+        let Err(err) = ran else {
+            return Ok(());
+        };
+        let name = index_name_of(index);
+        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {name}");
+        let dropped = match run_ddl::<B>(&self.writer, std::slice::from_ref(&drop), |e| {
+            self.classify(e)
+        })
+        .await
+        {
+            Ok(()) => format!("the invalid index it left was dropped ({drop})"),
+            Err(drop_err) => format!("dropping the invalid index it left failed too: {drop_err}"),
+        };
+        Err(StoreError::Schema(format!(
+            "{err}; {dropped}; applied before it: {}",
+            if applied.is_empty() {
+                "nothing".to_owned()
+            } else {
+                applied.join("; ")
+            }
+        )))
+    }
+}
+
+/// The (quoted) index name of a `CREATE UNIQUE INDEX [CONCURRENTLY] name ON ...` statement.
+fn index_name_of(statement: &str) -> &str {
+    statement
+        .split(" ON ")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .unwrap_or_default()
+}
+
+/// Runs schema statements in one transaction on one writer connection, unprepared: all of them
+/// or none. An error names the statement and says that nothing was applied.
+pub(crate) async fn run_in_transaction<B: SqlBackend>(
+    writer: &Pool<Conn<B>>,
+    statements: &[String],
+    classify: impl Fn(sqlx::Error) -> StoreError,
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
+    <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
+{
+    let mut conn = writer.acquire().await.map_err(&classify)?;
+    let raw = async |conn: &mut Pooled<Conn<B>>, statement: &str| {
+        conn.run(async |conn| {
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .persistent(false)
+                .execute(conn)
+                .await
+        })
+        .await
+    };
+    raw(&mut conn, "BEGIN").await.map_err(&classify)?;
+    for statement in statements {
+        if let Err(err) = raw(&mut conn, statement).await {
+            let rolled_back = raw(&mut conn, "ROLLBACK").await;
+            let state = match rolled_back {
+                Ok(_) => "rolled back: nothing was applied".to_owned(),
+                Err(rollback) => format!("the rollback failed too ({rollback})"),
+            };
+            return Err(schema_failure(statement, classify(err), &state));
+        }
+    }
+    raw(&mut conn, "COMMIT").await.map_err(&classify)?;
+    Ok(())
+}
+
+/// A statement of `schema` that failed: the table's problem or another, with its statement.
+fn schema_failure(statement: &str, err: StoreError, state: &str) -> StoreError {
+    match err {
+        StoreError::Schema(detail) | StoreError::Other(detail) => {
+            StoreError::Schema(format!("{statement}: {detail}; {state}"))
+        }
+        other => StoreError::Unavailable(format!("{statement}: {other}; {state}")),
+    }
+}
+
+/// Runs schema statements in order on one writer connection, unprepared, each committing by
+/// itself (MySQL/MariaDB DDL): a failure names the statement and what was applied before it.
+/// `classify` maps a failure to get the connection.
 pub(crate) async fn run_ddl<B: SqlBackend>(
     writer: &Pool<Conn<B>>,
     statements: &[String],
@@ -443,16 +628,23 @@ where
     for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
     <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
 {
-    let mut conn = writer.acquire().await.map_err(classify)?;
-    for statement in statements {
-        conn.run(async |conn| {
-            sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                .persistent(false)
-                .execute(conn)
-                .await
-        })
-        .await
-        .map_err(|err| StoreError::Other(format!("{statement}: {err}")))?;
+    let mut conn = writer.acquire().await.map_err(&classify)?;
+    for (done, statement) in statements.iter().enumerate() {
+        let ran = conn
+            .run(async |conn| {
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                    .persistent(false)
+                    .execute(conn)
+                    .await
+            })
+            .await;
+        if let Err(err) = ran {
+            let state = match done {
+                0 => "nothing was applied".to_owned(),
+                _ => format!("applied before it: {}", statements[..done].join("; ")),
+            };
+            return Err(schema_failure(statement, classify(err), &state));
+        }
     }
     Ok(())
 }

@@ -9,7 +9,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ownid_bridge_sql::{
-    connector, declared_width, Column, Dialect, Pool, Pooled, SqlBackend, SqlStore, TableFacts,
+    connector, declared_width, Column, ColumnKind, Dialect, Pool, Pooled, SqlBackend, SqlStore,
+    TableFacts,
 };
 use ownid_bridge_store::{PoolSettings, StoreError, UsersMapping};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
@@ -121,15 +122,16 @@ impl SqlBackend for Sqlite {
     const NAME: &'static str = "sqlite";
 
     async fn open(options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        if let Some(schema) = &options.mapping.table.schema {
+            return Err(StoreError::Schema(format!(
+                "users.table {}: SQLite has no schemas; name the table alone, without \
+                 `{schema}.`",
+                options.mapping.table
+            )));
+        }
         let (reader, writer) =
             open_pools(&options.url, &options.pool, options.create_if_missing).await?;
-        Ok(SqlStore::new(
-            reader,
-            writer,
-            options.pool,
-            options.mapping,
-            None,
-        ))
+        Ok(SqlStore::new(reader, writer, options.pool, options.mapping))
     }
 
     async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
@@ -142,7 +144,7 @@ impl SqlBackend for Sqlite {
 }
 
 async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
-    let table = store.mapping().table.as_str();
+    let table = store.mapping().table.name.as_str();
     let classify = |err| store.classify(err);
     let mut conn = store.reader().acquire().await.map_err(classify)?;
     let exists = conn
@@ -158,14 +160,32 @@ async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
         .map_err(classify)?
         .is_some();
     if !exists {
-        return Ok(TableFacts::default());
-    }
-    let rows = conn
-        .run(async |conn| {
-            sqlx::query("SELECT name, type, dflt_value FROM pragma_table_info(?1)")
-                .bind(table)
+        let others = conn
+            .run(async |conn| {
+                sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                )
                 .fetch_all(conn)
                 .await
+            })
+            .await
+            .map_err(classify)?;
+        return Ok(TableFacts {
+            other_tables: others,
+            ..TableFacts::default()
+        });
+    }
+    // `hidden` is 2 or 3 for a generated column (table_xinfo lists those too).
+    let rows = conn
+        .run(async |conn| {
+            sqlx::query(
+                "SELECT name, type, dflt_value, hidden IN (2, 3), \"notnull\" = 0 \
+                 FROM pragma_table_xinfo(?1) WHERE hidden <> 1",
+            )
+            .bind(table)
+            .fetch_all(conn)
+            .await
         })
         .await
         .map_err(classify)?;
@@ -175,8 +195,11 @@ async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
         columns.push(Column {
             name: row.try_get(0).map_err(classify)?,
             max_chars: declared_width(&declared),
-            declared,
+            kind: affinity(&declared),
             default: row.try_get(2).map_err(classify)?,
+            generated: row.try_get(3).map_err(classify)?,
+            nullable: row.try_get(4).map_err(classify)?,
+            declared,
             ..Column::default()
         });
     }
@@ -195,7 +218,28 @@ async fn facts(store: &SqliteStore) -> Result<TableFacts, StoreError> {
         exists,
         columns,
         login_id_unique: unique_index.is_some(),
+        ..TableFacts::default()
     })
+}
+
+/// A column's kind from its declared type, by SQLite's affinity rules (section 3.1 of
+/// "Datatypes In SQLite"): TEXT affinity and BLOB (none) affinity keep a string as it is written;
+/// INTEGER, REAL and NUMERIC affinity turn a string that looks like a number into one (`"0012"`
+/// would come back `12`), so OwnID's strings cannot be kept byte for byte in them.
+fn affinity(declared: &str) -> ColumnKind {
+    let upper = declared.to_ascii_uppercase();
+    if upper.contains("INT") {
+        ColumnKind::Number
+    } else if ["CHAR", "CLOB", "TEXT", "BLOB"]
+        .iter()
+        .any(|t| upper.contains(t))
+        || upper.trim().is_empty()
+    {
+        ColumnKind::Text
+    } else {
+        // REAL, FLOA, DOUB, and everything else (NUMERIC, DECIMAL, BOOLEAN, DATE, JSON).
+        ColumnKind::Number
+    }
 }
 
 /// The collation of a full (not partial) unique index on exactly the login-id column, or
@@ -212,7 +256,7 @@ async fn login_id_unique_index(
                 "SELECT il.name FROM pragma_index_list(?1) AS il \
          WHERE il.\"unique\" = 1 AND il.partial = 0",
             )
-            .bind(store.mapping().table.as_str())
+            .bind(store.mapping().table.name.as_str())
             .fetch_all(conn)
             .await
         })

@@ -19,6 +19,11 @@ pub enum StoreError {
     /// collation treats as equal (`Alice@…` beside `alice@…` under a case-insensitive collation).
     /// That row is another user: nothing is written (409 `login_id_conflict`).
     Conflict,
+    /// The table is not what the configuration says, or refuses what is written for a reason
+    /// of its own: a missing table or column, a type the value cannot be written into, a
+    /// constraint, duplicates that stop a unique index. Running the same thing again cannot
+    /// help until the table is changed (500 in the API; the command-line tools say so).
+    Schema(String),
     /// Anything else: a bug or an unexpected database error (500).
     Other(String),
 }
@@ -35,6 +40,7 @@ impl fmt::Display for StoreError {
             StoreError::Conflict => f.write_str(
                 "a login id that the database's collation treats as equal belongs to another user",
             ),
+            StoreError::Schema(detail) => write!(f, "the users table: {detail}"),
             StoreError::Other(detail) => write!(f, "storage error: {detail}"),
         }
     }
@@ -53,6 +59,12 @@ impl StoreError {
              user's; give the user a unique id (or a generated default for the column, such as \
              an identity, a sequence or a UUID, for users created by create_missing_users)"
         ))
+    }
+
+    /// Whether the error is the table's, which running again cannot fix:
+    /// [`StoreError::Schema`].
+    pub fn is_schema(&self) -> bool {
+        matches!(self, StoreError::Schema(_))
     }
 
     /// Whether running the same operation again may succeed: [`StoreError::Contention`].

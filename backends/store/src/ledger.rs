@@ -17,7 +17,7 @@
 
 use async_trait::async_trait;
 
-use crate::{SchemaCheck, StoreError};
+use crate::{Level, SchemaCheck, StoreError};
 
 /// The default name of the table (or collection).
 pub const DEFAULT_LEDGER_TABLE: &str = "ownid_replay_guard";
@@ -74,16 +74,18 @@ pub trait SignatureLedger: Send + Sync + 'static {
     /// Whether the table exists with the columns above (`check`; changes nothing).
     async fn inspect(&self) -> Result<SchemaCheck, StoreError>;
 
-    /// Creates the table and its expiry index when missing; a line per statement run.
-    async fn apply_schema(&self) -> Result<Vec<String>, StoreError>;
+    /// Creates the table and its expiry index when missing; a line per statement run (with
+    /// `dry_run`, a line per statement it would run, and nothing is changed).
+    async fn apply_schema(&self, dry_run: bool) -> Result<Vec<String>, StoreError>;
 }
 
 /// A check line for the ledger table.
 pub fn ledger_check(ok: bool, detail: impl Into<String>) -> SchemaCheck {
     SchemaCheck {
         name: LEDGER_CHECK.into(),
-        ok,
-        essential: true,
+        level: if ok { Level::Ok } else { Level::Fail },
         detail: detail.into(),
+        fix: (!ok).then(|| "run `ownid-bridge schema` to create it".to_owned()),
+        fails_when_creating: false,
     }
 }

@@ -21,8 +21,11 @@ pub use ledger::{
     ledger_check, Claim, Reserve, SignatureLedger, DEFAULT_LEDGER_TABLE, LEDGER_CHECK,
     OPERATION_BITS,
 };
-pub use mapping::{Identifier, IdentifierError, UsersMapping};
-pub use schema::{checks, SchemaCheck, SchemaReport, MIN_OWNID_DATA_CHARS};
+pub use mapping::{Identifier, IdentifierError, TableName, UsersMapping};
+pub use schema::{
+    checks, closest, did_you_mean, Level, SchemaChanges, SchemaCheck, SchemaOptions, SchemaReport,
+    MIN_OWNID_DATA_CHARS,
+};
 
 use async_trait::async_trait;
 
@@ -88,9 +91,13 @@ pub trait UserStore: Send + Sync + 'static {
         None
     }
 
-    /// Creates what is missing: the demo table (when `create_table` and the table is absent), the
-    /// ownIdData column, a unique index on the login id. Returns a line per change made.
-    async fn apply_schema(&self, create_table: bool) -> Result<Vec<String>, StoreError>;
+    /// Creates what is missing: the users table (only with `options.create_table`), the
+    /// ownIdData column, a unique index on the login id; with `options.dry_run`, only says what
+    /// it would run. Every precondition is checked first (the table and login column exist; no
+    /// login ids that the unique index would call duplicates, up to 20 of them named in the
+    /// error), so that nothing is changed when one fails ([`StoreError::Schema`]); a statement
+    /// failing after that is reported with what was applied before it.
+    async fn apply_schema(&self, options: &SchemaOptions) -> Result<SchemaChanges, StoreError>;
 
     /// Every user with ownIdData (not NULL, not empty) as `(login id, ownIdData)`, handed to
     /// `sink` in batches of at most `batch`; how many rows. The rows are streamed from one

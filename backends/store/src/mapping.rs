@@ -55,11 +55,65 @@ impl fmt::Display for Identifier {
     }
 }
 
+/// A table name, possibly qualified by its schema (PostgreSQL) or database (MySQL/MariaDB):
+/// `members` or `auth.members`, each part a valid [`Identifier`], quoted part by part. MongoDB
+/// takes the whole text as one collection name.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TableName {
+    pub schema: Option<Identifier>,
+    pub name: Identifier,
+}
+
+impl TableName {
+    pub fn new(text: &str) -> Result<Self, IdentifierError> {
+        match text.split_once('.') {
+            None => Ok(TableName {
+                schema: None,
+                name: Identifier::new(text)?,
+            }),
+            Some((schema, name)) if !name.contains('.') => Ok(TableName {
+                schema: Some(Identifier::new(schema)?),
+                name: Identifier::new(name)?,
+            }),
+            Some(_) => Err(IdentifierError(format!(
+                "{text:?} is not a valid table name: at most one '.', between a schema (or \
+                 database) and the table"
+            ))),
+        }
+    }
+
+    /// An unqualified name.
+    pub fn plain(name: Identifier) -> Self {
+        TableName { schema: None, name }
+    }
+}
+
+impl From<Identifier> for TableName {
+    fn from(name: Identifier) -> Self {
+        TableName::plain(name)
+    }
+}
+
+impl fmt::Debug for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_string(), f)
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(schema) = &self.schema {
+            write!(f, "{schema}.")?;
+        }
+        write!(f, "{}", self.name)
+    }
+}
+
 /// Where the users live: the table (collection) and the columns (fields) ownid-bridge reads and
 /// writes. Every other column of the table is left alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsersMapping {
-    pub table: Identifier,
+    pub table: TableName,
     pub login_id: Identifier,
     pub ownid_data: Identifier,
     /// When set, its value becomes the JWT `sub` instead of the login id.
@@ -72,7 +126,7 @@ impl UsersMapping {
     /// The demo mapping: table `users`, columns `login_id` and `ownid_data`.
     pub fn demo() -> Self {
         UsersMapping {
-            table: Identifier("users".into()),
+            table: TableName::plain(Identifier("users".into())),
             login_id: Identifier("login_id".into()),
             ownid_data: Identifier("ownid_data".into()),
             user_id: None,
@@ -97,6 +151,18 @@ mod tests {
     fn accepts_ordinary_and_mixed_case_names() {
         for name in ["users", "OwnIdData", "_x", "order", "a$b", "t1"] {
             assert_eq!(Identifier::new(name).unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn table_names_may_name_their_schema() {
+        let plain = TableName::new("members").unwrap();
+        assert_eq!((plain.schema, plain.name.as_str()), (None, "members"));
+        let qualified = TableName::new("auth.Members").unwrap();
+        assert_eq!(qualified.schema.unwrap().as_str(), "auth");
+        assert_eq!(qualified.name.as_str(), "Members");
+        for bad in ["a.b.c", ".members", "auth.", "a\".b", "auth.m-1"] {
+            assert!(TableName::new(bad).is_err(), "{bad:?} was accepted");
         }
     }
 

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::{StoreError, UserStore};
+use crate::{SchemaOptions, StoreError, UserStore};
 
 /// While down, nothing listens on the proxy's port (connections are refused, as with a stopped
 /// server) and every open connection is cut.
@@ -184,7 +184,7 @@ pub async fn outage_story(
     acquire_timeout: Duration,
 ) {
     store
-        .apply_schema(true)
+        .apply_schema(&SchemaOptions::CREATE_TABLE)
         .await
         .expect("schema before the outage");
     store.create_user("outage@example.com").await.unwrap();

@@ -89,7 +89,7 @@ impl Server {
         storage::open(&config.storage, true)
             .await
             .expect("open store")
-            .apply_schema(true)
+            .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
             .await
             .expect("schema");
         // As `serve` starts: the one composition root, which opens the store itself.

@@ -43,7 +43,7 @@ async fn ledger(factory: &dyn StoreFactory) -> Arc<dyn SignatureLedger> {
     let ledger = store
         .signature_ledger(&table)
         .expect("every backend keeps a replay guard table");
-    ledger.apply_schema().await.expect("create the ledger");
+    ledger.apply_schema(false).await.expect("create the ledger");
     ledger
 }
 
@@ -63,12 +63,15 @@ pub async fn ledger_schema_is_created_and_idempotent(factory: &dyn StoreFactory)
     let table = Identifier::new(DEFAULT_LEDGER_TABLE).unwrap();
     let ledger = store.signature_ledger(&table).expect("a ledger");
     let before = ledger.inspect().await.expect("inspect a missing ledger");
-    assert!(!before.ok, "a missing ledger passes check: {before:?}");
-    let changes = ledger.apply_schema().await.expect("create the ledger");
+    assert!(!before.ok(), "a missing ledger passes check: {before:?}");
+    let changes = ledger.apply_schema(false).await.expect("create the ledger");
     assert!(!changes.is_empty(), "creating the ledger changed nothing");
     let after = ledger.inspect().await.expect("inspect the ledger");
-    assert!(after.ok, "the ledger fails check after schema: {after:?}");
-    let again = ledger.apply_schema().await.expect("apply_schema twice");
+    assert!(after.ok(), "the ledger fails check after schema: {after:?}");
+    let again = ledger
+        .apply_schema(false)
+        .await
+        .expect("apply_schema twice");
     assert!(again.is_empty(), "a second apply_schema changed {again:?}");
 }
 

@@ -16,7 +16,7 @@ mod ledger;
 pub use export::*;
 pub use ledger::*;
 
-use crate::{Identifier, SetOutcome, StoreError, UserStore, UsersMapping};
+use crate::{Identifier, SchemaOptions, SetOutcome, StoreError, UserStore, UsersMapping};
 
 pub type StoreFuture = Pin<Box<dyn Future<Output = Arc<dyn UserStore>> + Send>>;
 
@@ -62,7 +62,7 @@ pub async fn run_all(factory: &dyn StoreFactory) {
 async fn fresh(factory: &dyn StoreFactory, mapping: UsersMapping) -> Arc<dyn UserStore> {
     let store = factory.open(mapping).await;
     store
-        .apply_schema(true)
+        .apply_schema(&SchemaOptions::CREATE_TABLE)
         .await
         .expect("apply_schema on an empty database");
     store
@@ -79,14 +79,20 @@ pub async fn schema_is_created_and_idempotent(factory: &dyn StoreFactory) {
         !before.is_ok(),
         "an empty database must fail check:\n{before}"
     );
-    let changes = store.apply_schema(true).await.expect("apply_schema");
+    let changes = store
+        .apply_schema(&SchemaOptions::CREATE_TABLE)
+        .await
+        .expect("apply_schema");
     assert!(
         !changes.is_empty(),
         "apply_schema on an empty database changed nothing"
     );
     let after = store.inspect().await.expect("inspect after schema");
     assert!(after.is_ok(), "check fails after schema:\n{after}");
-    let again = store.apply_schema(true).await.expect("apply_schema twice");
+    let again = store
+        .apply_schema(&SchemaOptions::CREATE_TABLE)
+        .await
+        .expect("apply_schema twice");
     assert!(again.is_empty(), "a second apply_schema changed {again:?}");
     store.ping().await.expect("ping");
 }
@@ -219,14 +225,14 @@ pub async fn session_user_defaults_to_login_id(factory: &dyn StoreFactory) {
 
 pub async fn quoted_custom_names_work(factory: &dyn StoreFactory) {
     let mapping = UsersMapping {
-        table: Identifier::new("Order").unwrap(),
+        table: Identifier::new("Order").unwrap().into(),
         login_id: Identifier::new("order").unwrap(),
         ownid_data: Identifier::new("OwnIdData").unwrap(),
         user_id: None,
         claims: Vec::new(),
     };
     let store = fresh(factory, mapping).await;
-    let report = store.inspect().await.unwrap();
+    let report = store.inspect().await.unwrap().settle(true);
     assert!(report.is_ok(), "check fails on quoted names:\n{report}");
     store.create_user("grace@example.com").await.unwrap();
     store
@@ -370,7 +376,7 @@ pub async fn look_alikes_are_other_users(store: &dyn UserStore, alice_id: &str) 
         .iter()
         .find(|check| check.name == crate::checks::LOGIN_ID_COLLATION);
     assert!(
-        loose.is_some_and(|check| !check.ok && check.detail.contains("login_id_conflict")),
+        loose.is_some_and(|check| !check.ok() && check.detail.contains("login_id_conflict")),
         "check must explain the loose collation and the 409 it leads to:\n{report}"
     );
     store
