@@ -328,7 +328,10 @@ mod tests {
 
     #[test]
     fn any_stored_value_is_answered_never_an_error() {
-        assert_eq!(ownid_data_text(&Bson::String("abc".into())).as_deref(), Some("abc"));
+        assert_eq!(
+            ownid_data_text(&Bson::String("abc".into())).as_deref(),
+            Some("abc")
+        );
         assert_eq!(ownid_data_text(&Bson::String(String::new())), None);
         assert_eq!(ownid_data_text(&Bson::Null), None);
         assert_eq!(ownid_data_text(&Bson::Undefined), None);

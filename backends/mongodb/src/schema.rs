@@ -10,7 +10,7 @@
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::IndexModel;
 use ownid_bridge_store::{
-    checks, did_you_mean, SchemaChanges, SchemaOptions, SchemaReport, StoreError,
+    checks, did_you_mean, SchemaChanges, SchemaOptions, SchemaReport, StoreError, UsersMapping,
     MIN_OWNID_DATA_CHARS,
 };
 
@@ -151,7 +151,9 @@ fn admitting(property: &Document, min_length: Option<u64>) -> Document {
                 fixed.insert(key, vec![Bson::String(kind), "string".into()]);
             }
             Some(Bson::Array(mut kinds))
-                if !kinds.iter().any(|k| matches!(k, Bson::String(k) if k == "string")) =>
+                if !kinds
+                    .iter()
+                    .any(|k| matches!(k, Bson::String(k) if k == "string")) =>
             {
                 kinds.push("string".into());
                 fixed.insert(key, kinds);
@@ -261,6 +263,174 @@ fn read_validator(options: &Document, login_id: &str, ownid_data: &str) -> Valid
     reading
 }
 
+/// "collection customer does not exist; did you mean `customers`? (the database has: ...)";
+/// `names` is `None` where the server cannot list its collections.
+fn missing_message(wanted: &str, names: Option<&[String]>) -> String {
+    match names {
+        Some(names) => format!(
+            "collection {wanted} does not exist{}",
+            did_you_mean(wanted, names.iter().map(String::as_str), "the database has")
+        ),
+        None => format!(
+            "collection {wanted} does not exist (it has no documents and no index but `_id_`; \
+             this server does not list its collections)"
+        ),
+    }
+}
+
+/// The lines about the fields the store writes, as the collection's validator treats them.
+fn report_validator(report: &mut SchemaReport, m: &UsersMapping, options: &Document) {
+    let name = m.table.to_string();
+    let reading = read_validator(options, m.login_id.as_str(), m.ownid_data.as_str());
+    let validated = options.contains_key("validator");
+    let fix = reading.fixed.as_ref().map(|fixed| {
+        format!(
+            "db.runCommand({{\"collMod\": {}, \"validator\": {}}})",
+            shell(name.as_str()),
+            shell(fixed.clone())
+        )
+    });
+    let unenforced = if reading.enforced {
+        ""
+    } else {
+        " (the validator only logs: validationAction \"warn\" or validationLevel \"off\"; \
+         writes are not refused)"
+    };
+    for (check, field) in [
+        (checks::LOGIN_ID_COLUMN, &m.login_id),
+        (checks::OWNID_DATA_COLUMN, &m.ownid_data),
+    ] {
+        let refused = reading
+            .refusals
+            .iter()
+            .find(|r| r.field == field.as_str() && !r.length);
+        match refused {
+            Some(refusal) => {
+                let detail = format!(
+                    "{field}: the collection's $jsonSchema validator says {}, which refuses \
+                     OwnID's string{unenforced}",
+                    refusal.says
+                );
+                if reading.enforced {
+                    report.fail(check, detail, fix.clone());
+                } else {
+                    report.warn(check, detail, fix.clone());
+                }
+            }
+            None if validated => report.pass(
+                check,
+                format!("{field}: the collection's validator admits a string"),
+            ),
+            None => report.pass(
+                check,
+                format!("{field}: documents are schemaless, no column to check"),
+            ),
+        }
+    }
+    match reading
+        .refusals
+        .iter()
+        .find(|r| r.field == m.ownid_data.as_str() && r.length)
+    {
+        Some(refusal) => {
+            let detail = format!(
+                "{}: the collection's $jsonSchema validator says {}, under the \
+                 {MIN_OWNID_DATA_CHARS} characters OwnID needs{unenforced}",
+                m.ownid_data, refusal.says
+            );
+            if reading.enforced {
+                report.fail(checks::OWNID_DATA_WIDTH, detail, fix.clone());
+            } else {
+                report.warn(checks::OWNID_DATA_WIDTH, detail, fix.clone());
+            }
+        }
+        None => report.pass(checks::OWNID_DATA_WIDTH, "BSON strings hold up to 16 MB"),
+    }
+    if !reading.required.is_empty() && reading.enforced {
+        report.warn_unless_creating(
+            VALIDATOR_CHECK,
+            format!(
+                "the validator requires {}, which a user created by create_missing_users \
+                 (a document of {} and {} only) lacks: such creations would be refused",
+                reading.required.join(", "),
+                m.login_id,
+                m.ownid_data
+            ),
+            Some(format!(
+                "drop them from the validator's `required` (db.runCommand({{\"collMod\": \
+                 {}, \"validator\": ...}})), or leave ownid.create_missing_users off",
+                shell(name.as_str())
+            )),
+        );
+    }
+    if !reading.unread.is_empty() && reading.enforced {
+        report.warn(
+            VALIDATOR_CHECK,
+            format!(
+                "the validator has query expressions ({}) that ownid-bridge does not read: \
+                 make sure they admit a string in {} and {}, or writes they refuse answer \
+                 500",
+                reading.unread.join(", "),
+                m.login_id,
+                m.ownid_data
+            ),
+            Some(format!(
+                "express the rules on these fields as $jsonSchema properties \
+                 (db.runCommand({{\"collMod\": {}, \"validator\": {{\"$jsonSchema\": ...}}}}))",
+                shell(name.as_str())
+            )),
+        );
+    }
+}
+
+/// The collation line: the collection's default collation, else a unique index's, when it
+/// compares loosely.
+fn report_collation(
+    report: &mut SchemaReport,
+    m: &UsersMapping,
+    collection_collation: Option<&Document>,
+    index_collation: Option<&str>,
+) {
+    let name = m.table.to_string();
+    if let Some(collation) = loose(collection_collation) {
+        report.warn_unless_creating(
+            checks::LOGIN_ID_COLLATION,
+            format!(
+                "the collection's default collation {collation} ignores case or accents, \
+                 and its indexes inherit it: lookups still match login ids exactly (a \
+                 look-alike is another user), but with create_missing_users a new login id \
+                 whose look-alike holds the unique index is refused with 409 \
+                 login_id_conflict"
+            ),
+            Some(format!(
+                "a collection's collation cannot be changed: copy the documents into a \
+                 collection with the simple collation (db.createCollection(\"{name}_exact\", \
+                 {{collation: {{locale: \"simple\"}}}}); {}.aggregate([{{$out: \
+                 \"{name}_exact\"}}])) and name it in users.table, or leave \
+                 ownid.create_missing_users off",
+                shell_collection(&name)
+            )),
+        );
+    } else if let Some(collation) = index_collation {
+        report.warn_unless_creating(
+            checks::LOGIN_ID_COLLATION,
+            format!(
+                "a unique index on {} has the collation {collation}, which ignores case or \
+                 accents: lookups still match login ids exactly (a look-alike is another \
+                 user), but with create_missing_users a new login id whose look-alike holds \
+                 that index is refused with 409 login_id_conflict",
+                m.login_id
+            ),
+            Some(format!(
+                "a unique index on {{{}: 1}} with the simple collation (the default: \
+                 {}), or leave ownid.create_missing_users off",
+                m.login_id,
+                create_index_command(&name, m.login_id.as_str())
+            )),
+        );
+    }
+}
+
 /// What `listCollections` says about the users collection.
 #[derive(Debug)]
 enum Listing {
@@ -346,23 +516,8 @@ impl MongoStore {
         })
     }
 
-    /// "collection customer does not exist; did you mean `customers`? (...)".
     fn missing_message(&self, names: Option<&[String]>) -> String {
-        let wanted = self.collection_name();
-        match names {
-            Some(names) => format!(
-                "collection {wanted} does not exist{}",
-                did_you_mean(
-                    &wanted,
-                    names.iter().map(String::as_str),
-                    "the database has"
-                )
-            ),
-            None => format!(
-                "collection {wanted} does not exist (it has no documents and no index but \
-                 `_id_`; this server does not list its collections)"
-            ),
-        }
+        missing_message(&self.collection_name(), names)
     }
 
     async fn login_id_indexes(
@@ -391,7 +546,9 @@ impl MongoStore {
                 .is_ok_and(|keys| keys.len() == 1 && number(keys.get(login)) == Some(1));
             let same_collation = collation_of(&index).as_ref() == collection_collation;
             if (same_key && same_collation) || name == own_name {
-                found.in_the_way.push(format!("{name} {}", shell(index.clone())));
+                found
+                    .in_the_way
+                    .push(format!("{name} {}", shell(index.clone())));
             }
         }
         Ok(found)
@@ -466,46 +623,15 @@ impl MongoStore {
             Listing::Found { options, .. } => options,
         };
         report.pass(checks::TABLE, format!("collection {name} exists"));
-        self.report_validator(&mut report, &options);
+        report_validator(&mut report, m, &options);
         let collection_collation = collation_of(&options);
         let indexes = self.login_id_indexes(collection_collation.as_ref()).await?;
-        if let Some(collation) = loose(collection_collation.as_ref()) {
-            report.warn_unless_creating(
-                checks::LOGIN_ID_COLLATION,
-                format!(
-                    "the collection's default collation {collation} ignores case or accents, \
-                     and its indexes inherit it: lookups still match login ids exactly (a \
-                     look-alike is another user), but with create_missing_users a new login id \
-                     whose look-alike holds the unique index is refused with 409 \
-                     login_id_conflict"
-                ),
-                Some(format!(
-                    "a collection's collation cannot be changed: copy the documents into a \
-                     collection with the simple collation (db.createCollection(\"{name}_exact\", \
-                     {{collation: {{locale: \"simple\"}}}}); {}.aggregate([{{$out: \
-                     \"{name}_exact\"}}])) and name it in users.table, or leave \
-                     ownid.create_missing_users off",
-                    shell_collection(&name)
-                )),
-            );
-        } else if let Some(collation) = indexes.loose {
-            report.warn_unless_creating(
-                checks::LOGIN_ID_COLLATION,
-                format!(
-                    "a unique index on {} has the collation {collation}, which ignores case or \
-                     accents: lookups still match login ids exactly (a look-alike is another \
-                     user), but with create_missing_users a new login id whose look-alike holds \
-                     that index is refused with 409 login_id_conflict",
-                    m.login_id
-                ),
-                Some(format!(
-                    "a unique index on {{{}: 1}} with the simple collation (the default: \
-                     {}), or leave ownid.create_missing_users off",
-                    m.login_id,
-                    create_index_command(&name, m.login_id.as_str())
-                )),
-            );
-        }
+        report_collation(
+            &mut report,
+            m,
+            collection_collation.as_ref(),
+            indexes.loose.as_deref(),
+        );
         if indexes.exact {
             report.pass(
                 checks::LOGIN_ID_UNIQUE,
@@ -527,112 +653,6 @@ impl MongoStore {
             );
         }
         Ok(report)
-    }
-
-    /// The lines about the fields the store writes, as the collection's validator treats them.
-    fn report_validator(&self, report: &mut SchemaReport, options: &Document) {
-        let m = &self.mapping;
-        let name = self.collection_name();
-        let reading = read_validator(options, m.login_id.as_str(), m.ownid_data.as_str());
-        let validated = options.contains_key("validator");
-        let fix = reading.fixed.as_ref().map(|fixed| {
-            format!(
-                "db.runCommand({{\"collMod\": {}, \"validator\": {}}})",
-                shell(name.as_str()),
-                shell(fixed.clone())
-            )
-        });
-        let unenforced = if reading.enforced {
-            ""
-        } else {
-            " (the validator only logs: validationAction \"warn\" or validationLevel \"off\"; \
-             writes are not refused)"
-        };
-        for (check, field) in [
-            (checks::LOGIN_ID_COLUMN, &m.login_id),
-            (checks::OWNID_DATA_COLUMN, &m.ownid_data),
-        ] {
-            let refused = reading
-                .refusals
-                .iter()
-                .find(|r| r.field == field.as_str() && !r.length);
-            match refused {
-                Some(refusal) => {
-                    let detail = format!(
-                        "{field}: the collection's $jsonSchema validator says {}, which refuses \
-                         OwnID's string{unenforced}",
-                        refusal.says
-                    );
-                    if reading.enforced {
-                        report.fail(check, detail, fix.clone());
-                    } else {
-                        report.warn(check, detail, fix.clone());
-                    }
-                }
-                None if validated => report.pass(
-                    check,
-                    format!("{field}: the collection's validator admits a string"),
-                ),
-                None => report.pass(
-                    check,
-                    format!("{field}: documents are schemaless, no column to check"),
-                ),
-            }
-        }
-        match reading
-            .refusals
-            .iter()
-            .find(|r| r.field == m.ownid_data.as_str() && r.length)
-        {
-            Some(refusal) => {
-                let detail = format!(
-                    "{}: the collection's $jsonSchema validator says {}, under the \
-                     {MIN_OWNID_DATA_CHARS} characters OwnID needs{unenforced}",
-                    m.ownid_data, refusal.says
-                );
-                if reading.enforced {
-                    report.fail(checks::OWNID_DATA_WIDTH, detail, fix.clone());
-                } else {
-                    report.warn(checks::OWNID_DATA_WIDTH, detail, fix.clone());
-                }
-            }
-            None => report.pass(checks::OWNID_DATA_WIDTH, "BSON strings hold up to 16 MB"),
-        }
-        if !reading.required.is_empty() && reading.enforced {
-            report.warn_unless_creating(
-                VALIDATOR_CHECK,
-                format!(
-                    "the validator requires {}, which a user created by create_missing_users \
-                     (a document of {} and {} only) lacks: such creations would be refused",
-                    reading.required.join(", "),
-                    m.login_id,
-                    m.ownid_data
-                ),
-                Some(format!(
-                    "drop them from the validator's `required` (db.runCommand({{\"collMod\": \
-                     {}, \"validator\": ...}})), or leave ownid.create_missing_users off",
-                    shell(name.as_str())
-                )),
-            );
-        }
-        if !reading.unread.is_empty() && reading.enforced {
-            report.warn(
-                VALIDATOR_CHECK,
-                format!(
-                    "the validator has query expressions ({}) that ownid-bridge does not read: \
-                     make sure they admit a string in {} and {}, or writes they refuse answer \
-                     500",
-                    reading.unread.join(", "),
-                    m.login_id,
-                    m.ownid_data
-                ),
-                Some(format!(
-                    "express the rules on these fields as $jsonSchema properties \
-                     (db.runCommand({{\"collMod\": {}, \"validator\": {{\"$jsonSchema\": ...}}}}))",
-                    shell(name.as_str())
-                )),
-            );
-        }
     }
 
     /// The changes of [`UserStore::apply_schema`](ownid_bridge_store::UserStore::apply_schema).
@@ -758,7 +778,10 @@ mod tests {
             doc! { "key": { "login_id": 1_i64 }, "unique": true, "collation": { "locale": "simple" } },
         ];
         for index in good {
-            assert!(is_login_id_unique_index(&index, "login_id", None), "{index}");
+            assert!(
+                is_login_id_unique_index(&index, "login_id", None),
+                "{index}"
+            );
         }
         let bad = [
             doc! { "key": { "login_id": 1 }, "name": "not unique" },
@@ -773,7 +796,10 @@ mod tests {
             "collation": { "locale": "en", "strength": 2 } },
         ];
         for index in bad {
-            assert!(!is_login_id_unique_index(&index, "login_id", None), "{index}");
+            assert!(
+                !is_login_id_unique_index(&index, "login_id", None),
+                "{index}"
+            );
         }
     }
 
@@ -800,7 +826,10 @@ mod tests {
             loose(collection.as_ref()).as_deref(),
             Some("{locale: \"en\", strength: 2}")
         );
-        assert_eq!(loose(collation_of(&doc! { "collation": { "locale": "en" } }).as_ref()), None);
+        assert_eq!(
+            loose(collation_of(&doc! { "collation": { "locale": "en" } }).as_ref()),
+            None
+        );
         assert_eq!(
             loose(collation_of(&doc! { "collation": { "locale": "simple" } }).as_ref()),
             None
@@ -912,7 +941,8 @@ mod tests {
             assert!(reading.refusals.is_empty(), "{schema}: {reading:?}");
             assert!(reading.fixed.is_none());
         }
-        let mut warn_only = validated(doc! { "properties": { "ownid_data": { "bsonType": "int" } } });
+        let mut warn_only =
+            validated(doc! { "properties": { "ownid_data": { "bsonType": "int" } } });
         warn_only.insert("validationAction", "warn");
         let reading = read_validator(&warn_only, "login_id", "ownid_data");
         assert!(!reading.enforced);
@@ -939,6 +969,118 @@ mod tests {
         assert_eq!(reading.required, ["tenant", "created"]);
         assert_eq!(reading.unread, ["status"]);
         assert!(reading.refusals.is_empty());
+    }
+
+    /// The lines `check` prints for a validator, settled as `check` settles them.
+    fn validator_lines(options: &Document, create_missing_users: bool) -> String {
+        let mut report = SchemaReport::default();
+        report_validator(&mut report, &UsersMapping::demo(), options);
+        report.settle(create_missing_users).to_string()
+    }
+
+    #[test]
+    fn check_fails_on_a_validator_that_refuses_strings_and_warns_when_it_only_logs() {
+        let refusing = validated(doc! { "properties": { "ownid_data": { "bsonType": "object" } } });
+        let lines = validator_lines(&refusing, false);
+        assert_eq!(
+            lines,
+            "ok   login_id column: login_id: the collection's validator admits a string\n\
+             FAIL ownid_data column: ownid_data: the collection's $jsonSchema validator says \
+             bsonType: \"object\", which refuses OwnID's string\n     \
+             fix: db.runCommand({\"collMod\": \"users\", \"validator\": {\"$jsonSchema\":\
+             {\"properties\":{\"ownid_data\":{\"bsonType\":[\"object\",\"string\"]}}}}})\n\
+             ok   ownid_data width: BSON strings hold up to 16 MB\n"
+        );
+        let mut logged = refusing.clone();
+        logged.insert("validationAction", "warn");
+        let lines = validator_lines(&logged, true);
+        assert!(
+            lines.contains(
+                "warn ownid_data column: ownid_data: the collection's $jsonSchema validator says \
+                 bsonType: \"object\", which refuses OwnID's string (the validator only logs"
+            ),
+            "{lines}"
+        );
+        assert!(!lines.contains("FAIL"), "{lines}");
+
+        let short = validated(doc! { "properties": { "ownid_data": { "maxLength": 255 } } });
+        let lines = validator_lines(&short, false);
+        assert!(
+            lines.contains(
+                "FAIL ownid_data width: ownid_data: the collection's $jsonSchema validator says \
+                 maxLength: 255, under the 5000 characters OwnID needs"
+            ),
+            "{lines}"
+        );
+        assert!(lines.contains("ok   ownid_data column"), "{lines}");
+
+        let without_validator = validator_lines(&doc! {}, true);
+        assert_eq!(
+            without_validator,
+            "ok   login_id column: login_id: documents are schemaless, no column to check\n\
+             ok   ownid_data column: ownid_data: documents are schemaless, no column to check\n\
+             ok   ownid_data width: BSON strings hold up to 16 MB\n"
+        );
+    }
+
+    #[test]
+    fn required_fields_fail_only_when_creating_users() {
+        let options = validated(doc! { "required": ["login_id", "tenant"] });
+        let safe = validator_lines(&options, false);
+        assert!(
+            safe.contains("warn collection validator: the validator requires tenant")
+                && safe.contains("(safe while ownid.create_missing_users is off)"),
+            "{safe}"
+        );
+        let unsafe_ = validator_lines(&options, true);
+        assert!(
+            unsafe_.contains("FAIL collection validator: the validator requires tenant"),
+            "{unsafe_}"
+        );
+    }
+
+    #[test]
+    fn a_loose_collection_collation_warns_unless_creating_with_mongodb_advice() {
+        let mut report = SchemaReport::default();
+        let collation = doc! { "locale": "en", "strength": 2 };
+        report_collation(&mut report, &UsersMapping::demo(), Some(&collation), None);
+        let safe = report.clone().settle(false);
+        assert!(safe.is_ok());
+        let line = safe.check(checks::LOGIN_ID_COLLATION).unwrap();
+        assert_eq!(line.level, ownid_bridge_store::Level::Warn);
+        assert!(
+            line.detail.starts_with(
+                "the collection's default collation {locale: \"en\", strength: 2} ignores case"
+            ),
+            "{safe}"
+        );
+        assert!(
+            line.fix.as_deref().unwrap().contains(
+                "db.createCollection(\"users_exact\", {collation: {locale: \"simple\"}})"
+            ),
+            "{safe}"
+        );
+        assert!(!report.settle(true).is_ok());
+
+        let mut strict = SchemaReport::default();
+        let strength_3 = doc! { "locale": "en", "strength": 3 };
+        report_collation(&mut strict, &UsersMapping::demo(), Some(&strength_3), None);
+        assert!(strict.checks.is_empty());
+    }
+
+    #[test]
+    fn a_missing_collection_names_the_closest_one() {
+        let names = ["customers".to_owned(), "orders".to_owned()];
+        assert_eq!(
+            missing_message("customer", Some(&names)),
+            "collection customer does not exist; did you mean `customers`? (the database has: \
+             customers, orders)"
+        );
+        assert_eq!(
+            missing_message("customer", Some(&[])),
+            "collection customer does not exist (the database has none)"
+        );
+        assert!(missing_message("customer", None).contains("does not list its collections"));
     }
 
     #[test]

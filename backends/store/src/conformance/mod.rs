@@ -370,7 +370,9 @@ pub const LOOK_ALIKES: [&str; 4] = [
 /// (`Conflict`, when the index holds Alice's entry) or creates a separate user; nothing of
 /// Alice's changes.
 pub async fn look_alikes_are_other_users(store: &dyn UserStore, alice_id: &str) {
-    let report = store.inspect().await.expect("inspect");
+    // A loose collation is safe while create_missing_users is off (a warning); with it on, a
+    // look-alike's creation is refused (409), which check must fail.
+    let report = store.inspect().await.expect("inspect").settle(true);
     let loose = report
         .checks
         .iter()
