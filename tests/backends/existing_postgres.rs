@@ -174,9 +174,7 @@ async fn a_citext_login_column_warns_without_creation_and_fails_with_it() {
     );
     let app = table.serve().await.expect("serves");
     // Byte for byte: the look-alike is another user.
-    app.get_data("alice@example.com")
-        .await
-        .assert_empty(404);
+    app.get_data("alice@example.com").await.assert_empty(404);
     table.contract(&app, "Alice@Example.com", TRICKY).await;
 
     let creating = Existing::new(Shape {

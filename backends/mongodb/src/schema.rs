@@ -583,9 +583,12 @@ impl MongoStore {
                     .get_array("spellings")
                     .map(|all| {
                         all.iter()
-                            .map(|s| shell(s.clone()))
+                            .map(|spelling| match spelling {
+                                Bson::String(text) => text.clone(),
+                                other => shell(other.clone()),
+                            })
                             .collect::<Vec<_>>()
-                            .join(" = ")
+                            .join(", ")
                     })
                     .unwrap_or_default(),
             };
@@ -710,17 +713,18 @@ impl MongoStore {
             }
             let (named, total) = self.duplicates().await?;
             if total > 0 {
-                let more = if total as usize > named.len() {
-                    format!(" and {} more", total as usize - named.len())
-                } else {
-                    String::new()
-                };
                 return Err(StoreError::Schema(format!(
-                    "the unique index on {{{}: 1}} cannot be created: {total} login ids appear \
-                     in more than one document: {}{more}; merge or delete the duplicates, then \
-                     run `ownid-bridge schema` again; nothing was changed",
+                    "a unique index on {{{}: 1}} cannot be built: {total} login id(s) are held \
+                     by more than one document{} (spellings that differ only in what the \
+                     collection's collation ignores count as one): {}. Nothing was changed; \
+                     merge or remove the duplicates, then run `schema` again",
                     m.login_id,
-                    named.join(", ")
+                    if total as usize > named.len() {
+                        format!(", the first {} shown", named.len())
+                    } else {
+                        String::new()
+                    },
+                    named.join("; ")
                 )));
             }
         }

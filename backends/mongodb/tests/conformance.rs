@@ -593,11 +593,10 @@ async fn schema_names_the_duplicates_and_changes_nothing() {
             panic!("{err:?}");
         };
         assert!(
-            text.contains("24 login ids appear in more than one document"),
+            text.contains("24 login id(s) are held by more than one document, the first 20 shown"),
             "{text}"
         );
-        assert!(text.contains(" and 4 more;"), "{text}");
-        assert!(text.contains("nothing was changed"), "{text}");
+        assert!(text.contains("Nothing was changed"), "{text}");
         assert!(!text.contains("once@example.com"), "{text}");
         let named = text.matches(" documents)").count();
         assert_eq!(named, 20, "{text}");
@@ -620,10 +619,7 @@ async fn schema_names_the_duplicates_and_changes_nothing() {
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains(r#""twice@example.com" (2 documents)"#),
-        "{text}"
-    );
+    assert!(text.contains(": twice@example.com (2 documents)"), "{text}");
     assert!(
         text.contains("no login_id (missing or null) (2 documents)"),
         "{text}"
