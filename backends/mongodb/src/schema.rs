@@ -389,7 +389,7 @@ fn report_collation(
     report: &mut SchemaReport,
     m: &UsersMapping,
     collection_collation: Option<&Document>,
-    index_collation: Option<&str>,
+    index_collation: Option<(&str, &str)>,
 ) {
     let name = m.table.to_string();
     if let Some(collation) = loose(collection_collation) {
@@ -411,21 +411,23 @@ fn report_collation(
                 shell_collection(&name)
             )),
         );
-    } else if let Some(collation) = index_collation {
+    } else if let Some((collation, index)) = index_collation {
         report.warn_unless_creating(
             checks::LOGIN_ID_COLLATION,
             format!(
-                "a unique index on {} has the collation {collation}, which ignores case or \
-                 accents: lookups still match login ids exactly (a look-alike is another \
+                "the unique index {} on {} has the collation {collation}, which ignores case \
+                 or accents: lookups still match login ids exactly (a look-alike is another \
                  user), but with create_missing_users a new login id whose look-alike holds \
                  that index is refused with 409 login_id_conflict",
+                shell(index),
                 m.login_id
             ),
             Some(format!(
-                "a unique index on {{{}: 1}} with the simple collation (the default: \
-                 {}), or leave ownid.create_missing_users off",
-                m.login_id,
-                create_index_command(&name, m.login_id.as_str())
+                "replace it with a unique index with the simple collation (the default): {}, \
+                 then {}.dropIndex({}); or leave ownid.create_missing_users off",
+                create_index_command(&name, m.login_id.as_str()),
+                shell_collection(&name),
+                shell(index)
             )),
         );
     }
@@ -446,8 +448,8 @@ enum Listing {
 struct LoginIndexes {
     /// A unique index on exactly the login id, with the collection's collation, serves lookups.
     exact: bool,
-    /// The collation of a unique index on it that compares loosely.
-    loose: Option<String>,
+    /// The collation of a unique index on it that compares loosely, and the index's name.
+    loose: Option<(String, String)>,
     /// Indexes that stop `schema` from creating its own: on the same key with the same
     /// collation but not unique (or partial, or hidden), or with its name but another key.
     in_the_way: Vec<String>,
@@ -539,7 +541,7 @@ impl MongoStore {
                 continue;
             }
             if let Some(collation) = loose_collation(&index, login) {
-                found.loose = Some(collation);
+                found.loose = Some((collation, name.clone()));
             }
             let same_key = index
                 .get_document("key")
@@ -633,7 +635,10 @@ impl MongoStore {
             &mut report,
             m,
             collection_collation.as_ref(),
-            indexes.loose.as_deref(),
+            indexes
+                .loose
+                .as_ref()
+                .map(|(collation, index)| (collation.as_str(), index.as_str())),
         );
         if indexes.exact {
             report.pass(
