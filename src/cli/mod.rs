@@ -251,6 +251,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let options = SchemaOptions {
                 create_table,
+                demo: false,
                 dry_run,
                 concurrently,
             };
@@ -501,6 +502,15 @@ async fn schema(
                 println!("{heading}");
             }
         }
+        // Without --create-table, the zero-configuration demo's table is created as `serve`
+        // creates it: where storage.create_demo_table is on (SQLite's default), and only into a
+        // database without tables of its own.
+        let demo = !options.create_table && app.config.storage.creates_demo_table();
+        let options = SchemaOptions {
+            create_table: options.create_table || demo,
+            demo,
+            ..options
+        };
         ok &= schema_app(&app.config, &options).await?;
     }
     Ok(if ok {

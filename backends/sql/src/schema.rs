@@ -341,7 +341,24 @@ pub fn plan(
         dialect.quote(&mapping.ownid_data),
     );
     let mut plan = Plan::default();
+    let company_tables = facts
+        .other_tables
+        .iter()
+        .any(|table| !table.to_ascii_lowercase().starts_with("ownid_"));
     if !facts.exists {
+        if options.demo && company_tables {
+            return Err(StoreError::Schema(format!(
+                "table {} does not exist{}; the demo table is created only into a database \
+                 without tables of its own: correct users.table, or run `ownid-bridge schema \
+                 --create-table` to create it here",
+                mapping.table,
+                did_you_mean(
+                    mapping.table.name.as_str(),
+                    facts.other_tables.iter().map(String::as_str),
+                    "the database has",
+                )
+            )));
+        }
         if !options.create_table {
             return Err(StoreError::Schema(format!(
                 "table {} does not exist{}; `schema` creates a users table only when told to \

@@ -232,6 +232,10 @@ pub struct SchemaOptions {
     /// Create the users table (collection) when it is missing: the zero-configuration demo,
     /// or `schema --create-table`. Without it a missing table is an error.
     pub create_table: bool,
+    /// With `create_table`: only into a database that holds no table of its own yet (none but
+    /// ownid-bridge's `ownid_*` tables), as `serve` creates the demo table: on a company
+    /// database, a missing table is a misspelt name, never a table to create.
+    pub demo: bool,
     /// Print the statements (commands) and change nothing.
     pub dry_run: bool,
     /// PostgreSQL: build the unique index with `CREATE UNIQUE INDEX CONCURRENTLY`, which does not
@@ -243,8 +247,16 @@ impl SchemaOptions {
     /// Creates the table when it is missing (the demo database, tests).
     pub const CREATE_TABLE: SchemaOptions = SchemaOptions {
         create_table: true,
+        demo: false,
         dry_run: false,
         concurrently: false,
+    };
+
+    /// What `serve` does for the zero-configuration demo: create the table only into a database
+    /// without tables of its own.
+    pub const DEMO: SchemaOptions = SchemaOptions {
+        demo: true,
+        ..SchemaOptions::CREATE_TABLE
     };
 }
 
