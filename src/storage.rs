@@ -112,7 +112,13 @@ pub async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, Not
         // (an existing users table is left as it is).
         let mut changes = Vec::new();
         if table_missing {
-            match store.apply_schema(&SchemaOptions::DEMO).await {
+            // Asked for in so many words (`create_demo_table: true`), it is created; by
+            // SQLite's default only into a database without tables of its own.
+            let options = match config.storage.create_demo_table {
+                Some(true) => SchemaOptions::CREATE_TABLE,
+                _ => SchemaOptions::DEMO,
+            };
+            match store.apply_schema(&options).await {
                 Ok(applied) => changes.extend(applied.statements),
                 // A company database: the missing table is reported below, with its closest
                 // match, instead of being created.

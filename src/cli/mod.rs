@@ -502,13 +502,14 @@ async fn schema(
                 println!("{heading}");
             }
         }
-        // Without --create-table, the zero-configuration demo's table is created as `serve`
-        // creates it: where storage.create_demo_table is on (SQLite's default), and only into a
-        // database without tables of its own.
-        let demo = !options.create_table && app.config.storage.creates_demo_table();
+        // Without --create-table, the demo table is created as `serve` creates it: where
+        // storage.create_demo_table is on, and by SQLite's default only into a database without
+        // tables of its own.
+        let storage = &app.config.storage;
+        let demo = !options.create_table && storage.creates_demo_table();
         let options = SchemaOptions {
             create_table: options.create_table || demo,
-            demo,
+            demo: demo && storage.create_demo_table.is_none(),
             ..options
         };
         ok &= schema_app(&app.config, &options).await?;
