@@ -113,7 +113,7 @@ pub async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, Not
         let mut changes = Vec::new();
         if table_missing {
             // Asked for in so many words (`create_demo_table: true`), it is created; by
-            // SQLite's default only into a database without tables of its own.
+            // SQLite's default not under a name that looks like a misspelling.
             let options = match config.storage.create_demo_table {
                 Some(true) => SchemaOptions::CREATE_TABLE,
                 _ => SchemaOptions::DEMO,

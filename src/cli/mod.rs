@@ -503,8 +503,8 @@ async fn schema(
             }
         }
         // Without --create-table, the demo table is created as `serve` creates it: where
-        // storage.create_demo_table is on, and by SQLite's default only into a database without
-        // tables of its own.
+        // storage.create_demo_table is on, and by SQLite's default not when its name looks like a
+        // misspelling of an existing table.
         let storage = &app.config.storage;
         let demo = !options.create_table && storage.creates_demo_table();
         let options = SchemaOptions {

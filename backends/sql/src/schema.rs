@@ -341,16 +341,16 @@ pub fn plan(
         dialect.quote(&mapping.ownid_data),
     );
     let mut plan = Plan::default();
-    let company_tables = facts
-        .other_tables
-        .iter()
-        .any(|table| !table.to_ascii_lowercase().starts_with("ownid_"));
+    let near = closest(
+        mapping.table.name.as_str(),
+        facts.other_tables.iter().map(String::as_str),
+    );
     if !facts.exists {
-        if options.demo && company_tables {
+        if options.demo && near.is_some() {
             return Err(StoreError::Schema(format!(
-                "table {} does not exist{}; the demo table is created only into a database \
-                 without tables of its own: correct users.table, or run `ownid-bridge schema \
-                 --create-table` to create it here",
+                "table {} does not exist{}; a name this close to an existing table is taken \
+                 for a misspelling, and the demo table is not created: correct users.table, or \
+                 run `ownid-bridge schema --create-table` to create it anyway",
                 mapping.table,
                 did_you_mean(
                     mapping.table.name.as_str(),

@@ -232,9 +232,9 @@ pub struct SchemaOptions {
     /// Create the users table (collection) when it is missing: the zero-configuration demo,
     /// or `schema --create-table`. Without it a missing table is an error.
     pub create_table: bool,
-    /// With `create_table`: only into a database that holds no table of its own yet (none but
-    /// ownid-bridge's `ownid_*` tables), as `serve` creates the demo table: on a company
-    /// database, a missing table is a misspelt name, never a table to create.
+    /// With `create_table`: not when the missing name is close to a table that exists (`customer`
+    /// beside `customers`), as `serve` creates the demo table by SQLite's default: such a name is
+    /// a misspelling, never a table to create.
     pub demo: bool,
     /// Print the statements (commands) and change nothing.
     pub dry_run: bool,
@@ -252,8 +252,8 @@ impl SchemaOptions {
         concurrently: false,
     };
 
-    /// What `serve` does for the zero-configuration demo: create the table only into a database
-    /// without tables of its own.
+    /// What `serve` does for the zero-configuration demo: create the table unless its name looks
+    /// like a misspelling of an existing one.
     pub const DEMO: SchemaOptions = SchemaOptions {
         demo: true,
         ..SchemaOptions::CREATE_TABLE
