@@ -10,8 +10,8 @@
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::IndexModel;
 use ownid_bridge_store::{
-    checks, did_you_mean, SchemaChanges, SchemaOptions, SchemaReport, StoreError, UsersMapping,
-    MIN_OWNID_DATA_CHARS,
+    checks, closest, did_you_mean, SchemaChanges, SchemaOptions, SchemaReport, StoreError,
+    UsersMapping, MIN_OWNID_DATA_CHARS,
 };
 
 use crate::error::{map_err, server_code, COMMAND_NOT_FOUND, DUPLICATE_KEY};
@@ -677,7 +677,13 @@ impl MongoStore {
         let mut changes = SchemaChanges::default();
         let collection_options = match self.listing().await? {
             Listing::Missing { names } => {
-                if !options.create_table {
+                // The demo's own collection is not created under a name that looks like a
+                // misspelling of one that exists (`customer` beside `customers`).
+                let misspelt = options.demo
+                    && names.as_deref().is_some_and(|names| {
+                        closest(&name, names.iter().map(String::as_str)).is_some()
+                    });
+                if !options.create_table || misspelt {
                     return Err(StoreError::Schema(format!(
                         "{}; `schema` creates the users collection only when told to \
                          (`ownid-bridge schema --create-table`)",

@@ -473,7 +473,7 @@ async fn a_missing_collection_is_not_created_without_permission() {
         .apply_schema(&ownid_bridge_store::SchemaOptions {
             create_table: true,
             dry_run: true,
-            concurrently: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -788,5 +788,63 @@ async fn login_ids_with_regex_characters_match_only_themselves() {
             Err(StoreError::NotFound)
         ));
     }
+    databases.drop_all().await;
+}
+
+/// `serve`'s demo creation (`SchemaOptions::DEMO`) does not create `customer` beside an existing
+/// `customers`: a misspelling. Only a server that lists its collections can tell; jongodb cannot,
+/// and there the collection is created as before.
+#[tokio::test]
+async fn the_demo_does_not_create_a_misspelt_collection() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    raw_collection(&url, "customers")
+        .await
+        .insert_one(doc! { "login_id": "a@example.com" })
+        .await
+        .unwrap();
+    let mapping = UsersMapping {
+        table: ownid_bridge_store::TableName::new("customer").unwrap(),
+        ..UsersMapping::demo()
+    };
+    let store = open_store(url.clone(), mapping, test_pool()).await;
+    let client = mongodb::Client::with_uri_str(&url).await.unwrap();
+    let lists = match client
+        .default_database()
+        .unwrap()
+        .run_command(doc! { "listCollections": 1 })
+        .await
+    {
+        Ok(_) => true,
+        Err(err) if is_command_not_found(&err) => false,
+        Err(err) => panic!("{err}"),
+    };
+    let outcome = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::DEMO)
+        .await;
+    let created = raw_collection(&url, "customer")
+        .await
+        .list_index_names()
+        .await
+        .unwrap()
+        .len()
+        > 1;
+    if lists {
+        let err = outcome.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Schema(ref text) if text.contains("did you mean `customers`?")),
+            "{err:?}"
+        );
+        assert!(!created);
+    } else {
+        assert_eq!(outcome.unwrap().statements.len(), 1);
+        assert!(created);
+    }
+    // Asked for in so many words, it is created.
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
+    assert!(store.inspect().await.unwrap().settle(true).is_ok());
     databases.drop_all().await;
 }
