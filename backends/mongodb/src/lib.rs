@@ -15,6 +15,7 @@ mod filter;
 mod json;
 mod ledger;
 mod schema;
+mod validator;
 
 use std::time::Duration;
 
