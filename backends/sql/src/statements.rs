@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ownid_bridge_store::{Identifier, UsersMapping};
 
-use crate::{Column, ColumnKind, Dialect, TableFacts};
+use crate::{Column, ColumnKind, Dialect, Repertoire, TableFacts};
 
 /// The data-path statements, built once from the mapping with every identifier quoted. Every
 /// lookup matches the login id exactly (see [`Dialect::exact`]) and binds it twice: once for the
@@ -25,6 +25,9 @@ pub struct Statements {
     pub export: Arc<str>,
     /// For each session column after the login id: whether it is read as JSON text to parse.
     pub session_json: Vec<bool>,
+    /// What the login-id column can hold (MySQL's character sets): a login id with another
+    /// character is in no row.
+    pub login_repertoire: Repertoire,
 }
 
 impl Statements {
@@ -91,6 +94,17 @@ impl Statements {
             )
             .into(),
             session_json,
+            login_repertoire: match dialect {
+                // A character set not known here: `check` fails it.
+                Dialect::MySql => Repertoire::of(
+                    facts
+                        .column(dialect, &mapping.login_id)
+                        .filter(|c| c.kind == ColumnKind::Text)
+                        .and_then(|c| c.charset.as_deref()),
+                )
+                .unwrap_or_default(),
+                Dialect::Postgres | Dialect::Sqlite => Repertoire::Unicode,
+            },
         }
     }
 }

@@ -20,6 +20,9 @@ pub mod checks {
     /// latin1).
     pub const OWNID_DATA_CHARSET: &str = "ownid_data charset";
     pub const LOGIN_ID_UNIQUE: &str = "login_id unique index";
+    /// The login-id column's character set cannot hold every character (MySQL's utf8mb3,
+    /// latin1): login ids with others are in no row.
+    pub const LOGIN_ID_CHARSET: &str = "login_id charset";
     /// The login-id column or its unique index compares without case, accents or trailing
     /// spaces (a look-alike then holds the index entry).
     pub const LOGIN_ID_COLLATION: &str = "login_id collation";
@@ -278,10 +281,16 @@ pub fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) 
         } else {
             let distance = strsim::levenshtein(&wanted_lower, &lower);
             let allowed = (wanted_lower.chars().count() / 3).clamp(1, 3);
-            if distance > allowed
-                && !lower.contains(&wanted_lower)
-                && !wanted_lower.contains(&lower)
-            {
+            // One name inside the other counts when it is most of it (`users` in `app_users`),
+            // not a short word of it (`id` in `ownid_data`).
+            let (short, long) = if lower.len() < wanted_lower.len() {
+                (&lower, &wanted_lower)
+            } else {
+                (&wanted_lower, &lower)
+            };
+            let inside =
+                long.contains(short.as_str()) && short.len() >= 4 && 2 * short.len() >= long.len();
+            if distance > allowed && !inside {
                 continue;
             }
             strsim::jaro_winkler(&wanted_lower, &lower)
@@ -330,6 +339,10 @@ mod tests {
         assert_eq!(closest("CUSTOMERS", tables), Some("customers"));
         assert_eq!(closest("acounts", tables), Some("accounts"));
         assert_eq!(closest("invoices", tables), None);
+        // A short name inside the wanted one is no misspelling of it.
+        assert_eq!(closest("ownid_data", ["id", "data", "email"]), None);
+        assert_eq!(closest("OwnIdData", ["id", "order", "active"]), None);
+        assert_eq!(closest("users", ["app_users", "orders"]), Some("app_users"));
         let message = did_you_mean("customer", tables, "the database has");
         assert!(
             message.starts_with("; did you mean `customers`?"),
