@@ -6,6 +6,7 @@
 mod common;
 
 mod apps;
+mod existing_postgres;
 mod load;
 mod replay;
 mod serving;

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod apps;
+pub mod existing;
 pub mod replay;
 pub mod transfer;
 pub mod users;
