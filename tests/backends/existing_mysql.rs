@@ -515,8 +515,9 @@ async fn unwritable_column_types_fail_check_naming_column_type_and_fix() {
     let check = table.check().await;
     assert_eq!(check.code, 1, "{check}");
     assert_eq!(check.level("login_id column"), "fail", "{check}");
+    let detail = check.detail("login_id column");
     assert!(
-        check.detail("login_id column").contains("bigint(20)"),
+        detail.contains("bigint(20)") && detail.contains("VARCHAR(320) CHARACTER SET utf8mb4"),
         "{check}"
     );
     assert!(table.serve().await.is_err());

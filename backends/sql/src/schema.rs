@@ -61,7 +61,11 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
             ),
             Some(format!(
                 "map users.login_id to the column holding the login ids as text ({})",
-                dialect.text_types()
+                match dialect {
+                    Dialect::MySql => "VARCHAR(320) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                    Dialect::Postgres => "text or varchar",
+                    Dialect::Sqlite => "TEXT",
+                }
             )),
         ),
     }
