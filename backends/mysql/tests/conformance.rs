@@ -1006,3 +1006,35 @@ async fn the_advice_check_prints_is_sql_mariadb_runs() {
         Some("v")
     );
 }
+
+/// Issue 19: session columns of other kinds: a MariaDB JSON claim is its JSON value, an enum, a
+/// date and a decimal are read as their text, a UUID user id as its text.
+#[tokio::test]
+async fn json_enum_date_and_uuid_session_columns_are_read_as_their_values() {
+    let url = database_with(&[
+        "CREATE TABLE users (login_id VARCHAR(320) COLLATE utf8mb4_bin NOT NULL UNIQUE, \
+         ownid_data MEDIUMTEXT, account UUID, profile JSON, tier ENUM('gold', 'silver'), \
+         joined DATE, balance DECIMAL(10, 2)) CHARSET utf8mb4",
+        r#"INSERT INTO users (login_id, account, profile, tier, joined, balance) VALUES
+           ('a@example.com', 'a81bc81b-dead-4e5d-abff-90865d1e13b1', '{"x": [1, "😀"]}',
+            'gold', '2026-01-02', 12.50)"#,
+    ])
+    .await;
+    let mapping = UsersMapping {
+        user_id: Some(Identifier::new("account").unwrap()),
+        claims: ["profile", "tier", "joined", "balance"]
+            .into_iter()
+            .map(|name| (name.to_owned(), Identifier::new(name).unwrap()))
+            .collect(),
+        ..UsersMapping::demo()
+    };
+    let store = store_at(&url, mapping).await;
+    let report = store.inspect().await.unwrap().settle(true);
+    assert!(report.is_ok(), "{report}");
+    let user = store.get_session_user("a@example.com").await.unwrap();
+    assert_eq!(user.subject, "a81bc81b-dead-4e5d-abff-90865d1e13b1");
+    assert_eq!(user.claims["profile"], serde_json::json!({"x": [1, "😀"]}));
+    assert_eq!(user.claims["tier"], "gold");
+    assert_eq!(user.claims["joined"], "2026-01-02");
+    assert_eq!(user.claims["balance"], serde_json::json!(12.5));
+}

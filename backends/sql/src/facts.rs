@@ -171,6 +171,15 @@ pub struct TableFacts {
     pub login_id_unique: bool,
 }
 
+impl Column {
+    /// A fixed-point number (MySQL's `DECIMAL`, PostgreSQL's `numeric`), which the drivers do
+    /// not decode as a float: read as its text, then as a JSON number.
+    pub fn is_decimal(&self) -> bool {
+        self.kind == ColumnKind::Number
+            && matches!(self.type_name.as_deref(), Some("decimal" | "numeric"))
+    }
+}
+
 impl TableFacts {
     pub fn column(&self, dialect: Dialect, name: &Identifier) -> Option<&Column> {
         self.columns

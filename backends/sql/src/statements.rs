@@ -25,6 +25,9 @@ pub struct Statements {
     pub export: Arc<str>,
     /// For each session column after the login id: whether it is read as JSON text to parse.
     pub session_json: Vec<bool>,
+    /// For each session column after the login id: whether it is a decimal read as its text, to
+    /// answer as a JSON number.
+    pub session_decimal: Vec<bool>,
     /// What the login-id column can hold (MySQL's character sets): a login id with another
     /// character is in no row.
     pub login_repertoire: Repertoire,
@@ -49,10 +52,12 @@ impl Statements {
         };
         let mut session_columns = Vec::new();
         let mut session_json = Vec::new();
+        let mut session_decimal = Vec::new();
         for column in mapping.session_columns().into_iter().skip(1) {
             let described = facts.column(dialect, column);
             session_columns.push(dialect.read_session(&q(column), described));
             session_json.push(described.is_some_and(|c| c.kind == ColumnKind::Json));
+            session_decimal.push(described.is_some_and(Column::is_decimal));
         }
         let from_nothing = if dialect == Dialect::MySql {
             " FROM DUAL"
@@ -94,6 +99,7 @@ impl Statements {
             )
             .into(),
             session_json,
+            session_decimal,
             login_repertoire: match dialect {
                 // A character set not known here: `check` fails it.
                 Dialect::MySql => Repertoire::of(

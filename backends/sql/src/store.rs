@@ -335,8 +335,16 @@ where
         };
         let value = |index: usize, column: &Identifier| {
             let value = Self::json_value(&row, index).map_err(|err| unreadable(column, err))?;
-            // A JSON column, read as its text: its value.
             match value {
+                // A decimal, read as its text: its number (a text that is none, PostgreSQL's
+                // NaN, as it is).
+                serde_json::Value::String(text) if sql.session_decimal[index - 1] => {
+                    Ok(match text.parse::<serde_json::Number>() {
+                        Ok(number) => serde_json::Value::Number(number),
+                        Err(_) => serde_json::Value::String(text),
+                    })
+                }
+                // A JSON column, read as its text: its value.
                 serde_json::Value::String(text) if sql.session_json[index - 1] => {
                     serde_json::from_str(&text).map_err(|err| {
                         StoreError::Other(format!("column {column} holds invalid JSON: {err}"))
