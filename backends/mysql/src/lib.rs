@@ -242,20 +242,27 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
             default: row.try_get(7).map_err(get)?,
             default_is_expression: extra.contains("DEFAULT_GENERATED")
                 || extra.contains("AUTO_INCREMENT"),
+            checks: Vec::new(),
         });
     }
-    // MariaDB's JSON is a LONGTEXT with the check constraint `json_valid(`column`)`.
-    if columns
-        .iter()
-        .any(|c| c.type_name.as_deref() == Some("longtext"))
-    {
-        for column in json_checked(store, &mut conn, schema, name).await? {
-            if let Some(found) = columns.iter_mut().find(|c| {
-                c.type_name.as_deref() == Some("longtext") && c.name.eq_ignore_ascii_case(&column)
-            }) {
-                found.kind = ColumnKind::Json;
-                found.declared = format!("JSON ({}, CHECK json_valid)", found.declared);
-                found.max_bytes = None;
+    // MariaDB's JSON is a LONGTEXT with the check constraint `json_valid(`column`)`; any other
+    // check constraint is kept on the columns it names, for `check`.
+    for clause in check_clauses(store, &mut conn, schema, name).await? {
+        let json = json_valid_column(&clause).and_then(|json| {
+            columns.iter_mut().find(|c| {
+                c.type_name.as_deref() == Some("longtext") && c.name.eq_ignore_ascii_case(&json)
+            })
+        });
+        if let Some(found) = json {
+            found.kind = ColumnKind::Json;
+            found.declared = format!("JSON ({}, CHECK json_valid)", found.declared);
+            found.max_bytes = None;
+            continue;
+        }
+        let lower = clause.to_lowercase();
+        for column in &mut columns {
+            if lower.contains(&format!("`{}`", column.name.to_lowercase())) {
+                column.checks.push(clause.clone());
             }
         }
     }
@@ -286,11 +293,10 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
     })
 }
 
-/// The columns of the table that MariaDB's `JSON` type declares: a check constraint that is
-/// `json_valid(`column`)` alone (or allowing NULL besides), which a JSON string satisfies.
-/// MySQL has a real JSON type and no `TABLE_NAME` in `CHECK_CONSTRAINTS` (1054), MySQL 5.7 no
-/// such table (1109): there, none.
-async fn json_checked(
+/// The table's check constraints (their clauses), as MariaDB lists them. MySQL 8 has no
+/// `TABLE_NAME` in `CHECK_CONSTRAINTS` (1054), MySQL 5.7 no such table (1109): there, none (MySQL's
+/// JSON is a type of its own).
+async fn check_clauses(
     store: &MySqlStore,
     conn: &mut ownid_bridge_sql::Pooled<MySqlConnection>,
     schema: Option<&str>,
@@ -321,10 +327,7 @@ async fn json_checked(
         }
         Err(err) => return Err(store.classify(err)),
     };
-    Ok(clauses
-        .iter()
-        .filter_map(|c| json_valid_column(c))
-        .collect())
+    Ok(clauses)
 }
 
 /// The column a check clause requires to be valid JSON, when that is all it requires:

@@ -1038,3 +1038,35 @@ async fn json_enum_date_and_uuid_session_columns_are_read_as_their_values() {
     assert_eq!(user.claims["joined"], "2026-01-02");
     assert_eq!(user.claims["balance"], serde_json::json!(12.5));
 }
+
+/// A check constraint on ownIdData other than MariaDB JSON's own: `check` warns that it cannot
+/// tell whether OwnID's values pass it; MariaDB JSON's `json_valid` and a constraint on another
+/// column say nothing.
+#[tokio::test]
+async fn a_check_constraint_on_ownid_data_is_a_warning() {
+    let url = database_with(&[
+        "CREATE TABLE users (login_id VARCHAR(320) COLLATE utf8mb4_bin NOT NULL UNIQUE, \
+         ownid_data MEDIUMTEXT CHECK (ownid_data LIKE 'ownid:%'), doc JSON, \
+         age INT CHECK (age > 0)) CHARSET utf8mb4",
+    ])
+    .await;
+    let store = store_at(&url, UsersMapping::demo()).await;
+    let report = store.inspect().await.unwrap().settle(true);
+    assert!(report.is_ok(), "{report}");
+    let warnings: Vec<_> = report
+        .warnings()
+        .filter(|line| line.name == "ownid_data constraint")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{report}");
+    assert!(
+        warnings[0]
+            .detail
+            .contains("CHECK (`ownid_data` like 'ownid:%')"),
+        "{report}"
+    );
+    let mut mapping = UsersMapping::demo();
+    mapping.ownid_data = Identifier::new("doc").unwrap();
+    let json = store_at(&url, mapping).await;
+    let report = json.inspect().await.unwrap().settle(true);
+    assert!(report.check("ownid_data constraint").is_none(), "{report}");
+}

@@ -157,6 +157,9 @@ pub struct Column {
     pub default: Option<String>,
     /// MySQL only: the default is an expression (`DEFAULT_GENERATED`), whatever its spelling.
     pub default_is_expression: bool,
+    /// MariaDB: the clauses of the check constraints that name the column (other than the
+    /// `json_valid` of its JSON type), which a value written into it must pass.
+    pub checks: Vec<String>,
 }
 
 /// The shape of the users table, read from the database's catalogue.

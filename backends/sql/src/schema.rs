@@ -240,6 +240,25 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
             )),
         ),
     }
+    if let Some(column) = facts
+        .column(dialect, data)
+        .filter(|c| matches!(c.kind, ColumnKind::Text | ColumnKind::Json) && !c.generated)
+    {
+        for clause in &column.checks {
+            report.warn(
+                checks::OWNID_DATA_CONSTRAINT,
+                format!(
+                    "{data} must pass CHECK ({clause}), which check cannot evaluate: a value of \
+                     OwnID's it refuses fails that enrolment (500)"
+                ),
+                Some(format!(
+                    "drop the constraint, or map users.ownid_data to a column without one \
+                     (OwnID's value is an opaque string of up to {MIN_OWNID_DATA_CHARS} \
+                     characters or more)"
+                )),
+            );
+        }
+    }
     if let Some((collation, loose, column)) = facts
         .column(dialect, login)
         .and_then(|column| Some((column.collation.as_ref()?, column.loose, column)))
