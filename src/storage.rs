@@ -112,12 +112,19 @@ pub async fn open_for_serving(config: &Config) -> Result<Arc<dyn UserStore>, Not
         // (an existing users table is left as it is).
         let mut changes = Vec::new();
         if table_missing {
-            changes.extend(
-                store
-                    .apply_schema(&SchemaOptions::CREATE_TABLE)
-                    .await?
-                    .statements,
-            );
+            // Asked for in so many words (`create_demo_table: true`), it is created; by
+            // SQLite's default not under a name that looks like a misspelling.
+            let options = match config.storage.create_demo_table {
+                Some(true) => SchemaOptions::CREATE_TABLE,
+                _ => SchemaOptions::DEMO,
+            };
+            match store.apply_schema(&options).await {
+                Ok(applied) => changes.extend(applied.statements),
+                // A company database: the missing table is reported below, with its closest
+                // match, instead of being created.
+                Err(StoreError::Schema(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
         }
         if let Some(ledger) = signature_ledger(config, store.as_ref()).filter(|_| ledger_missing) {
             changes.extend(ledger.apply_schema(false).await?);

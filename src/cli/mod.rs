@@ -251,6 +251,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let options = SchemaOptions {
                 create_table,
+                demo: false,
                 dry_run,
                 concurrently,
             };
@@ -501,6 +502,16 @@ async fn schema(
                 println!("{heading}");
             }
         }
+        // Without --create-table, the demo table is created as `serve` creates it: where
+        // storage.create_demo_table is on, and by SQLite's default not when its name looks like a
+        // misspelling of an existing table.
+        let storage = &app.config.storage;
+        let demo = !options.create_table && storage.creates_demo_table();
+        let options = SchemaOptions {
+            create_table: options.create_table || demo,
+            demo: demo && storage.create_demo_table.is_none(),
+            ..options
+        };
         ok &= schema_app(&app.config, &options).await?;
     }
     Ok(if ok {

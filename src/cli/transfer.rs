@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use futures_util::StreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ownid_bridge_store::{SetOutcome, StoreError, UserStore};
+use ownid_bridge_store::{checks, SetOutcome, StoreError, UserStore};
 use serde::{Deserialize, Serialize};
 
 use super::users::{login_id, open};
@@ -51,13 +51,57 @@ fn progress(length: Option<u64>, template: &str) -> ProgressBar {
     bar
 }
 
+/// The store, once its table is known to hold what `export` and `import` read and write: a
+/// missing table or column, or a type nothing can be written into, is an error that running the
+/// command again cannot fix, said before anything is read or written.
+async fn open_usable(config: &Config, command: &str) -> anyhow::Result<Arc<dyn UserStore>> {
+    let store = open(config).await?;
+    let report = crate::storage::inspect(config, store.as_ref()).await?;
+    let essential = [
+        checks::TABLE,
+        checks::LOGIN_ID_COLUMN,
+        checks::OWNID_DATA_COLUMN,
+    ];
+    let problems: Vec<String> = report
+        .problems()
+        .filter(|check| essential.contains(&check.name.as_str()))
+        .map(|check| format!("{}: {}", check.name, check.detail))
+        .collect();
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the users table cannot be used: {}; nothing was {}. Running {command} again will \
+             not help until the configuration or the table is fixed (`ownid-bridge check` says \
+             how)",
+            problems.join("; "),
+            if command == "export" {
+                "exported"
+            } else {
+                "imported"
+            }
+        );
+    }
+    Ok(store)
+}
+
+/// How a database error stops `export` or `import`: whether running the command again can help.
+fn stopped(err: &StoreError, command: &str) -> String {
+    if err.is_schema() {
+        format!(
+            "stopped: the table refused it for a reason of its own, which running {command} \
+             again cannot fix; fix the table (`ownid-bridge check`), then run {command} again"
+        )
+    } else {
+        format!("stopped (run {command} again to resume)")
+    }
+}
+
 pub(super) async fn export(
     mut config: Config,
     output: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     // One statement (or cursor) streams the whole table: it may run for minutes.
     config.storage.pool.statement_timeout = None;
-    let store = open(&config).await?;
+    let store = open_usable(&config, "export").await?;
     let out: Box<dyn Write + Send> = match &output {
         Some(path) => {
             // The cause is in the message: only the outermost one is printed.
@@ -90,7 +134,13 @@ pub(super) async fn export(
         .await;
     bar.finish_and_clear();
     written.context("writing the export")?;
-    let exported = exported.map_err(|err| anyhow!("reading {}: {err}", config.storage.url))?;
+    let exported = exported.map_err(|err| {
+        anyhow!(
+            "reading {}: {err}; {}",
+            config.storage.url,
+            stopped(&err, "the export")
+        )
+    })?;
     out.flush().context("writing the export")?;
     eprintln!("exported {exported} users with ownIdData");
     Ok(ExitCode::SUCCESS)
@@ -149,7 +199,7 @@ pub(super) async fn import(
     create_missing_users: bool,
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = open(&config).await?;
+    let store = open_usable(&config, "import").await?;
     let (reader, length): (Box<dyn Read + Send>, Option<u64>) = match &input {
         Some(path) => {
             let file =
@@ -221,12 +271,14 @@ pub(super) async fn import(
                     counts.refused += 1;
                     bar.suspend(|| println!("line {number}: refused: {reason}"));
                 }
-                // The database failed: stop here; running the import again resumes.
+                // The database failed: stop here. Running the import again resumes after an
+                // interruption; the table's own refusal must be fixed first.
                 Err(err) => {
                     bar.finish_and_clear();
                     print_counts(&counts, dry_run);
                     return Err(anyhow!(
-                        "line {number}: {err}; stopped (run the import again to resume)"
+                        "line {number}: {err}; {}",
+                        stopped(&err, "the import")
                     ));
                 }
             }
@@ -393,5 +445,27 @@ async fn import_line(
             refused(format!("{login_id}: {err}"))
         }
         Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_interruption_is_called_resumable() {
+        let resumable = [
+            StoreError::Unavailable("connection reset".into()),
+            StoreError::Contention("deadlock".into()),
+        ];
+        for err in &resumable {
+            assert!(stopped(err, "the import").contains("run the import again to resume"));
+        }
+        let table = StoreError::Schema("no such column: ownid".into());
+        let said = stopped(&table, "the import");
+        assert!(
+            said.contains("cannot fix") && !said.contains("resume"),
+            "{said}"
+        );
     }
 }

@@ -174,9 +174,7 @@ async fn a_citext_login_column_warns_without_creation_and_fails_with_it() {
     );
     let app = table.serve().await.expect("serves");
     // Byte for byte: the look-alike is another user.
-    app.get_data("alice@example.com")
-        .await
-        .assert_error(404, "not_found");
+    app.get_data("alice@example.com").await.assert_empty(404);
     table.contract(&app, "Alice@Example.com", TRICKY).await;
 
     let creating = Existing::new(Shape {
@@ -189,6 +187,48 @@ async fn a_citext_login_column_warns_without_creation_and_fails_with_it() {
     assert_eq!(check.code, 1, "{check}");
     assert_eq!(check.level("login_id collation"), "fail", "{check}");
     assert!(creating.serve().await.is_err());
+}
+
+#[tokio::test]
+async fn a_nondeterministic_collation_warns_and_its_look_alikes_are_named() {
+    let table = Existing::new(Shape {
+        backend: "postgres",
+        setup: &[
+            "CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', \
+             deterministic = false)",
+            "CREATE TABLE customers (email text COLLATE nocase NOT NULL, ownid text)",
+            "INSERT INTO customers (email) VALUES ('Alice@Example.com'), ('alice@example.com'), \
+             ('bob@example.com')",
+        ],
+        env: &[TABLE, LOGIN, DATA],
+    })
+    .await;
+    let check = table.check().await;
+    assert_eq!(check.code, 0, "{check}");
+    assert_eq!(check.level("login_id collation"), "warn", "{check}");
+    assert!(
+        check
+            .detail("login_id collation")
+            .contains("nondeterministic"),
+        "{check}"
+    );
+    let (code, out, err) = table.cli(&["schema"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("Alice@Example.com, alice@example.com (2 rows)"),
+        "{err}"
+    );
+    let app = table.serve().await.expect("serves");
+    table.contract(&app, "bob@example.com", TRICKY).await;
+    table
+        .contract(&app, "alice@example.com", "the lower-case one")
+        .await;
+    let upper = app.get_data("Alice@Example.com").await;
+    assert_eq!(
+        upper.status, 204,
+        "another user, without data: {}",
+        upper.body
+    );
 }
 
 #[tokio::test]

@@ -257,8 +257,12 @@ async fn check_reports_and_schema_repairs_an_existing_table() {
 async fn check_serve_and_schema_know_the_shared_replay_table() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "  create_demo_table: false\n");
-    // The users table, made while the replay guard is in memory: no replay table yet.
-    let (code, out, err) = run(&config, &["schema"]).await;
+    // The users table, made while the replay guard is in memory: no replay table yet. Without
+    // the demo table, `schema` creates a users table only when told to.
+    let (code, _, err) = run(&config, &["schema"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("--create-table"), "{err}");
+    let (code, out, err) = run(&config, &["schema", "--create-table"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("ownid_replay_guard"), "{out}");
     let shared = |args: &'static [&'static str]| {

@@ -180,3 +180,59 @@ async fn unreadable_and_overlong_lines_are_named_and_counted() {
         Some("c".into())
     );
 }
+
+/// Issue 19, point 5: an error that running the command again cannot fix (a missing table or
+/// column, the table refusing a value) is reported as such, before anything is read or written
+/// where it can be known beforehand; only an interruption says "run again to resume".
+#[tokio::test]
+async fn a_table_problem_is_not_called_resumable() {
+    use crate::common::existing::{Existing, Shape};
+    let table = Existing::new(Shape {
+        backend: "sqlite",
+        setup: &[
+            "CREATE TABLE customers (email TEXT NOT NULL UNIQUE, \
+             ownid TEXT CHECK (ownid NOT LIKE '%forbidden%'))",
+            "INSERT INTO customers (email) VALUES ('alice@example.com'), ('bob@example.com')",
+        ],
+        env: &[
+            ("OWNID_BRIDGE__STORAGE__USERS__TABLE", "customer"),
+            ("OWNID_BRIDGE__STORAGE__USERS__LOGIN_ID", "email"),
+            ("OWNID_BRIDGE__STORAGE__USERS__OWNID_DATA", "ownid"),
+        ],
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"loginId": "alice@example.com", "ownIdData": "fine"}"#,
+            r#"{"loginId": "bob@example.com", "ownIdData": "forbidden by the table"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let import = ["import", "--input", input.to_str().unwrap()];
+    // A misspelt table: said before anything is read.
+    for args in [&["export"][..], &import[..]] {
+        let (code, out, err) = table.cli(args).await;
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("did you mean `customers`?") && err.contains("will not help"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("resume"), "{err}");
+    }
+    // The right table, whose CHECK constraint refuses the second line: the table's own refusal.
+    let table = Existing {
+        env: table.env_with(&[("OWNID_BRIDGE__STORAGE__USERS__TABLE", "customers")]),
+        ..table
+    };
+    let (code, out, err) = table.cli(&import).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("line 2:") && err.contains("cannot fix"),
+        "{err}"
+    );
+    assert!(!err.contains("resume"), "{err}");
+}

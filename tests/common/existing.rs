@@ -45,7 +45,7 @@ fn keys_file() -> String {
 pub struct Existing {
     pub backend: String,
     pub db: FreshDatabase,
-    env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
 }
 
 /// What `check` printed: its exit code, its text and its `--format json` document.
@@ -115,6 +115,22 @@ impl Existing {
         };
         existing.execute(shape.setup).await;
         existing
+    }
+
+    /// This shape's environment with `overrides` put in place of (or beside) its keys.
+    pub fn env_with(&self, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(key, _)| !overrides.iter().any(|(k, _)| k == key))
+            .cloned()
+            .collect();
+        env.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env
     }
 
     /// Runs more setup (SQL statements, or MongoDB commands as JSON) on the database.

@@ -141,6 +141,18 @@ impl MongoStore {
     }
 }
 
+/// The ownIdData a field holds, as get answers it: a string as it is; null, undefined and the
+/// empty string as no data; any other value (an object, a number, an array that some other code
+/// wrote) as its relaxed extended JSON text, never an error.
+fn ownid_data_text(value: &Bson) -> Option<String> {
+    match value {
+        Bson::Null | Bson::Undefined => None,
+        Bson::String(text) if text.is_empty() => None,
+        Bson::String(text) => Some(text.clone()),
+        other => Some(other.clone().into_relaxed_extjson().to_string()),
+    }
+}
+
 #[async_trait]
 impl UserStore for MongoStore {
     fn backend(&self) -> &'static str {
@@ -157,15 +169,7 @@ impl UserStore for MongoStore {
                 .await
                 .map_err(map_err)?
                 .ok_or(StoreError::NotFound)?;
-            match user.get(field) {
-                None | Some(Bson::Null) => Ok(None),
-                Some(Bson::String(value)) if value.is_empty() => Ok(None),
-                Some(Bson::String(value)) => Ok(Some(value.clone())),
-                Some(other) => Err(StoreError::Other(format!(
-                    "field {field} holds a {:?}, not a string",
-                    other.element_type()
-                ))),
-            }
+            Ok(user.get(field).and_then(ownid_data_text))
         })
         .await
     }
@@ -263,9 +267,11 @@ impl UserStore for MongoStore {
             self.mapping.login_id.as_str(),
             self.mapping.ownid_data.as_str(),
         );
+        // Null is skipped below rather than here: some compatible servers match a missing
+        // field with `$nin: [null]`.
         let mut cursor = self
             .users
-            .find(doc! { data: { "$type": "string", "$ne": "" } })
+            .find(doc! { data: { "$exists": true, "$ne": "" } })
             .projection(doc! { login: 1, data: 1 })
             .batch_size(u32::try_from(batch).unwrap_or(u32::MAX))
             .await
@@ -273,15 +279,20 @@ impl UserStore for MongoStore {
         while cursor.advance().await.map_err(map_err)? {
             let user = Document::try_from(cursor.current())
                 .map_err(|err| StoreError::Other(format!("unreadable document: {err}")))?;
-            let (Some(Bson::String(login_id)), Some(Bson::String(value))) =
-                (user.get(login), user.get(data))
-            else {
-                return Err(StoreError::Other(format!(
-                    "a document's {login} is not a string (_id {})",
+            // What get answers for the user: a non-string value some other code wrote as its
+            // JSON text.
+            let Some(value) = user.get(data).and_then(ownid_data_text) else {
+                continue;
+            };
+            let Some(Bson::String(login_id)) = user.get(login) else {
+                return Err(StoreError::Schema(format!(
+                    "a document with ownIdData has a {login} that is not a string (_id {}): \
+                     OwnID's login ids are strings, so no request can reach it; give it a \
+                     string login id or remove its {data}",
                     user.get("_id").map(ToString::to_string).unwrap_or_default()
                 )));
             };
-            batches.push(login_id.clone(), value.clone())?;
+            batches.push(login_id.clone(), value)?;
         }
         batches.finish()
     }
@@ -308,5 +319,31 @@ impl UserStore for MongoStore {
             table,
             self.timeout,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_stored_value_is_answered_never_an_error() {
+        assert_eq!(
+            ownid_data_text(&Bson::String("abc".into())).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(ownid_data_text(&Bson::String(String::new())), None);
+        assert_eq!(ownid_data_text(&Bson::Null), None);
+        assert_eq!(ownid_data_text(&Bson::Undefined), None);
+        assert_eq!(ownid_data_text(&Bson::Int32(12)).as_deref(), Some("12"));
+        assert_eq!(
+            ownid_data_text(&Bson::Document(doc! { "a": [1, "x"], "b": true })).as_deref(),
+            Some(r#"{"a":[1,"x"],"b":true}"#)
+        );
+        let id = mongodb::bson::oid::ObjectId::parse_str("65a1b2c3d4e5f60718293a4b").unwrap();
+        assert_eq!(
+            ownid_data_text(&Bson::ObjectId(id)).as_deref(),
+            Some(r#"{"$oid":"65a1b2c3d4e5f60718293a4b"}"#)
+        );
     }
 }

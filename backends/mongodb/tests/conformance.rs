@@ -9,7 +9,7 @@ use ownid_bridge_mongodb::{MongoOptions, MongoStore};
 use ownid_bridge_store::conformance::{self, StoreFuture};
 use ownid_bridge_store::outage::{self, OutageProxy};
 use ownid_bridge_store::{
-    checks, Identifier, PoolSettings, SetOutcome, StoreError, UserStore, UsersMapping,
+    checks, Identifier, Level, PoolSettings, SetOutcome, StoreError, UserStore, UsersMapping,
 };
 
 const URL_VARIABLE: &str = "OWNID_TEST_MONGODB_URL";
@@ -251,8 +251,11 @@ async fn session_users_read_the_configured_fields() {
     databases.drop_all().await;
 }
 
+/// Values some other code wrote into the ownIdData field are answered, never a 500: a string
+/// as it is, null as no data, anything else as its relaxed extended JSON text (as the SQL
+/// backends answer a JSON column holding a non-string); export hands out the same text.
 #[tokio::test]
-async fn a_non_string_value_is_an_error_not_data() {
+async fn a_non_string_value_is_answered_as_its_json_text() {
     let databases = Databases::default();
     let url = databases.fresh_url();
     let store = open_store(url.clone(), UsersMapping::demo(), test_pool()).await;
@@ -264,19 +267,107 @@ async fn a_non_string_value_is_an_error_not_data() {
     users
         .insert_many([
             doc! { "login_id": "number@example.com", "ownid_data": 12 },
+            doc! { "login_id": "object@example.com", "ownid_data": { "devices": [{ "id": "d1" }] } },
+            doc! { "login_id": "array@example.com", "ownid_data": ["a", 1.5] },
             doc! { "login_id": "null@example.com", "ownid_data": null },
+            doc! { "login_id": "empty@example.com", "ownid_data": "" },
+            doc! { "login_id": "none@example.com" },
+            doc! { "login_id": "text@example.com", "ownid_data": "opaque" },
         ])
         .await
         .unwrap();
-    let err = store
-        .get_ownid_data("number@example.com")
+    let expected = [
+        ("number@example.com", Some("12")),
+        ("object@example.com", Some(r#"{"devices":[{"id":"d1"}]}"#)),
+        ("array@example.com", Some(r#"["a",1.5]"#)),
+        ("null@example.com", None),
+        ("empty@example.com", None),
+        ("none@example.com", None),
+        ("text@example.com", Some("opaque")),
+    ];
+    for (login_id, value) in expected {
+        assert_eq!(
+            store.get_ownid_data(login_id).await.unwrap().as_deref(),
+            value,
+            "{login_id}"
+        );
+    }
+    let mut exported = Vec::new();
+    let mut sink = |rows: Vec<(String, String)>| {
+        exported.extend(rows);
+        Ok(())
+    };
+    assert_eq!(store.export_ownid_data(2, &mut sink).await.unwrap(), 4);
+    exported.sort();
+    let mut with_data: Vec<(String, String)> = expected
+        .iter()
+        .filter_map(|(login, value)| Some(((*login).to_owned(), (*value)?.to_owned())))
+        .collect();
+    with_data.sort();
+    assert_eq!(exported, with_data);
+    // Written by OwnID again: a string, read back as it is.
+    store
+        .set_ownid_data("object@example.com", "fresh", false)
         .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+        .unwrap();
     assert_eq!(
-        store.get_ownid_data("null@example.com").await.unwrap(),
-        None
+        store.get_ownid_data("object@example.com").await.unwrap(),
+        Some("fresh".into())
     );
+    databases.drop_all().await;
+}
+
+/// A user-id field holding an ObjectId, a date, a number or a decimal names the session as
+/// text, and claims of those types become JSON values: never a 500.
+#[tokio::test]
+async fn user_ids_and_claims_of_any_type_issue_a_session() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let mapping = UsersMapping {
+        user_id: Some(Identifier::new("uid").unwrap()),
+        claims: vec![
+            ("joined".into(), Identifier::new("joined").unwrap()),
+            ("org".into(), Identifier::new("org").unwrap()),
+        ],
+        ..UsersMapping::demo()
+    };
+    let store = open_store(url.clone(), mapping, test_pool()).await;
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
+    let users = raw_collection(&url, "users").await;
+    let org = ObjectId::parse_str("65a1b2c3d4e5f60718293a4b").unwrap();
+    let joined = mongodb::bson::DateTime::from_millis(86_400_000);
+    let decimal: mongodb::bson::Decimal128 = "12.50".parse().unwrap();
+    users
+        .insert_many([
+            doc! { "login_id": "oid@example.com", "uid": org, "joined": joined, "org": org },
+            doc! { "login_id": "date@example.com", "uid": joined },
+            doc! { "login_id": "long@example.com", "uid": 9_007_199_254_740_993_i64 },
+            doc! { "login_id": "double@example.com", "uid": 42.5 },
+            doc! { "login_id": "decimal@example.com", "uid": decimal },
+        ])
+        .await
+        .unwrap();
+    let user = store.get_session_user("oid@example.com").await.unwrap();
+    assert_eq!(user.subject, "65a1b2c3d4e5f60718293a4b");
+    assert_eq!(
+        serde_json::Value::Object(user.claims),
+        serde_json::json!({ "joined": "1970-01-02T00:00:00Z", "org": "65a1b2c3d4e5f60718293a4b" })
+    );
+    for (login_id, subject) in [
+        ("date@example.com", "1970-01-02T00:00:00Z"),
+        ("long@example.com", "9007199254740993"),
+        ("double@example.com", "42.5"),
+        ("decimal@example.com", "12.50"),
+    ] {
+        assert_eq!(
+            store.get_session_user(login_id).await.unwrap().subject,
+            subject,
+            "{login_id}"
+        );
+    }
     databases.drop_all().await;
 }
 
@@ -310,13 +401,34 @@ async fn check_flags_an_existing_collection_without_a_unique_index() {
         "{report}"
     );
 
-    let err = store
-        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
-        .await;
+    assert!(store.inspect().await.unwrap().settle(false).is_ok());
+
+    let command = r#"db.getCollection("users").createIndex({"login_id":1}, {"unique":true,"name":"login_id_unique"})"#;
+    let dry_run = ownid_bridge_store::SchemaOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    let planned = store.apply_schema(&dry_run).await.unwrap();
+    assert_eq!(planned.statements, [command]);
+    assert!(planned.notes.is_empty(), "{planned:?}");
+    // The dry run changed nothing.
     assert_eq!(
-        err.unwrap().statements,
-        vec!["createIndex users {login_id: 1} unique".to_string()]
+        store
+            .inspect()
+            .await
+            .unwrap()
+            .check(checks::LOGIN_ID_UNIQUE)
+            .unwrap()
+            .level,
+        Level::Warn
     );
+    assert_eq!(users.list_index_names().await.unwrap().len(), 2);
+
+    let applied = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(applied.statements, [command]);
     assert!(store.inspect().await.unwrap().settle(true).is_ok());
     assert!(store
         .apply_schema(&ownid_bridge_store::SchemaOptions::default())
@@ -335,11 +447,45 @@ async fn a_missing_collection_is_not_created_without_permission() {
         !report.is_ok() && !report.check(checks::TABLE).unwrap().ok(),
         "{report}"
     );
-    let err = store
-        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+    let fail = report.check(checks::TABLE).unwrap();
+    assert!(
+        fail.detail.starts_with("collection users does not exist"),
+        "{report}"
+    );
+    for options in [
+        ownid_bridge_store::SchemaOptions::default(),
+        ownid_bridge_store::SchemaOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    ] {
+        let err = store.apply_schema(&options).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Schema(ref text)
+                if text.contains("does not exist") && text.contains("--create-table")),
+            "{err:?}"
+        );
+    }
+    // Nothing was created: the collection is still missing.
+    assert!(!store.inspect().await.unwrap().is_ok());
+
+    let planned = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions {
+            create_table: true,
+            dry_run: true,
+            ..Default::default()
+        })
         .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Other(ref text) if text.contains("does not exist")));
+        .unwrap();
+    assert_eq!(planned.notes, ["createIndex creates the collection users"]);
+    assert_eq!(planned.statements.len(), 1);
+    assert!(!store.inspect().await.unwrap().is_ok());
+    let created = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
+    assert_eq!(created.statements, planned.statements);
+    assert!(store.inspect().await.unwrap().settle(true).is_ok());
     databases.drop_all().await;
 }
 
@@ -416,16 +562,94 @@ async fn an_unreachable_server_is_unavailable_within_the_acquire_timeout() {
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
 
+/// Duplicates stop `schema` before it creates anything, and the error names them (at most 20,
+/// and how many in all), documents without a login id among them.
 #[tokio::test]
-async fn schema_explains_why_the_unique_index_cannot_be_created() {
+async fn schema_names_the_duplicates_and_changes_nothing() {
     let databases = Databases::default();
     let url = databases.fresh_url();
     let users = raw_collection(&url, "users").await;
+    let mut documents = vec![
+        doc! { "login_id": "twice@example.com" },
+        doc! { "login_id": "twice@example.com" },
+        doc! { "login_id": "once@example.com" },
+        doc! { "name": "no login id" },
+        doc! { "login_id": null },
+    ];
+    for i in 0..22 {
+        for _ in 0..2 {
+            documents.push(doc! { "login_id": format!("dup{i}@example.com") });
+        }
+    }
+    users.insert_many(documents).await.unwrap();
+    let store = open_store(url, UsersMapping::demo(), test_pool()).await;
+    for dry_run in [true, false] {
+        let options = ownid_bridge_store::SchemaOptions {
+            dry_run,
+            ..Default::default()
+        };
+        let err = store.apply_schema(&options).await.unwrap_err();
+        let StoreError::Schema(text) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            text.contains("24 login id(s) are held by more than one document, the first 20 shown"),
+            "{text}"
+        );
+        assert!(text.contains("Nothing was changed"), "{text}");
+        assert!(!text.contains("once@example.com"), "{text}");
+        let named = text.matches(" documents)").count();
+        assert_eq!(named, 20, "{text}");
+    }
+    // Named when among the first 20: an exact duplicate and the documents without a login id.
+    let small = databases.fresh_url();
+    let users = raw_collection(&small, "users").await;
     users
         .insert_many([
             doc! { "login_id": "twice@example.com" },
             doc! { "login_id": "twice@example.com" },
+            doc! { "name": "no login id" },
+            doc! { "login_id": null },
         ])
+        .await
+        .unwrap();
+    let store = open_store(small, UsersMapping::demo(), test_pool()).await;
+    let err = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(": twice@example.com (2 documents)"), "{text}");
+    assert!(
+        text.contains("no login_id (missing or null) (2 documents)"),
+        "{text}"
+    );
+    assert_eq!(users.list_index_names().await.unwrap(), ["_id_"]);
+    databases.drop_all().await;
+}
+
+/// An index on the login id without `unique` would make MongoDB refuse the unique one (same key,
+/// same collation): `schema` says so before creating anything.
+#[tokio::test]
+async fn schema_refuses_beside_a_non_unique_index_on_the_login_id() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let users = raw_collection(&url, "users").await;
+    users
+        .insert_one(doc! { "login_id": "a@example.com" })
+        .await
+        .unwrap();
+    users
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "login_id": 1 })
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .name("by_login".to_string())
+                        .build(),
+                )
+                .build(),
+        )
         .await
         .unwrap();
     let store = open_store(url, UsersMapping::demo(), test_pool()).await;
@@ -434,8 +658,60 @@ async fn schema_explains_why_the_unique_index_cannot_be_created() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Other(ref text) if text.contains("more than one document")),
+        matches!(err, StoreError::Schema(ref text)
+            if text.contains("by_login") && text.contains("dropIndex") && text.contains("nothing was changed")),
         "{err:?}"
+    );
+    let mut names = users.list_index_names().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["_id_", "by_login"]);
+    databases.drop_all().await;
+}
+
+/// `users.table: auth.members` is one collection, dots and all.
+#[tokio::test]
+async fn a_collection_name_with_a_dot_is_one_collection() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    let mapping = UsersMapping {
+        table: ownid_bridge_store::TableName::new("auth.members").unwrap(),
+        ..UsersMapping::demo()
+    };
+    raw_collection(&url, "auth.members")
+        .await
+        .insert_one(doc! { "login_id": "member@example.com" })
+        .await
+        .unwrap();
+    let store = open_store(url.clone(), mapping, test_pool()).await;
+    let report = store.inspect().await.unwrap();
+    assert_eq!(
+        report.check(checks::TABLE).unwrap().detail,
+        "collection auth.members exists"
+    );
+    let applied = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.statements,
+        [
+            r#"db.getCollection("auth.members").createIndex({"login_id":1}, {"unique":true,"name":"login_id_unique"})"#
+        ]
+    );
+    store
+        .set_ownid_data("member@example.com", "value", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw_collection(&url, "auth.members")
+            .await
+            .find_one(doc! { "login_id": "member@example.com" })
+            .await
+            .unwrap()
+            .unwrap()
+            .get_str("ownid_data")
+            .unwrap(),
+        "value"
     );
     databases.drop_all().await;
 }
@@ -512,5 +788,63 @@ async fn login_ids_with_regex_characters_match_only_themselves() {
             Err(StoreError::NotFound)
         ));
     }
+    databases.drop_all().await;
+}
+
+/// `serve`'s demo creation (`SchemaOptions::DEMO`) does not create `customer` beside an existing
+/// `customers`: a misspelling. Only a server that lists its collections can tell; jongodb cannot,
+/// and there the collection is created as before.
+#[tokio::test]
+async fn the_demo_does_not_create_a_misspelt_collection() {
+    let databases = Databases::default();
+    let url = databases.fresh_url();
+    raw_collection(&url, "customers")
+        .await
+        .insert_one(doc! { "login_id": "a@example.com" })
+        .await
+        .unwrap();
+    let mapping = UsersMapping {
+        table: ownid_bridge_store::TableName::new("customer").unwrap(),
+        ..UsersMapping::demo()
+    };
+    let store = open_store(url.clone(), mapping, test_pool()).await;
+    let client = mongodb::Client::with_uri_str(&url).await.unwrap();
+    let lists = match client
+        .default_database()
+        .unwrap()
+        .run_command(doc! { "listCollections": 1 })
+        .await
+    {
+        Ok(_) => true,
+        Err(err) if is_command_not_found(&err) => false,
+        Err(err) => panic!("{err}"),
+    };
+    let outcome = store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::DEMO)
+        .await;
+    let created = raw_collection(&url, "customer")
+        .await
+        .list_index_names()
+        .await
+        .unwrap()
+        .len()
+        > 1;
+    if lists {
+        let err = outcome.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Schema(ref text) if text.contains("did you mean `customers`?")),
+            "{err:?}"
+        );
+        assert!(!created);
+    } else {
+        assert_eq!(outcome.unwrap().statements.len(), 1);
+        assert!(created);
+    }
+    // Asked for in so many words, it is created.
+    store
+        .apply_schema(&ownid_bridge_store::SchemaOptions::CREATE_TABLE)
+        .await
+        .unwrap();
+    assert!(store.inspect().await.unwrap().settle(true).is_ok());
     databases.drop_all().await;
 }

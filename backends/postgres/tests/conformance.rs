@@ -296,6 +296,59 @@ async fn look_alike_login_ids_under_a_nondeterministic_icu_collation_are_other_u
     assert_lookups_use_the_index(&store, &url).await;
 }
 
+/// Issue 19: a `jsonb` ownIdData column holds OwnID's string as a JSON string, read back byte
+/// for byte, and the lookups still use the login-id index (the JSON expressions touch only the
+/// ownIdData column).
+#[tokio::test]
+async fn a_jsonb_ownid_data_column_keeps_the_lookups_on_the_index() {
+    let url = fresh_schema_with_public(&required_url(URL_VARIABLE)).await;
+    let setup = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("CREATE TABLE users (login_id TEXT NOT NULL UNIQUE, ownid_data JSONB, role TEXT)")
+        .execute(&setup)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO users (login_id) VALUES ('alice@example.com')")
+        .execute(&setup)
+        .await
+        .unwrap();
+    let mut mapping = UsersMapping::demo();
+    mapping.claims = vec![(
+        "role".into(),
+        ownid_bridge_store::Identifier::new("role").unwrap(),
+    )];
+    let store = PostgresStore::connect(PostgresOptions {
+        url: url.clone(),
+        mapping,
+        pool: PoolSettings::default(),
+        transaction_pooler: false,
+    })
+    .await
+    .unwrap();
+    let data = "\"quoted\" \\ {\"a\":1} é 😀";
+    store
+        .set_ownid_data("alice@example.com", data, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_ownid_data("alice@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(data)
+    );
+    let kind: String = sqlx::query_scalar("SELECT jsonb_typeof(ownid_data) FROM users")
+        .fetch_one(&setup)
+        .await
+        .unwrap();
+    assert_eq!(kind, "string");
+    assert!(store
+        .statements()
+        .update
+        .contains("to_jsonb(CAST($1 AS text))"));
+    assert_lookups_use_the_index(&store, &url).await;
+}
+
 /// SPEC §1: retryable conditions are 503, never 500. A trigger raises each SQLSTATE on update.
 #[tokio::test]
 async fn retryable_sqlstates_are_unavailable() {

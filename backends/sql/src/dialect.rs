@@ -128,9 +128,11 @@ impl Dialect {
     /// most 20 groups: each row is `(the distinct spellings, joined by ", "; rows; groups in all)`.
     pub(crate) fn duplicates(self, table: &str, login: &str) -> String {
         let spellings = match self {
-            Dialect::Postgres => {
-                format!("string_agg(DISTINCT CAST({login} AS text), ', ')")
-            }
+            // "C": distinct bytes, whatever the column's (nondeterministic) collation.
+            Dialect::Postgres => format!(
+                "string_agg(DISTINCT CAST({login} AS text) COLLATE \"C\", ', ' \
+                 ORDER BY CAST({login} AS text) COLLATE \"C\")"
+            ),
             Dialect::MySql => format!(
                 "CAST(GROUP_CONCAT(DISTINCT CONVERT({login} USING utf8mb4) COLLATE utf8mb4_bin \
                  ORDER BY CONVERT({login} USING utf8mb4) COLLATE utf8mb4_bin SEPARATOR ', ') \

@@ -426,7 +426,24 @@ pub fn plan(
         dialect.quote(&mapping.ownid_data),
     );
     let mut plan = Plan::default();
+    let near = closest(
+        mapping.table.name.as_str(),
+        facts.other_tables.iter().map(String::as_str),
+    );
     if !facts.exists {
+        if options.demo && near.is_some() {
+            return Err(StoreError::Schema(format!(
+                "table {} does not exist{}; a name this close to an existing table is taken \
+                 for a misspelling, and the demo table is not created: correct users.table, or \
+                 run `ownid-bridge schema --create-table` to create it anyway",
+                mapping.table,
+                did_you_mean(
+                    mapping.table.name.as_str(),
+                    facts.other_tables.iter().map(String::as_str),
+                    "the database has",
+                )
+            )));
+        }
         if !options.create_table {
             return Err(StoreError::Schema(format!(
                 "table {} does not exist{}; `schema` creates a users table only when told to \

@@ -371,15 +371,20 @@ pub const LOOK_ALIKES: [&str; 4] = [
 /// Alice's changes.
 pub async fn look_alikes_are_other_users(store: &dyn UserStore, alice_id: &str) {
     // A warning without create_missing_users (lookups are exact), a failure with it.
-    let report = store.inspect().await.expect("inspect").settle(true);
-    let loose = report
-        .checks
-        .iter()
-        .find(|check| check.name == crate::checks::LOGIN_ID_COLLATION);
-    assert!(
-        loose.is_some_and(|check| !check.ok() && check.detail.contains("login_id_conflict")),
-        "check must explain the loose collation and the 409 it leads to:\n{report}"
-    );
+    let report = store.inspect().await.expect("inspect");
+    for creating in [false, true] {
+        let report = report.clone().settle(creating);
+        let loose = report
+            .checks
+            .iter()
+            .find(|check| check.name == crate::checks::LOGIN_ID_COLLATION);
+        assert!(
+            loose.is_some_and(|check| check.ok() != creating
+                && check.level != crate::Level::Ok
+                && check.detail.contains("login_id_conflict")),
+            "check must explain the loose collation and the 409 it leads to:\n{report}"
+        );
+    }
     store
         .set_ownid_data(ALICE, "alice-data", false)
         .await
