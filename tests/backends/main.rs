@@ -7,6 +7,7 @@ mod common;
 
 mod apps;
 mod existing_mongodb;
+mod existing_mysql;
 mod existing_postgres;
 mod load;
 mod replay;

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use std::sync::Arc;
 
-use ownid_bridge_sql::{Column, Dialect, Pool, SqlBackend, SqlStore, TableFacts};
+use ownid_bridge_sql::{Column, ColumnKind, Dialect, Pool, SqlBackend, SqlStore, TableFacts};
 use ownid_bridge_store::{PoolSettings, StoreError, UsersMapping};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Executor, Row};
@@ -150,8 +150,14 @@ impl SqlBackend for MySql {
     }
 }
 
+/// The users table as `information_schema` describes it. An unqualified name is a table of the
+/// connection's database (`DATABASE()`, as in the statements); `db.table` one of database `db`.
 async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
-    let table = store.mapping().table.name.as_str();
+    let table = &store.mapping().table;
+    let (schema, name) = (
+        table.schema.as_ref().map(|s| s.as_str()),
+        table.name.as_str(),
+    );
     let classify = |err| store.classify(err);
     let mut conn = store.reader().acquire().await.map_err(classify)?;
     let rows = conn
@@ -161,57 +167,117 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
          CAST(DATA_TYPE AS CHAR), CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED), \
          CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR), \
          CAST(CHARACTER_OCTET_LENGTH AS SIGNED), CAST(COLUMN_DEFAULT AS CHAR), \
-         CAST(EXTRA AS CHAR) \
+         CAST(EXTRA AS CHAR), CAST(IS_NULLABLE = 'YES' AS SIGNED) \
          FROM information_schema.COLUMNS \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+         WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
+         ORDER BY ORDINAL_POSITION",
             )
-            .bind(table)
+            .persistent(false)
+            .bind(schema)
+            .bind(name)
             .fetch_all(conn)
             .await
         })
         .await
         .map_err(classify)?;
     if rows.is_empty() {
-        return Ok(TableFacts::default());
+        // For "did you mean": the tables of that database.
+        let others: Vec<String> = conn
+            .run(async |conn| {
+                sqlx::query_scalar(
+                    "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) ORDER BY 1 LIMIT 1000",
+                )
+                .persistent(false)
+                .bind(schema)
+                .fetch_all(conn)
+                .await
+            })
+            .await
+            .map_err(classify)?;
+        return Ok(TableFacts {
+            other_tables: others,
+            ..TableFacts::default()
+        });
     }
     let mut columns = Vec::new();
     for row in rows {
-        let data_type: String = row.try_get(2).map_err(|err| store.classify(err))?;
-        let max: Option<i64> = row.try_get(3).map_err(|err| store.classify(err))?;
-        let octets: Option<i64> = row.try_get(6).map_err(|err| store.classify(err))?;
-        let collation: Option<String> = row.try_get(5).map_err(|err| store.classify(err))?;
-        let extra: Option<String> = row.try_get(8).map_err(|err| store.classify(err))?;
+        let get = |err| store.classify(err);
+        let data_type: String = row.try_get(2).map_err(get)?;
+        let data_type = data_type.to_ascii_lowercase();
+        let max: Option<i64> = row.try_get(3).map_err(get)?;
+        let octets: Option<i64> = row.try_get(6).map_err(get)?;
+        let collation: Option<String> = row.try_get(5).map_err(get)?;
+        let extra: String = row
+            .try_get::<Option<String>, _>(8)
+            .map_err(get)?
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let nullable: i64 = row.try_get(9).map_err(get)?;
         // (VAR)CHAR limits count characters; the TEXT types' limits count bytes.
-        let counts_characters =
-            matches!(data_type.to_ascii_lowercase().as_str(), "varchar" | "char");
+        let counts_characters = matches!(data_type.as_str(), "varchar" | "char");
+        let kind = kind(&data_type);
         columns.push(Column {
-            name: row.try_get(0).map_err(|err| store.classify(err))?,
-            declared: row.try_get(1).map_err(|err| store.classify(err))?,
-            max_chars: max.filter(|_| counts_characters).map(|n| n as u64),
-            max_bytes: octets.filter(|_| !counts_characters).map(|n| n as u64),
-            charset: row.try_get(4).map_err(|err| store.classify(err))?,
+            name: row.try_get(0).map_err(get)?,
+            declared: row.try_get(1).map_err(get)?,
+            kind,
+            type_name: Some(data_type.clone()),
+            // MySQL: VIRTUAL GENERATED, STORED GENERATED; MariaDB also PERSISTENT. Not
+            // DEFAULT_GENERATED, which is an expression default.
+            generated: extra.contains("VIRTUAL GENERATED")
+                || extra.contains("STORED GENERATED")
+                || extra.contains("PERSISTENT"),
+            nullable: nullable != 0,
+            max_chars: max
+                .filter(|_| counts_characters && kind == ColumnKind::Text)
+                .map(|n| n as u64),
+            max_bytes: octets
+                .filter(|_| !counts_characters && kind == ColumnKind::Text)
+                .map(|n| n as u64),
+            charset: row.try_get(4).map_err(get)?,
             loose: collation
                 .as_deref()
                 .is_some_and(|c| c.ends_with("_ci") || c.ends_with("_ai")),
             collation,
-            default: row.try_get(7).map_err(|err| store.classify(err))?,
-            default_is_expression: extra.is_some_and(|extra| {
-                let extra = extra.to_ascii_uppercase();
-                extra.contains("DEFAULT_GENERATED") || extra.contains("AUTO_INCREMENT")
-            }),
-            ..Column::default()
+            default: row.try_get(7).map_err(get)?,
+            default_is_expression: extra.contains("DEFAULT_GENERATED")
+                || extra.contains("AUTO_INCREMENT"),
+            checks: Vec::new(),
         });
+    }
+    // MariaDB's JSON is a LONGTEXT with the check constraint `json_valid(`column`)`; any other
+    // check constraint is kept on the columns it names, for `check`.
+    for clause in check_clauses(store, &mut conn, schema, name).await? {
+        let json = json_valid_column(&clause).and_then(|json| {
+            columns.iter_mut().find(|c| {
+                c.type_name.as_deref() == Some("longtext") && c.name.eq_ignore_ascii_case(&json)
+            })
+        });
+        if let Some(found) = json {
+            found.kind = ColumnKind::Json;
+            found.declared = format!("JSON ({}, CHECK json_valid)", found.declared);
+            found.max_bytes = None;
+            continue;
+        }
+        let lower = clause.to_lowercase();
+        for column in &mut columns {
+            if lower.contains(&format!("`{}`", column.name.to_lowercase())) {
+                column.checks.push(clause.clone());
+            }
+        }
     }
     // A unique index on exactly the login-id column, over its full length (no prefix).
     let unique = conn
         .run(async |conn| {
             sqlx::query(
                 "SELECT s.INDEX_NAME FROM information_schema.STATISTICS s \
-         WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
+         WHERE s.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
          GROUP BY s.INDEX_NAME \
          HAVING COUNT(*) = 1 AND MAX(s.COLUMN_NAME) = ? AND MAX(s.SUB_PART) IS NULL",
             )
-            .bind(table)
+            .persistent(false)
+            .bind(schema)
+            .bind(name)
             .bind(store.mapping().login_id.as_str())
             .fetch_optional(conn)
             .await
@@ -225,4 +291,113 @@ async fn facts(store: &MySqlStore) -> Result<TableFacts, StoreError> {
         login_id_unique: unique,
         ..TableFacts::default()
     })
+}
+
+/// The table's check constraints (their clauses), as MariaDB lists them. MySQL 8 has no
+/// `TABLE_NAME` in `CHECK_CONSTRAINTS` (1054), MySQL 5.7 no such table (1109): there, none (MySQL's
+/// JSON is a type of its own).
+async fn check_clauses(
+    store: &MySqlStore,
+    conn: &mut ownid_bridge_sql::Pooled<MySqlConnection>,
+    schema: Option<&str>,
+    name: &str,
+) -> Result<Vec<String>, StoreError> {
+    let clauses = conn
+        .run(async |conn| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT CAST(CHECK_CLAUSE AS CHAR) FROM information_schema.CHECK_CONSTRAINTS \
+                 WHERE CONSTRAINT_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+            )
+            .persistent(false)
+            .bind(schema)
+            .bind(name)
+            .fetch_all(conn)
+            .await
+        })
+        .await;
+    let clauses = match clauses {
+        Ok(clauses) => clauses,
+        Err(sqlx::Error::Database(err))
+            if matches!(
+                ownid_bridge_sql::mysql_number(err.as_ref()),
+                Some(1054 | 1109)
+            ) =>
+        {
+            return Ok(Vec::new())
+        }
+        Err(err) => return Err(store.classify(err)),
+    };
+    Ok(clauses)
+}
+
+/// The column a check clause requires to be valid JSON, when that is all it requires:
+/// `json_valid(`c`)`, or `json_valid(`c`) or `c` is null`.
+fn json_valid_column(clause: &str) -> Option<String> {
+    let compact: String = clause
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let compact = compact
+        .strip_prefix('(')
+        .and_then(|c| c.strip_suffix(')'))
+        .unwrap_or(&compact);
+    let rest = compact.strip_prefix("json_valid(`")?;
+    let (column, tail) = rest.split_once("`)")?;
+    let null_allowed = format!("or`{column}`isnull");
+    (tail.is_empty() || tail == null_allowed).then(|| {
+        // The clause's original spelling of the name (the comparison is without case).
+        let at = clause.find('`').map_or(0, |i| i + 1);
+        clause[at..at + column.len()].to_owned()
+    })
+}
+
+/// A column's kind from its `DATA_TYPE`.
+fn kind(data_type: &str) -> ColumnKind {
+    match data_type {
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => ColumnKind::Text,
+        "json" => ColumnKind::Json,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
+        | "numeric" | "float" | "double" | "real" | "bit" => ColumnKind::Number,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            ColumnKind::Binary
+        }
+        // enum, set, dates and times, uuid, inet4/inet6, geometry, ...
+        _ => ColumnKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_valid_checks_are_told_from_other_checks() {
+        assert_eq!(
+            json_valid_column("json_valid(`Data`)").as_deref(),
+            Some("Data")
+        );
+        assert_eq!(
+            json_valid_column("json_valid(`d`) or `d` is null").as_deref(),
+            Some("d")
+        );
+        assert_eq!(json_valid_column("(json_valid(`d`))").as_deref(), Some("d"));
+        assert_eq!(
+            json_valid_column("json_valid(`d`) and json_type(`d`) = 'OBJECT'"),
+            None
+        );
+        assert_eq!(json_valid_column("`d` like '{%'"), None);
+        assert_eq!(json_valid_column("json_valid(`d`) or `e` is null"), None);
+    }
+
+    #[test]
+    fn kinds_follow_the_data_type() {
+        assert_eq!(kind("varchar"), ColumnKind::Text);
+        assert_eq!(kind("mediumtext"), ColumnKind::Text);
+        assert_eq!(kind("json"), ColumnKind::Json);
+        assert_eq!(kind("bigint"), ColumnKind::Number);
+        assert_eq!(kind("varbinary"), ColumnKind::Binary);
+        assert_eq!(kind("enum"), ColumnKind::Other);
+        assert_eq!(kind("datetime"), ColumnKind::Other);
+    }
 }

@@ -112,8 +112,9 @@ impl Dialect {
     /// driver reads its type (text, numbers, booleans), else as text (`uuid`, dates, enums,
     /// JSON, whose text the store then parses).
     pub(crate) fn read_session(self, quoted: &str, column: Option<&Column>) -> String {
-        let as_text =
-            column.is_some_and(|c| matches!(c.kind, ColumnKind::Json | ColumnKind::Other));
+        let as_text = column.is_some_and(|c| {
+            matches!(c.kind, ColumnKind::Json | ColumnKind::Other) || c.is_decimal()
+        });
         match self {
             _ if !as_text => quoted.to_owned(),
             Dialect::Postgres => format!("CAST({quoted} AS text)"),

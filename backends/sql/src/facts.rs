@@ -71,6 +71,61 @@ pub enum ColumnKind {
     Other,
 }
 
+/// The characters a MySQL/MariaDB login-id column's character set can hold. A login id with
+/// another one cannot be in the column, and comparing it with the column is an error (1267
+/// "Illegal mix of collations"), so the store answers it as not found without asking.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Repertoire {
+    /// Every character (utf8mb4, utf16, utf32).
+    #[default]
+    Unicode,
+    /// The Basic Multilingual Plane: no emoji or other 4-byte UTF-8 character (utf8mb3, ucs2).
+    Bmp,
+    /// MySQL's `latin1`, which is Windows-1252 (with its 5 unassigned bytes as C1 controls).
+    Latin1,
+    Ascii,
+}
+
+impl Repertoire {
+    /// The repertoire of a MySQL character set, `None` for one not known here (`cp1251`,
+    /// `big5`, ...). No character set (not MySQL, not a string column) is `Unicode`.
+    pub fn of(charset: Option<&str>) -> Option<Self> {
+        let Some(charset) = charset else {
+            return Some(Repertoire::Unicode);
+        };
+        match charset.to_ascii_lowercase().as_str() {
+            "utf8mb4" | "utf16" | "utf16le" | "utf32" => Some(Repertoire::Unicode),
+            "utf8mb3" | "utf8" | "ucs2" => Some(Repertoire::Bmp),
+            "latin1" => Some(Repertoire::Latin1),
+            "ascii" => Some(Repertoire::Ascii),
+            _ => None,
+        }
+    }
+
+    /// What a login id outside it may contain, for `check`.
+    pub fn lacks(self) -> &'static str {
+        match self {
+            Repertoire::Unicode => "nothing",
+            Repertoire::Bmp => "4-byte characters such as emoji",
+            Repertoire::Latin1 => "characters outside Western European scripts",
+            Repertoire::Ascii => "every non-ASCII character",
+        }
+    }
+
+    /// Whether every character of `text` is in the repertoire.
+    pub fn holds(self, text: &str) -> bool {
+        match self {
+            Repertoire::Unicode => true,
+            Repertoire::Bmp => text.chars().all(|c| (c as u32) <= 0xFFFF),
+            Repertoire::Ascii => text.is_ascii(),
+            Repertoire::Latin1 => text.chars().all(|c| {
+                matches!(c as u32, 0..=0x7F | 0xA0..=0xFF | 0x81 | 0x8D | 0x8F | 0x90 | 0x9D)
+                    || "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ".contains(c)
+            }),
+        }
+    }
+}
+
 /// One column as the catalogue describes it.
 #[derive(Clone, Debug, Default)]
 pub struct Column {
@@ -102,6 +157,9 @@ pub struct Column {
     pub default: Option<String>,
     /// MySQL only: the default is an expression (`DEFAULT_GENERATED`), whatever its spelling.
     pub default_is_expression: bool,
+    /// MariaDB: the clauses of the check constraints that name the column (other than the
+    /// `json_valid` of its JSON type), which a value written into it must pass.
+    pub checks: Vec<String>,
 }
 
 /// The shape of the users table, read from the database's catalogue.
@@ -114,6 +172,15 @@ pub struct TableFacts {
     pub columns: Vec<Column>,
     /// A full (not partial, not expression) unique index on exactly the login-id column.
     pub login_id_unique: bool,
+}
+
+impl Column {
+    /// A fixed-point number (MySQL's `DECIMAL`, PostgreSQL's `numeric`), which the drivers do
+    /// not decode as a float: read as its text, then as a JSON number.
+    pub fn is_decimal(&self) -> bool {
+        self.kind == ColumnKind::Number
+            && matches!(self.type_name.as_deref(), Some("decimal" | "numeric"))
+    }
 }
 
 impl TableFacts {
@@ -138,6 +205,20 @@ pub fn declared_width(declared_type: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repertoires_of_mysql_character_sets() {
+        let of = |charset| Repertoire::of(charset).unwrap();
+        assert!(of(Some("utf8mb4")).holds("a😀@x.com"));
+        assert!(of(None).holds("a😀@x.com"));
+        assert!(of(Some("utf8mb3")).holds("ünï日本@x.com"));
+        assert!(!of(Some("utf8mb3")).holds("a😀@x.com"));
+        assert!(of(Some("latin1")).holds("ünï€Ÿ@x.com"));
+        assert!(!of(Some("latin1")).holds("aΩ@x.com"));
+        assert!(!of(Some("latin1")).holds("a\u{80}@x.com"));
+        assert!(!of(Some("ascii")).holds("ü@x.com"));
+        assert_eq!(Repertoire::of(Some("cp1251")), None);
+    }
 
     #[test]
     fn reads_declared_widths() {

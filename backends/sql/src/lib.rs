@@ -15,7 +15,7 @@ mod statements;
 mod store;
 pub use classify::{classify, mysql_number};
 pub use dialect::Dialect;
-pub use facts::{declared_width, Capacity, Column, ColumnKind, TableFacts};
+pub use facts::{declared_width, Capacity, Column, ColumnKind, Repertoire, TableFacts};
 pub use ledger::SqlLedger;
 pub use pool::{connector, Connect, Pool, Pooled, PING_IF_IDLE_FOR};
 pub use schema::{plan, report, Plan};

@@ -5,7 +5,7 @@ use ownid_bridge_store::{
     UsersMapping, MIN_OWNID_DATA_CHARS,
 };
 
-use crate::{ColumnKind, Dialect, TableFacts};
+use crate::{ColumnKind, Dialect, Repertoire, TableFacts};
 
 /// The `check` report for a table, the same for every SQL dialect: every column the mapping
 /// names is there and of a type the server can write into (ownIdData, the login id) or read
@@ -61,9 +61,42 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
             ),
             Some(format!(
                 "map users.login_id to the column holding the login ids as text ({})",
-                dialect.text_types()
+                match dialect {
+                    Dialect::MySql => "VARCHAR(320) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                    Dialect::Postgres => "text or varchar",
+                    Dialect::Sqlite => "TEXT",
+                }
             )),
         ),
+    }
+    if let Some((column, charset)) = facts
+        .column(dialect, login)
+        .filter(|c| c.kind == ColumnKind::Text)
+        .and_then(|c| Some((c, c.charset.as_deref()?)))
+    {
+        match Repertoire::of(Some(charset)) {
+            Some(Repertoire::Unicode) => report.pass(
+                checks::LOGIN_ID_CHARSET,
+                format!("{charset}: holds every login id"),
+            ),
+            Some(repertoire) => report.warn_unless_creating(
+                checks::LOGIN_ID_CHARSET,
+                format!(
+                    "{charset} lacks {}: a login id with one is in no row and is answered 404 \
+                     (not found), and cannot be created",
+                    repertoire.lacks()
+                ),
+                Some(mysql_login_fix(table, login, column)),
+            ),
+            None => report.fail(
+                checks::LOGIN_ID_CHARSET,
+                format!(
+                    "{charset}: a login id with a character outside it cannot be compared with \
+                     the column (MySQL error 1267)"
+                ),
+                Some(mysql_login_fix(table, login, column)),
+            ),
+        }
     }
     let readable = mapping
         .user_id
@@ -137,13 +170,27 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
             ),
             Some("map users.ownid_data to a writable text or JSON column".into()),
         ),
-        Some(column) if column.kind == ColumnKind::Json => report.pass(
-            checks::OWNID_DATA_COLUMN,
-            format!(
-                "{data} present ({}): OwnID's string is stored as a JSON string",
-                column.declared
-            ),
-        ),
+        Some(column) if column.kind == ColumnKind::Json => {
+            report.pass(
+                checks::OWNID_DATA_COLUMN,
+                format!(
+                    "{data} present ({}): OwnID's string is stored as a JSON string",
+                    column.declared
+                ),
+            );
+            // MariaDB's JSON is utf8mb4, unless declared as a LONGTEXT of another one.
+            if let Some(charset) = column
+                .charset
+                .as_ref()
+                .filter(|c| !c.starts_with("utf8mb4"))
+            {
+                report.fail(
+                    checks::OWNID_DATA_CHARSET,
+                    format!("{charset} (utf8mb4 is needed to store every character byte for byte)"),
+                    Some(dialect.widen(table, data)),
+                );
+            }
+        }
         Some(column) if column.kind == ColumnKind::Text => {
             report.pass(
                 checks::OWNID_DATA_COLUMN,
@@ -193,9 +240,28 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
             )),
         ),
     }
-    if let Some((collation, loose)) = facts
+    if let Some(column) = facts
+        .column(dialect, data)
+        .filter(|c| matches!(c.kind, ColumnKind::Text | ColumnKind::Json) && !c.generated)
+    {
+        for clause in &column.checks {
+            report.warn(
+                checks::OWNID_DATA_CONSTRAINT,
+                format!(
+                    "{data} must pass CHECK ({clause}), which check cannot evaluate: a value of \
+                     OwnID's it refuses fails that enrolment (500)"
+                ),
+                Some(format!(
+                    "drop the constraint, or map users.ownid_data to a column without one \
+                     (OwnID's value is an opaque string of up to {MIN_OWNID_DATA_CHARS} \
+                     characters or more)"
+                )),
+            );
+        }
+    }
+    if let Some((collation, loose, column)) = facts
         .column(dialect, login)
-        .and_then(|column| Some((column.collation.as_ref()?, column.loose)))
+        .and_then(|column| Some((column.collation.as_ref()?, column.loose, column)))
     {
         if loose {
             report.warn_unless_creating(
@@ -206,7 +272,14 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
                      look-alike holds the unique index cannot be created (409 \
                      login_id_conflict)"
                 ),
-                Some(dialect.exact_collation(table, login)),
+                Some(match dialect {
+                    // The statement for this column, NULL or NOT NULL as it is.
+                    Dialect::MySql if column.kind == ColumnKind::Text => format!(
+                        "a _bin collation: {}, or leave ownid.create_missing_users off",
+                        mysql_login_fix(table, login, column)
+                    ),
+                    _ => dialect.exact_collation(table, login),
+                }),
             );
         } else {
             report.pass(
@@ -215,10 +288,22 @@ pub fn report(dialect: Dialect, mapping: &UsersMapping, facts: &TableFacts) -> S
             );
         }
     }
+    let unindexable = facts
+        .column(dialect, login)
+        .and_then(|column| Some((unindexable(dialect, login, column)?, column)));
     if facts.login_id_unique {
         report.pass(
             checks::LOGIN_ID_UNIQUE,
             format!("a unique index covers {login}"),
+        );
+    } else if let Some((why, column)) = unindexable {
+        report.warn_unless_creating(
+            checks::LOGIN_ID_UNIQUE,
+            format!(
+                "no unique index on {login}: lookups scan the table, and users created \
+                 concurrently could be duplicated; {why}"
+            ),
+            Some(mysql_login_fix(table, login, column)),
         );
     } else {
         report.warn_unless_creating(
@@ -398,8 +483,31 @@ pub fn plan(
             ));
         }
     }
+    if facts.exists && !facts.login_id_unique {
+        if let Some((why, column)) = facts
+            .column(dialect, &mapping.login_id)
+            .and_then(|column| Some((unindexable(dialect, &mapping.login_id, column)?, column)))
+        {
+            return Err(StoreError::Schema(format!(
+                "a unique index on {} cannot be built: {why}. Nothing was changed; change the \
+                 column first ({}), then run `schema` again",
+                mapping.login_id,
+                mysql_login_fix(&mapping.table, &mapping.login_id, column)
+            )));
+        }
+    }
     if !facts.exists || !facts.login_id_unique {
         let index = dialect.quote(&index_name(mapping));
+        // MySQL/MariaDB: DDL commits statement by statement, but one ALTER TABLE is applied
+        // whole or not at all: the new column and the index go in one.
+        if dialect == Dialect::MySql && facts.exists {
+            if let Some(add) = plan.statements.pop() {
+                plan.statements
+                    .push(format!("{add}, ADD UNIQUE INDEX {index} ({login})"));
+                plan.check_duplicates = true;
+                return Ok(plan);
+            }
+        }
         let concurrently = options.concurrently && facts.exists && dialect == Dialect::Postgres;
         if concurrently {
             plan.concurrent_index = Some(format!(
@@ -420,6 +528,57 @@ pub fn plan(
         plan.check_duplicates = facts.exists;
     }
     Ok(plan)
+}
+
+/// MySQL/MariaDB: why a unique index on the login-id column cannot be built as `schema` builds
+/// it, when it cannot: a TEXT column needs a prefix length (error 1170), and a prefix index
+/// would call two ids with the same first characters duplicates; a VARCHAR wider than InnoDB's
+/// 3072-byte key limit is refused (error 1071).
+fn unindexable(dialect: Dialect, login: &Identifier, column: &crate::Column) -> Option<String> {
+    if dialect != Dialect::MySql || column.kind != ColumnKind::Text {
+        return None;
+    }
+    let type_name = column.type_name.as_deref().unwrap_or_default();
+    if type_name.ends_with("text") {
+        return Some(format!(
+            "{login} is {}, which MySQL/MariaDB index only by a prefix (the first n \
+             characters), and a prefix index would make login ids sharing those characters \
+             duplicates",
+            column.declared
+        ));
+    }
+    let per_char = match column.charset.as_deref().unwrap_or("utf8mb4") {
+        "utf8mb4" | "utf16" | "utf16le" | "utf32" | "gb18030" => 4,
+        "utf8mb3" | "utf8" | "ujis" | "eucjpms" => 3,
+        "ucs2" | "big5" | "gbk" | "sjis" | "cp932" | "euckr" | "gb2312" => 2,
+        _ => 1,
+    };
+    let bytes = column.max_chars? * per_char;
+    (bytes > 3072).then(|| {
+        format!(
+            "{login} is {} in {}, up to {bytes} bytes, over InnoDB's 3072-byte index key limit",
+            column.declared,
+            column.charset.as_deref().unwrap_or("utf8mb4")
+        )
+    })
+}
+
+/// The statement that makes a MySQL login-id column hold every login id, exactly, under a
+/// unique index: a utf8mb4 `VARCHAR` with a `_bin` collation, of the column's width when it has
+/// one that an index can take (else 320, the longest e-mail address), NULL or NOT NULL as it is.
+fn mysql_login_fix(
+    table: &ownid_bridge_store::TableName,
+    login: &Identifier,
+    column: &crate::Column,
+) -> String {
+    let dialect = Dialect::MySql;
+    let width = column.max_chars.filter(|&n| n <= 768).unwrap_or(320);
+    format!(
+        "ALTER TABLE {} MODIFY {} VARCHAR({width}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin {}",
+        dialect.quote_table(table),
+        dialect.quote(login),
+        if column.nullable { "NULL" } else { "NOT NULL" }
+    )
 }
 
 fn index_name(mapping: &UsersMapping) -> Identifier {

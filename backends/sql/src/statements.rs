@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ownid_bridge_store::{Identifier, UsersMapping};
 
-use crate::{Column, ColumnKind, Dialect, TableFacts};
+use crate::{Column, ColumnKind, Dialect, Repertoire, TableFacts};
 
 /// The data-path statements, built once from the mapping with every identifier quoted. Every
 /// lookup matches the login id exactly (see [`Dialect::exact`]) and binds it twice: once for the
@@ -25,6 +25,12 @@ pub struct Statements {
     pub export: Arc<str>,
     /// For each session column after the login id: whether it is read as JSON text to parse.
     pub session_json: Vec<bool>,
+    /// For each session column after the login id: whether it is a decimal read as its text, to
+    /// answer as a JSON number.
+    pub session_decimal: Vec<bool>,
+    /// What the login-id column can hold (MySQL's character sets): a login id with another
+    /// character is in no row.
+    pub login_repertoire: Repertoire,
 }
 
 impl Statements {
@@ -46,10 +52,12 @@ impl Statements {
         };
         let mut session_columns = Vec::new();
         let mut session_json = Vec::new();
+        let mut session_decimal = Vec::new();
         for column in mapping.session_columns().into_iter().skip(1) {
             let described = facts.column(dialect, column);
             session_columns.push(dialect.read_session(&q(column), described));
             session_json.push(described.is_some_and(|c| c.kind == ColumnKind::Json));
+            session_decimal.push(described.is_some_and(Column::is_decimal));
         }
         let from_nothing = if dialect == Dialect::MySql {
             " FROM DUAL"
@@ -91,6 +99,18 @@ impl Statements {
             )
             .into(),
             session_json,
+            session_decimal,
+            login_repertoire: match dialect {
+                // A character set not known here: `check` fails it.
+                Dialect::MySql => Repertoire::of(
+                    facts
+                        .column(dialect, &mapping.login_id)
+                        .filter(|c| c.kind == ColumnKind::Text)
+                        .and_then(|c| c.charset.as_deref()),
+                )
+                .unwrap_or_default(),
+                Dialect::Postgres | Dialect::Sqlite => Repertoire::Unicode,
+            },
         }
     }
 }

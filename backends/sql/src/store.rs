@@ -124,6 +124,16 @@ impl<B: SqlBackend> SqlStore<B> {
         conn.run(statement).await.map_err(|err| self.classify(err))
     }
 
+    /// `NotFound` for a login id that the login-id column's character set cannot hold (MySQL's
+    /// utf8mb3 and an emoji): no row has it, and comparing it with the column is an error.
+    fn holdable(&self, login_id: &str) -> Result<(), StoreError> {
+        if self.statements().login_repertoire.holds(login_id) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
     async fn acquire(&self, pool: &Pool<Conn<B>>) -> Result<Pooled<Conn<B>>, StoreError> {
         pool.acquire().await.map_err(|err| self.classify(err))
     }
@@ -266,6 +276,7 @@ where
     }
 
     async fn get_ownid_data(&self, login_id: &str) -> Result<Option<String>, StoreError> {
+        self.holdable(login_id)?;
         let row = self.lookup(&self.statements().get, login_id).await?;
         let data: Option<String> = row.try_get(0).map_err(|err| self.classify(err))?;
         Ok(data.filter(|value| !value.is_empty()))
@@ -278,6 +289,7 @@ where
         create_missing: bool,
     ) -> Result<SetOutcome, StoreError> {
         self.capacity.check(ownid_data)?;
+        self.holdable(login_id)?;
         let mut conn = self.acquire(&self.writer).await?;
         if self.update_exact(&mut conn, login_id, ownid_data).await? {
             return Ok(SetOutcome::Updated);
@@ -313,6 +325,7 @@ where
     }
 
     async fn get_session_user(&self, login_id: &str) -> Result<SessionUser, StoreError> {
+        self.holdable(login_id)?;
         let sql = self.statements();
         let row = self.lookup(&sql.session, login_id).await?;
         let unreadable = |column: &Identifier, err: sqlx::Error| {
@@ -322,8 +335,16 @@ where
         };
         let value = |index: usize, column: &Identifier| {
             let value = Self::json_value(&row, index).map_err(|err| unreadable(column, err))?;
-            // A JSON column, read as its text: its value.
             match value {
+                // A decimal, read as its text: its number (a text that is none, PostgreSQL's
+                // NaN, as it is).
+                serde_json::Value::String(text) if sql.session_decimal[index - 1] => {
+                    Ok(match text.parse::<serde_json::Number>() {
+                        Ok(number) => serde_json::Value::Number(number),
+                        Err(_) => serde_json::Value::String(text),
+                    })
+                }
+                // A JSON column, read as its text: its value.
                 serde_json::Value::String(text) if sql.session_json[index - 1] => {
                     serde_json::from_str(&text).map_err(|err| {
                         StoreError::Other(format!("column {column} holds invalid JSON: {err}"))
@@ -358,6 +379,13 @@ where
     }
 
     async fn create_user(&self, login_id: &str) -> Result<bool, StoreError> {
+        if self.holdable(login_id).is_err() {
+            return Err(StoreError::Schema(format!(
+                "the login-id column {} cannot hold this login id: its character set lacks \
+                 some of its characters",
+                self.mapping.login_id
+            )));
+        }
         let mut conn = self.acquire(&self.writer).await?;
         match self
             .execute_with_login(&mut conn, &self.statements().insert_user, login_id, 3)

@@ -20,6 +20,12 @@ pub mod checks {
     /// latin1).
     pub const OWNID_DATA_CHARSET: &str = "ownid_data charset";
     pub const LOGIN_ID_UNIQUE: &str = "login_id unique index";
+    /// The login-id column's character set cannot hold every character (MySQL's utf8mb3,
+    /// latin1): login ids with others are in no row.
+    pub const LOGIN_ID_CHARSET: &str = "login_id charset";
+    /// A check constraint names the ownIdData column: `check` cannot tell whether OwnID's values
+    /// pass it.
+    pub const OWNID_DATA_CONSTRAINT: &str = "ownid_data constraint";
     /// The login-id column or its unique index compares without case, accents or trailing
     /// spaces (a look-alike then holds the index entry).
     pub const LOGIN_ID_COLLATION: &str = "login_id collation";
