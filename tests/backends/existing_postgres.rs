@@ -575,3 +575,86 @@ async fn mixed_case_keyword_names_and_a_nullable_login_column_serve() {
     let app = table.serve().await.expect("serves");
     table.contract(&app, "alice@example.com", TRICKY).await;
 }
+
+/// Red team (issue 19): `schema --concurrently` where a relation already holds the index's name
+/// (here the company's own unique index on `lower(email)`, which does not count as the login
+/// id's unique index): the build fails at once, and the company's index must survive it; the
+/// clean-up may drop only an invalid index that the failed build itself left.
+#[tokio::test]
+async fn a_failed_concurrent_build_never_drops_an_index_it_did_not_create() {
+    let table = customers("email text NOT NULL, ownid text", &[TABLE, LOGIN, DATA]).await;
+    table
+        .execute(&["CREATE UNIQUE INDEX \"customers_email_key\" ON customers (lower(email))"])
+        .await;
+    let (code, out, err) = table.cli(&["schema", "--concurrently"]).await;
+    assert_ne!(code, 0, "the name is taken: {out}{err}");
+    assert_eq!(
+        count(
+            &table,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'customers_email_key' \
+             AND indexdef LIKE '%lower(email)%'"
+        )
+        .await,
+        1,
+        "the company's index was dropped: {out}{err}"
+    );
+}
+
+/// Red team (issue 19): a table in another schema whose concurrent build fails must not drop
+/// the same-named index of the search path's table (another application's `public` table).
+#[tokio::test]
+async fn a_failed_concurrent_build_in_another_schema_leaves_the_search_paths_index() {
+    let table = Existing::new(Shape {
+        backend: "postgres",
+        setup: &[
+            "CREATE TABLE customers (email text NOT NULL, ownid text)",
+            "CREATE UNIQUE INDEX \"customers_email_key\" ON customers (email)",
+            "CREATE SCHEMA auth",
+            "CREATE TABLE auth.customers (email text NOT NULL, ownid text)",
+            // Takes the name in `auth`, so that the build there fails.
+            "CREATE TABLE auth.\"customers_email_key\" (x int)",
+        ],
+        env: &[
+            ("OWNID_BRIDGE__STORAGE__USERS__TABLE", "auth.customers"),
+            LOGIN,
+            DATA,
+        ],
+    })
+    .await;
+    let (code, out, err) = table.cli(&["schema", "--concurrently"]).await;
+    assert_ne!(code, 0, "the name is taken: {out}{err}");
+    assert_eq!(
+        count(
+            &table,
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' \
+             AND indexname = 'customers_email_key'"
+        )
+        .await,
+        1,
+        "public.customers lost its unique index: {out}{err}"
+    );
+}
+
+/// Red team (issue 19): a login column of a domain with a CHECK (the manual's own example of a
+/// domain). The lookup parameter is cast to the column's type for the index; casting it to the
+/// domain runs the domain's CHECK on what OwnID asks for, so asking for a login id the domain
+/// refuses must still be an unknown user (404), not a server error.
+#[tokio::test]
+async fn a_login_id_a_domain_check_refuses_is_an_unknown_user() {
+    let table = Existing::new(Shape {
+        backend: "postgres",
+        setup: &[
+            "CREATE EXTENSION IF NOT EXISTS citext",
+            "CREATE DOMAIN email_address AS citext CHECK (VALUE ~ '^[^@]+@[^@]+$')",
+            "CREATE TABLE customers (email email_address NOT NULL UNIQUE, ownid text)",
+            "INSERT INTO customers (email) VALUES ('alice@example.com')",
+        ],
+        env: &[TABLE, LOGIN, DATA],
+    })
+    .await;
+    let app = table.serve().await.expect("serves");
+    table.contract(&app, "alice@example.com", TRICKY).await;
+    app.get_data("+15551234567").await.assert_empty(404);
+    let session = app.session("+15551234567").await;
+    assert_eq!(session.status, 404, "{}", session.body);
+}

@@ -296,8 +296,10 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
         });
     };
     let oid: i64 = found.try_get(0).map_err(|err| store.classify(err))?;
-    // The type's category decides its kind (a domain's base type); `format_type` without the
-    // modifier is what a lookup parameter is cast to (`citext`, a domain).
+    // The type's category decides its kind (a domain's base type); the base type's name without
+    // the modifier is what a lookup parameter is cast to (`citext`, also under a domain): never
+    // the domain itself, whose CHECK would then judge every login id asked for (a refused one
+    // is an unknown user, not an error), and whose base type's index it uses all the same.
     let rows = conn
         .run(async |conn| {
             sqlx::query(
@@ -310,7 +312,7 @@ async fn facts(store: &PostgresStore) -> Result<TableFacts, StoreError> {
               WHEN NOT co.collisdeterministic \
               THEN co.collname::text || ' (nondeterministic)' END, \
          CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END, \
-         pg_catalog.format_type(a.atttypid, NULL), b.typname::text, b.typcategory::text, \
+         pg_catalog.format_type(b.oid, NULL), b.typname::text, b.typcategory::text, \
          a.attgenerated <> '', NOT a.attnotnull \
          FROM pg_catalog.pg_attribute a \
          JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \

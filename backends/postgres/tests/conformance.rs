@@ -349,6 +349,46 @@ async fn a_jsonb_ownid_data_column_keeps_the_lookups_on_the_index() {
     assert_lookups_use_the_index(&store, &url).await;
 }
 
+/// Red team (issue 19): a login-id column of a domain over `citext` with a CHECK. The lookup is
+/// cast to the base type (`citext`), which keeps it on the index, never to the domain, whose
+/// CHECK would refuse a login id it does not admit instead of finding no such user.
+#[tokio::test]
+async fn a_domain_over_citext_keeps_the_index_without_its_check() {
+    let url = fresh_schema_with_public(&required_url(URL_VARIABLE)).await;
+    let setup = sqlx::PgPool::connect(&url).await.unwrap();
+    ensure_citext(&setup).await;
+    for statement in [
+        "CREATE DOMAIN email_address AS citext CHECK (VALUE ~ '^[^@]+@[^@]+$')",
+        "CREATE TABLE users (login_id email_address NOT NULL, ownid_data TEXT, role TEXT)",
+        "CREATE UNIQUE INDEX users_login_id_key ON users (login_id)",
+        "INSERT INTO users (login_id) VALUES ('alice@example.com')",
+    ] {
+        sqlx::query(statement).execute(&setup).await.unwrap();
+    }
+    let store = PostgresStore::connect(PostgresOptions {
+        url: url.clone(),
+        mapping: UsersMapping::demo(),
+        pool: PoolSettings::default(),
+        transaction_pooler: false,
+    })
+    .await
+    .unwrap();
+    assert!(
+        store.statements().get.contains("CAST($1 AS citext)"),
+        "{}",
+        store.statements().get
+    );
+    assert!(matches!(
+        store.get_ownid_data("+15551234567").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.get_ownid_data("alice@example.com").await.unwrap(),
+        None
+    );
+    assert_lookups_use_the_index(&store, &url).await;
+}
+
 /// SPEC §1: retryable conditions are 503, never 500. A trigger raises each SQLSTATE on update.
 #[tokio::test]
 async fn retryable_sqlstates_are_unavailable() {

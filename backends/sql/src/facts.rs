@@ -133,9 +133,9 @@ pub struct Column {
     /// The declared type, for messages (`TEXT`, `character varying(255)`, ...).
     pub declared: String,
     pub kind: ColumnKind,
-    /// PostgreSQL: the type's name without modifiers (`citext`, `jsonb`, `auth.email`), which a
-    /// lookup parameter is cast to so that it uses the column's index, and which tells `json`
-    /// from `jsonb`.
+    /// PostgreSQL: the name of the type, or of a domain's base type, without modifiers
+    /// (`citext`, `jsonb`, `ext.citext`), which a lookup parameter is cast to so that it uses
+    /// the column's index, and which tells `json` from `jsonb`.
     pub type_name: Option<String>,
     /// A generated (computed) column, which cannot be written.
     pub generated: bool,

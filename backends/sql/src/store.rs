@@ -563,13 +563,54 @@ where
     /// PostgreSQL's `CREATE UNIQUE INDEX CONCURRENTLY`, after the other statements committed. A
     /// failed build leaves an invalid index behind, which is dropped (concurrently) so that a
     /// later run starts clean.
+    ///
+    /// The index is created in the table's schema, so the clean-up names it there (an unqualified
+    /// name would be looked up on the search path, and could drop another table's index of that
+    /// name); and a name some relation already holds is refused before the build, so that the
+    /// clean-up can only ever drop what the failed build left.
     async fn build_concurrently(&self, index: &str, applied: &[String]) -> Result<(), StoreError> {
+        let name = index_name_of(index);
+        let bare = name.trim_matches('"');
+        // Identifiers hold only letters, digits, `_` and `$` (no quotes): safe in a literal.
+        let table = B::DIALECT.quote_table(&self.mapping.table);
+        let lookup = format!(
+            "SELECT CAST(quote_ident(n.nspname) AS text), \
+             CAST((SELECT count(*) FROM pg_catalog.pg_class r \
+                   WHERE r.relnamespace = n.oid AND r.relname = '{bare}') AS BIGINT) \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid = c.relnamespace WHERE c.oid = CAST('{table}' AS regclass)"
+        );
+        let mut conn = self.acquire(&self.writer).await?;
+        let row = self
+            .run(&mut conn, async |conn| {
+                sqlx::query(sqlx::AssertSqlSafe(lookup))
+                    .persistent(false)
+                    .fetch_one(conn)
+                    .await
+            })
+            .await?;
+        drop(conn);
+        let schema: Option<String> = row.try_get(0).map_err(|err| self.classify(err))?;
+        let taken: i64 = row.try_get(1).map_err(|err| self.classify(err))?;
+        let qualified = format!("{}.{name}", schema.unwrap_or_default());
+        if taken > 0 {
+            return Err(StoreError::Schema(format!(
+                "{index}: a relation named {qualified} already exists (an index on another \
+                 expression, or another table's); nothing was built or dropped; rename it, or \
+                 create the unique index on {} yourself; applied before it: {}",
+                self.mapping.login_id,
+                if applied.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    applied.join("; ")
+                }
+            )));
+        }
         let ran = run_ddl::<B>(&self.writer, &[index.to_owned()], |err| self.classify(err)).await;
         let Err(err) = ran else {
             return Ok(());
         };
-        let name = index_name_of(index);
-        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {name}");
+        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}");
         let dropped = match run_ddl::<B>(&self.writer, std::slice::from_ref(&drop), |e| {
             self.classify(e)
         })
