@@ -619,8 +619,13 @@ where
             Ok(()) => format!("the invalid index it left was dropped ({drop})"),
             Err(drop_err) => format!("dropping the invalid index it left failed too: {drop_err}"),
         };
+        // The failure's own text, without the error kind's prefix (it is wrapped again here).
+        let failure = match err {
+            StoreError::Schema(detail) | StoreError::Other(detail) => detail,
+            other => other.to_string(),
+        };
         Err(StoreError::Schema(format!(
-            "{err}; {dropped}; applied before it: {}",
+            "{failure}; {dropped}; committed before it: {}",
             if applied.is_empty() {
                 "nothing".to_owned()
             } else {
@@ -709,6 +714,7 @@ where
             .await;
         if let Err(err) = ran {
             let state = match done {
+                0 if statements.len() == 1 => "it was not applied".to_owned(),
                 0 => "nothing was applied".to_owned(),
                 _ => format!("applied before it: {}", statements[..done].join("; ")),
             };
