@@ -29,8 +29,6 @@ pub mod checks {
     /// The login-id column or its unique index compares without case, accents or trailing
     /// spaces (a look-alike then holds the index entry).
     pub const LOGIN_ID_COLLATION: &str = "login_id collation";
-    /// The login-id column admits NULL (such rows are never found; no harm, but worth knowing).
-    pub const LOGIN_ID_NULLABLE: &str = "login_id nullable";
 }
 
 /// How a check came out. `check` exits 1 exactly when a line is [`Level::Fail`], and `serve`
