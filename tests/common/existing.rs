@@ -248,6 +248,19 @@ impl Existing {
         }
     }
 
+    /// `check` exits 1 with the line `name` failed, its detail and fix naming every one of
+    /// `words`, and `serve` refuses to start: what a table the server cannot serve must get.
+    pub async fn assert_refused(&self, name: &str, words: &[&str], context: &str) {
+        let check = self.check().await;
+        assert_eq!(check.code, 1, "{context}: {check}");
+        assert_eq!(check.level(name), "fail", "{context}: {check}");
+        let detail = check.detail(name);
+        for word in words {
+            assert!(detail.contains(word), "{context}: {word:?} not in {check}");
+        }
+        assert!(self.serve().await.is_err(), "{context}: serve started");
+    }
+
     /// Sets `data` for `login_id`, reads it back byte for byte, and issues a session: the three
     /// operations of the contract on this table. Returns the session's claims.
     pub async fn contract(&self, app: &TestApp, login_id: &str, data: &str) -> Value {
