@@ -656,15 +656,7 @@ where
     <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
 {
     let mut conn = writer.acquire().await.map_err(&classify)?;
-    let raw = async |conn: &mut Pooled<Conn<B>>, statement: &str| {
-        conn.run(async |conn| {
-            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
-                .persistent(false)
-                .execute(conn)
-                .await
-        })
-        .await
-    };
+    let raw = unprepared::<B>;
     raw(&mut conn, "BEGIN").await.map_err(&classify)?;
     for statement in statements {
         if let Err(err) = raw(&mut conn, statement).await {
@@ -678,6 +670,25 @@ where
     }
     raw(&mut conn, "COMMIT").await.map_err(&classify)?;
     Ok(())
+}
+
+/// Runs one schema statement on `conn`, unprepared (DDL is run once).
+async fn unprepared<B: SqlBackend>(
+    conn: &mut Pooled<Conn<B>>,
+    statement: &str,
+) -> Result<(), sqlx::Error>
+where
+    for<'c> &'c mut Conn<B>: sqlx::Executor<'c, Database = B::Database>,
+    <B::Database as Database>::Arguments: sqlx::IntoArguments<B::Database>,
+{
+    conn.run(async |conn| {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .persistent(false)
+            .execute(conn)
+            .await
+    })
+    .await
+    .map(drop)
 }
 
 /// A statement of `schema` that failed: the table's problem or another, with its statement.
@@ -704,15 +715,7 @@ where
 {
     let mut conn = writer.acquire().await.map_err(&classify)?;
     for (done, statement) in statements.iter().enumerate() {
-        let ran = conn
-            .run(async |conn| {
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                    .persistent(false)
-                    .execute(conn)
-                    .await
-            })
-            .await;
-        if let Err(err) = ran {
+        if let Err(err) = unprepared::<B>(&mut conn, statement).await {
             let state = match done {
                 0 if statements.len() == 1 => "it was not applied".to_owned(),
                 0 => "nothing was applied".to_owned(),
