@@ -25,6 +25,7 @@ use crate::signature::{ReplayGuard, Replays, SharedGuard, SignatureCheck, Signat
 use crate::storage::NotServable;
 
 mod routes;
+mod tls;
 use routes::{docs_page, healthz, log_request, readyz, static_body, LoggedPaths, Readiness};
 
 /// Everything `serve` derives from the configuration before it listens: one [`OwnIdApp`] per
@@ -619,6 +620,12 @@ pub enum BindError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("server.tls.{key}: {} cannot be used: {reason}", path.display())]
+    Tls {
+        key: &'static str,
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("server.listen {listen}{}: {source}", if *tls { " (TLS)" } else { "" })]
     Listen {
         listen: String,
@@ -627,37 +634,25 @@ pub enum BindError {
     },
 }
 
-/// Binds the address, with TLS (rustls) when a certificate and key are configured.
+/// Binds the address, with TLS (rustls, `tls.rs`) when a certificate and key are configured.
 pub async fn bind_server(
     listen: &str,
     tls: Option<&crate::config::TlsConfig>,
 ) -> Result<BoxAcceptor, BindError> {
-    use poem::listener::{RustlsCertificate, RustlsConfig};
-    let listener = TcpListener::bind(listen.to_owned());
-    let bound = match tls {
-        None => listener.into_acceptor().await.map(AcceptorExt::boxed),
-        Some(tls) => {
-            let read = |path: &std::path::Path, key: &'static str| {
-                std::fs::read(path).map_err(|source| BindError::ReadTls {
-                    key,
-                    path: path.to_owned(),
-                    source,
-                })
-            };
-            let certificate = RustlsCertificate::new()
-                .cert(read(&tls.certificate_file, "certificate_file")?)
-                .key(read(&tls.key_file, "key_file")?);
-            listener
-                .rustls(RustlsConfig::new().fallback(certificate))
-                .into_acceptor()
-                .await
-                .map(AcceptorExt::boxed)
-        }
-    };
-    bound.map_err(|source| BindError::Listen {
-        listen: listen.to_owned(),
-        tls: tls.is_some(),
-        source,
+    // The certificate and key are read and checked before the port is taken.
+    let tls = tls.map(tls::server_config).transpose()?;
+    let is_tls = tls.is_some();
+    let acceptor = TcpListener::bind(listen.to_owned())
+        .into_acceptor()
+        .await
+        .map_err(|source| BindError::Listen {
+            listen: listen.to_owned(),
+            tls: is_tls,
+            source,
+        })?;
+    Ok(match tls {
+        None => acceptor.boxed(),
+        Some(config) => tls::TlsAcceptor::new(acceptor, config).boxed(),
     })
 }
 

@@ -278,6 +278,93 @@ async fn an_unreadable_certificate_stops_start_up_with_its_key_named() {
     );
 }
 
+/// A certificate or key that cannot be used stops start-up with its key named (poem's own rustls
+/// listener took them, listened, then failed every handshake: a server that looks up and serves
+/// nothing).
+#[tokio::test]
+async fn an_unusable_certificate_or_key_stops_start_up_with_its_key_named() {
+    let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a PEM file\n").unwrap();
+    let cases = [
+        // Not a certificate at all.
+        (
+            garbage.clone(),
+            fixture("tls-test-only.key").into(),
+            "server.tls.certificate_file: ",
+        ),
+        // A key file with no private key in it (the certificate again).
+        (
+            fixture("tls-test-only.crt").into(),
+            fixture("tls-test-only.crt").into(),
+            "server.tls.key_file: ",
+        ),
+        // A private key that is not the certificate's (the certificate authority's certificate
+        // with the server's key).
+        (
+            fixture("tls-ca-test-only.crt").into(),
+            fixture("tls-test-only.key").into(),
+            "server.tls.key_file: ",
+        ),
+    ];
+    for (certificate_file, key_file, named) in cases {
+        let tls = ownid_bridge::config::TlsConfig {
+            certificate_file,
+            key_file,
+        };
+        let err = ownid_bridge::app::bind_server("127.0.0.1:0", Some(&tls))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{tls:?} was accepted"))
+            .to_string();
+        assert!(err.starts_with(named), "{err}");
+        assert!(err.contains("cannot be used"), "{err}");
+        // Nothing of the key file's content is echoed.
+        assert!(!err.contains("PRIVATE KEY"), "{err}");
+    }
+}
+
+/// A TLS client that connects and never completes its handshake is cut off like a silent plain
+/// one: the handshake runs inside the connection's deadline, not before it.
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_closed_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (fixture("tls-test-only.crt"), fixture("tls-test-only.key"));
+    let config = test_config(
+        dir.path(),
+        &[
+            ("OWNID_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+            ("OWNID_BRIDGE__SERVER__IDLE_TIMEOUT", "1s"),
+            ("OWNID_BRIDGE__SERVER__TLS__CERTIFICATE_FILE", &cert),
+            ("OWNID_BRIDGE__SERVER__TLS__KEY_FILE", &key),
+        ],
+    );
+    let store = storage::open(&config.storage, true).await.unwrap();
+    let (addr, _server) = serve_tcp(config, store).await;
+    // The first bytes of a TLS record header (a handshake record), then nothing.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    assert!(closed.is_ok(), "still open after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "held for {:?}",
+        started.elapsed()
+    );
+    // Meanwhile the server still answers others.
+    let plain = std::net::TcpStream::connect(addr);
+    assert!(plain.is_ok());
+}
+
 /// `GET /metrics` with the given headers: the status.
 async fn metrics_status(url: &str, headers: &[(&str, &str)]) -> u16 {
     let mut request = reqwest::Client::new().get(format!("{url}/metrics"));
